@@ -1,0 +1,72 @@
+"""What the devnet deploys: assets, their risk parameters, eMode and Morpho markets (pure data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FEED_DECIMALS = 8
+RAY = 10**27
+WAD = 10**18
+
+
+@dataclass(frozen=True)
+class AssetSpec:
+    symbol: str
+    decimals: int
+    price_usd_8: int  # feed answer, 8 decimals
+    ltv_bps: int
+    liquidation_threshold_bps: int
+    liquidation_bonus_bps: int
+    reserve_factor_bps: int
+    liquidation_protocol_fee_bps: int
+    emode_category: int
+    optimal_usage_ray: int
+    slope1_ray: int
+    slope2_ray: int
+
+
+@dataclass(frozen=True)
+class EModeSpec:
+    category_id: int
+    ltv_bps: int
+    liquidation_threshold_bps: int
+    liquidation_bonus_bps: int
+    label: str
+
+
+@dataclass(frozen=True)
+class MorphoMarketSpec:
+    loan: str
+    collateral: str
+    lltv: int  # WAD
+    fee: int  # WAD share of interest to the fee recipient
+
+
+ASSETS: tuple[AssetSpec, ...] = (
+    AssetSpec("WETH", 18, 2_000 * 10**8, 8000, 8250, 10500, 1500, 1000, 0,
+              RAY * 80 // 100, RAY * 38 // 1000, RAY * 80 // 100),
+    AssetSpec("WBTC", 8, 60_000 * 10**8, 7000, 7500, 10650, 2000, 1000, 0,
+              RAY * 45 // 100, RAY * 4 // 100, RAY * 300 // 100),
+    AssetSpec("USDC", 6, 1 * 10**8, 7700, 8000, 10450, 1000, 0, 1,
+              RAY * 90 // 100, RAY * 4 // 100, RAY * 60 // 100),
+    AssetSpec("DAI", 18, 1 * 10**8, 6300, 7700, 10500, 1000, 500, 1,
+              RAY * 80 // 100, RAY * 4 // 100, RAY * 75 // 100),
+)  # fmt: skip
+
+EMODE = EModeSpec(1, 9300, 9500, 10100, "Stablecoins")
+
+MORPHO_MARKETS: tuple[MorphoMarketSpec, ...] = (
+    MorphoMarketSpec("USDC", "WETH", 860 * 10**15, 0),
+    MorphoMarketSpec("USDC", "WBTC", 915 * 10**15, 100 * 10**15),
+    MorphoMarketSpec("WETH", "WBTC", 770 * 10**15, 0),
+)
+
+MORPHO_IRM_APRS = (0, 4 * WAD // 100, 300 * WAD // 100, 90 * WAD // 100)
+"""KinkedIrm(baseApr, slope1Apr, slope2Apr, optimalUtilization), WAD."""
+
+
+def asset(symbol: str) -> AssetSpec:
+    for spec in ASSETS:
+        if spec.symbol == symbol:
+            return spec
+    raise KeyError(symbol)

@@ -1,0 +1,183 @@
+"""Where the devnet's third-party parts live, and how they become deployable bytecode.
+
+Nothing third-party is committed: `npm ci` in deploy/devnet installs Anvil, the Aave V3
+artifacts, the Morpho Blue sources, Chainlink interfaces, solc-js and viem (for Multicall3's
+creation code). Solidity is compiled once with solc-js and cached outside git.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from keeper.errors import UsageError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NPM_HINT = "run `npm ci` in deploy/devnet (or `make setup`)"
+
+SOLC_SETTINGS: dict[str, Any] = {
+    # Morpho Blue's production settings (foundry.toml of morpho-blue 1.0.0).
+    "optimizer": {"enabled": True, "runs": 999999},
+    "viaIR": True,
+    "evmVersion": "paris",
+    "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}},
+}
+
+OWN_CONTRACTS = ("SettableFeed", "FeedRatioOracle", "KinkedIrm")
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    devnet_dir: Path
+    cache_dir: Path
+
+    @property
+    def node_modules(self) -> Path:
+        return self.devnet_dir / "node_modules"
+
+    def require(self, package: str) -> Path:
+        path = self.node_modules / package
+        if not path.is_dir():
+            raise UsageError(f"npm package {package} is missing from {self.node_modules}: {NPM_HINT}")
+        return path
+
+
+def toolchain(devnet_dir: Path | None = None) -> Toolchain:
+    """The devnet toolchain rooted at ``deploy/devnet`` (``KEEPER_DEVNET_DIR`` overrides)."""
+    root = devnet_dir or Path(os.environ.get("KEEPER_DEVNET_DIR", REPO_ROOT / "deploy" / "devnet"))
+    cache_root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return Toolchain(devnet_dir=root, cache_dir=cache_root / "keeper" / "devnet")
+
+
+def find_anvil(chain: Toolchain) -> str:
+    """Anvil from ``$ANVIL``, then deploy/devnet/node_modules, then ``PATH``."""
+    explicit = os.environ.get("ANVIL")
+    if explicit:
+        if not (Path(explicit).is_file() and os.access(explicit, os.X_OK)):
+            raise UsageError(f"ANVIL={explicit} is not an executable file")
+        return explicit
+    bundled = chain.node_modules / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+    if bundled.is_file():
+        return str(bundled)
+    on_path = shutil.which("anvil")
+    if on_path:
+        return on_path
+    raise UsageError(f"anvil not found (set ANVIL, or {NPM_HINT})")
+
+
+# --- Aave V3: published hardhat artifacts, libraries linked at deploy time -------------------
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str
+    abi: list[dict[str, Any]]
+    bytecode: str
+    link_references: dict[str, dict[str, list[dict[str, int]]]]
+
+    def linked(self, libraries: dict[str, str]) -> bytes:
+        return link_bytecode(self.bytecode, self.link_references, libraries)
+
+
+def link_bytecode(
+    bytecode: str, link_references: dict[str, dict[str, list[dict[str, int]]]], libraries: dict[str, str]
+) -> bytes:
+    """Replace each library placeholder (``start`` is a byte offset into the code) and decode."""
+    code = list(bytecode.removeprefix("0x"))
+    for by_name in link_references.values():
+        for name, spots in by_name.items():
+            if name not in libraries:
+                raise UsageError(f"library {name} must be deployed before linking")
+            address = libraries[name].removeprefix("0x").lower()
+            for spot in spots:
+                start = 2 * spot["start"]
+                code[start : start + 2 * spot["length"]] = address
+    return bytes.fromhex("".join(code))
+
+
+@cache
+def _aave_index(artifacts_dir: Path) -> dict[str, Path]:
+    return {p.stem: p for p in artifacts_dir.rglob("*.json") if not p.name.endswith(".dbg.json")}
+
+
+def aave_artifact(chain: Toolchain, name: str) -> Artifact:
+    artifacts_dir = chain.require("@aave/core-v3") / "artifacts" / "contracts"
+    path = _aave_index(artifacts_dir).get(name)
+    if path is None:
+        raise UsageError(f"Aave artifact {name} not found under {artifacts_dir}: {NPM_HINT}")
+    raw = json.loads(path.read_text())
+    return Artifact(name, raw["abi"], raw["bytecode"], raw.get("linkReferences", {}))
+
+
+# --- Solidity compiled with solc-js: Morpho Blue and the devnet's own contracts -------------
+
+
+def compiled_contracts(chain: Toolchain) -> dict[str, Artifact]:
+    """Morpho, EventsLib and the devnet's own contracts, compiled once and cached by content."""
+    chain.require("solc")
+    morpho_src = chain.require("@morpho-org/morpho-blue") / "src"
+    sources = {"@morpho-org/morpho-blue/src/Morpho.sol": morpho_src / "Morpho.sol"}
+    sources |= {f"contracts/{n}.sol": chain.devnet_dir / "contracts" / f"{n}.sol" for n in OWN_CONTRACTS}
+    digest = hashlib.sha256(json.dumps(SOLC_SETTINGS, sort_keys=True).encode())
+    digest.update((chain.node_modules / "solc" / "package.json").read_bytes())
+    for name, path in sorted(sources.items()):
+        digest.update(name.encode() + path.read_bytes())
+    cached = chain.cache_dir / f"solc-{digest.hexdigest()[:16]}.json"
+    if not cached.is_file():
+        output = _run_solc(chain, sources)
+        chain.cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(".tmp")
+        tmp.write_text(json.dumps(output))
+        tmp.replace(cached)
+    return _artifacts_from_output(json.loads(cached.read_text()))
+
+
+def _run_solc(chain: Toolchain, sources: dict[str, Path]) -> dict[str, Any]:
+    job = {"sources": {k: str(v) for k, v in sources.items()}, "settings": SOLC_SETTINGS}
+    node = shutil.which("node")
+    if node is None:
+        raise UsageError("node is not on PATH: the devnet compiles Solidity with solc-js")
+    proc = subprocess.run(
+        [node, str(chain.devnet_dir / "compile.js")],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise UsageError(f"solc-js failed: {proc.stderr.strip()[-500:]}")
+    output: dict[str, Any] = json.loads(proc.stdout)
+    errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
+    if errors:
+        raise UsageError(f"solc-js: {errors[0].get('formattedMessage', errors[0])}")
+    return output
+
+
+def _artifacts_from_output(output: dict[str, Any]) -> dict[str, Artifact]:
+    artifacts: dict[str, Artifact] = {}
+    for by_name in output["contracts"].values():
+        for name, contract in by_name.items():
+            code = contract["evm"]["bytecode"]["object"]
+            artifacts[name] = Artifact(name, contract["abi"], code, {})
+    # solc 0.8.19 leaves library events out of Morpho's ABI; a keeper needs them.
+    events = [e for e in artifacts["EventsLib"].abi if e["type"] == "event"]
+    morpho = artifacts["Morpho"]
+    artifacts["Morpho"] = Artifact("Morpho", morpho.abi + events, morpho.bytecode, {})
+    return artifacts
+
+
+def multicall3_creation_code(chain: Toolchain) -> bytes:
+    """Multicall3's creation bytecode as shipped by the viem package."""
+    source = chain.require("viem") / "_cjs" / "constants" / "contracts.js"
+    match = re.search(r"multicall3Bytecode\s*=\s*'0x([0-9a-fA-F]+)'", source.read_text())
+    if match is None:
+        raise UsageError(f"multicall3Bytecode not found in {source}: {NPM_HINT}")
+    return bytes.fromhex(match.group(1))

@@ -1,0 +1,197 @@
+"""`keeper devnet up`: Anvil + real Aave V3 + Morpho Blue + feeds + Multicall3 + seeded borrowers."""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_utils import to_checksum_address
+
+from .aave import AaveDeployment, deploy_aave
+from .abi import encode_args
+from .accounts import (
+    COMPETITOR_INDEX,
+    DEPLOYER_INDEX,
+    KEEPER_INDEX,
+    SUPPLIER_INDEXES,
+    dev_account,
+    user_addresses,
+)
+from .anvil import CHAIN_ID, AnvilProcess, start_anvil, stop_pid
+from .morpho import MorphoDeployment, deploy_morpho
+from .rpc import Executor, Rpc, Tx
+from .seed import (
+    aave_borrower_txs,
+    inventory_txs,
+    liquidity_txs,
+    morpho_borrower_txs,
+    plan_aave,
+    plan_morpho,
+)
+from .spec import ASSETS, FEED_DECIMALS
+from .toolchain import Artifact, Toolchain, aave_artifact, compiled_contracts, find_anvil, multicall3_creation_code
+
+MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
+ISSUER_INDEX = 5  # deploys tokens and feeds, so the deployer's nonce 0 is Aave's provider
+USER_ETH_WEI = 10 * 10**18
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    port: int = 8545
+    aave_borrowers: int = 200
+    morpho_borrowers: int = 200
+    seed: int = 1
+    block_time_s: float | None = None
+    config_out: Path | None = Path("config/devnet.toml")
+
+
+@dataclass
+class Progress:
+    """Stage timings on stderr: stdout carries only the JSON result."""
+
+    started: float = field(default_factory=time.monotonic)
+
+    def step(self, what: str) -> None:
+        print(f"[devnet {time.monotonic() - self.started:6.2f}s] {what}", file=sys.stderr, flush=True)
+
+
+def devnet_up(chain: Toolchain, options: UpOptions) -> tuple[AnvilProcess, dict[str, Any]]:
+    """Start and populate a devnet; returns the running Anvil and the summary the CLI prints."""
+    progress = Progress()
+    artifacts = compiled_contracts(chain)  # before Anvil: a cold compile takes ~10 s
+    anvil = find_anvil(chain)
+    aave_artifact(chain, "Pool")  # fail fast on a missing package, before starting anything
+    multicall_code = multicall3_creation_code(chain)
+    process = start_anvil(anvil, chain, options.port)
+    progress.step(f"anvil up on port {options.port} (pid {process.pid})")
+    try:
+        rpc = Rpc(process.rpc_url)
+        rpc.call("evm_setAutomine", [False])
+        ex = Executor(rpc)
+        summary = _deploy_and_seed(chain, rpc, ex, artifacts, multicall_code, options, progress)
+        if options.block_time_s:
+            rpc.call("evm_setIntervalMining", [options.block_time_s])
+        else:
+            rpc.call("evm_setAutomine", [True])
+        summary |= {"rpc_url": process.rpc_url, "ws_url": process.ws_url, "chain_id": CHAIN_ID,
+                    "anvil_pid": process.pid, "block": rpc.block_number(),
+                    "ready_s": round(time.monotonic() - progress.started, 2)}  # fmt: skip
+        progress.step("ready")
+    except BaseException:
+        stop_pid(process.pid)
+        raise
+    return process, summary
+
+
+def _deploy_and_seed(
+    chain: Toolchain,
+    rpc: Rpc,
+    ex: Executor,
+    artifacts: dict[str, Artifact],
+    multicall_code: bytes,
+    options: UpOptions,
+    progress: Progress,
+) -> dict[str, Any]:
+    deployer = dev_account(DEPLOYER_INDEX).address
+    issuer = dev_account(ISSUER_INDEX).address
+    keeper = dev_account(KEEPER_INDEX).address
+    competitor = dev_account(COMPETITOR_INDEX).address
+    aave_supplier, morpho_supplier = (dev_account(i).address for i in SUPPLIER_INDEXES)
+
+    tokens, feeds = _deploy_assets(chain, ex, artifacts, issuer)
+    aave = deploy_aave(ex, chain, deployer, tokens, feeds)
+    progress.step("aave v3 deployed")
+    morpho = deploy_morpho(ex, artifacts, deployer, tokens, feeds)
+    progress.step(f"morpho blue deployed ({len(morpho.markets)} markets)")
+    _place_multicall3(rpc, ex, deployer, multicall_code)
+
+    rng = random.Random(options.seed)
+    aave_users = user_addresses("aave", options.aave_borrowers, options.seed)
+    morpho_users = user_addresses("morpho", options.morpho_borrowers, options.seed)
+    aave_plans = plan_aave(aave_users, rng)
+    morpho_plans = plan_morpho(morpho_users, morpho.markets, rng)
+    rpc.batch([("anvil_setBalance", [u, hex(USER_ETH_WEI)]) for u in aave_users + morpho_users])
+    ex.execute(
+        liquidity_txs(aave_plans, morpho_plans, aave_supplier, morpho_supplier, aave.pool,
+                      morpho.address, morpho.markets, tokens)
+        + inventory_txs(issuer, [keeper, competitor], tokens)
+    )  # fmt: skip
+    ex.execute([tx for p in aave_plans for tx in aave_borrower_txs(p, aave.pool, tokens)])
+    progress.step(f"{len(aave_plans)} aave borrowers seeded")
+    ex.execute([tx for p in morpho_plans for tx in morpho_borrower_txs(p, morpho.address, morpho.markets)])
+    progress.step(f"{len(morpho_plans)} morpho borrowers seeded")
+    return _summary(aave, morpho, tokens, feeds, keeper, competitor, options)
+
+
+def _deploy_assets(
+    chain: Toolchain, ex: Executor, artifacts: dict[str, Artifact], issuer: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    token_code = bytes.fromhex(aave_artifact(chain, "MintableERC20").bytecode[2:])
+    feed_code = bytes.fromhex(artifacts["SettableFeed"].bytecode)
+    txs, names = [], []
+    for spec in ASSETS:
+        txs.append(Tx(issuer, None, token_code + encode_args("(string,string,uint8)", f"Devnet {spec.symbol}",
+                                                             spec.symbol, spec.decimals),
+                      f"token {spec.symbol}", gas=5_000_000))  # fmt: skip
+        txs.append(Tx(issuer, None, feed_code + encode_args("(uint8,string,int256)", FEED_DECIMALS,
+                                                            f"{spec.symbol} / USD", spec.price_usd_8),
+                      f"feed {spec.symbol}", gas=5_000_000))  # fmt: skip
+        names.append(spec.symbol)
+    receipts = ex.execute(txs)
+    tokens = {s: receipts[2 * i]["contractAddress"] for i, s in enumerate(names)}
+    feeds = {s: receipts[2 * i + 1]["contractAddress"] for i, s in enumerate(names)}
+    return _checksummed(tokens), _checksummed(feeds)
+
+
+def _checksummed(addresses: dict[str, str]) -> dict[str, str]:
+    return {k: to_checksum_address(v) for k, v in addresses.items()}
+
+
+def _place_multicall3(rpc: Rpc, ex: Executor, deployer: str, creation_code: bytes) -> None:
+    """Deploy Multicall3 from viem's creation code, then put its runtime at the canonical address."""
+    address = ex.deploy(deployer, creation_code, "Multicall3")
+    runtime = rpc.call("eth_getCode", [address, "latest"])
+    rpc.call("anvil_setCode", [MULTICALL3, runtime])
+
+
+def _summary(
+    aave: AaveDeployment,
+    morpho: MorphoDeployment,
+    tokens: dict[str, str],
+    feeds: dict[str, str],
+    keeper: str,
+    competitor: str,
+    options: UpOptions,
+) -> dict[str, Any]:
+    return {
+        "keeper_address": keeper,
+        "competitor_address": competitor,
+        "multicall3": MULTICALL3,
+        "aave": {
+            "pool_addresses_provider": aave.pool_addresses_provider,
+            "pool": aave.pool,
+            "oracle": aave.oracle,
+            "data_provider": aave.data_provider,
+            "reserves": tokens,
+            "borrowers": options.aave_borrowers,
+        },
+        "morpho": {
+            "address": morpho.address,
+            "irm": morpho.irm,
+            "markets": [m.id for m in morpho.markets],
+            "market_params": [
+                {"id": m.id, "loan": m.loan, "collateral": m.collateral, "loan_token": m.loan_token,
+                 "collateral_token": m.collateral_token, "oracle": m.oracle, "irm": m.irm,
+                 "lltv": str(m.lltv)}
+                for m in morpho.markets
+            ],  # fmt: skip
+            "borrowers": options.morpho_borrowers,
+        },
+        "feeds": feeds,
+        "seed": options.seed,
+    }
