@@ -21,7 +21,7 @@ def pool_addresses_provider() -> str:
     return create_address(dev_account(DEPLOYER_INDEX).address, 0)
 
 
-def _view(rpc: Rpc, to: str, sig: str, out: list[str], *args: object) -> tuple[object, ...]:
+def _view(rpc: Rpc, to: str, sig: str, out: list[str], *args: object) -> tuple[Any, ...]:
     return decode_result(out, rpc.eth_call(to, encode_call(sig, *args)))
 
 
@@ -34,7 +34,7 @@ def discover_feeds(rpc: Rpc) -> dict[str, str]:
     (pool,) = _view(rpc, provider, "getPool()", ["address"])
     (reserves,) = _view(rpc, str(pool), "getReservesList()", ["address[]"])
     feeds = {}
-    for reserve in reserves:  # type: ignore[attr-defined]
+    for reserve in reserves:
         (symbol,) = _view(rpc, reserve, "symbol()", ["string"])
         (feed,) = _view(rpc, str(oracle), "getSourceOfAsset(address)", ["address"], reserve)
         feeds[str(symbol)] = to_checksum_address(str(feed))

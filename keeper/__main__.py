@@ -1,0 +1,3 @@
+from keeper.cli import main
+
+raise SystemExit(main())

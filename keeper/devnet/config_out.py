@@ -1,0 +1,41 @@
+"""The keeper config a devnet writes for itself (schema in keeper.config)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def devnet_config_toml(summary: dict[str, Any]) -> str:
+    rpc, ws = summary["rpc_url"], summary["ws_url"]
+    return f"""\
+# Written by `keeper devnet up`: a keeper config for the local devnet. Regenerated on every run.
+# The keeper account is Anvil's public dev account #1: export its key as KEEPER_PRIVATE_KEY.
+
+[chain]
+chain_id = {summary["chain_id"]}
+rpc_urls = ["{ws}", "{rpc}"]
+
+[signer]
+private_key_env = "KEEPER_PRIVATE_KEY"
+
+[execution]
+mode = "dry-run"
+
+[store]
+path = "keeper-devnet.sqlite"
+
+[metrics]
+listen = "127.0.0.1:9108"
+
+[[protocols]]
+kind = "aave_v3"
+name = "aave"
+pool_addresses_provider = "{summary["aave"]["pool_addresses_provider"]}"
+start_block = 0
+
+[[protocols]]
+kind = "morpho_blue"
+name = "morpho"
+address = "{summary["morpho"]["address"]}"
+start_block = 0
+"""
