@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
 
-from keeper.errors import KeeperError, UsageError
+from keeper.errors import DevnetError, KeeperError, UsageError
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -41,12 +41,25 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--aave-borrowers", type=_count, default=200, metavar="N", help="default 200")
     up.add_argument("--morpho-borrowers", type=_count, default=200, metavar="M", help="default 200")
     up.add_argument("--seed", type=int, default=1, metavar="S", help="random seed for borrowers (default 1)")
-    up.add_argument("--block-time", type=_seconds, default=None, metavar="SECONDS",
-                    help="mine a block every SECONDS after seeding (default: a block per transaction)")  # fmt: skip
-    up.add_argument("--config-out", type=Path, default=Path("config/devnet.toml"), metavar="PATH",
-                    help="where to write the keeper config (default config/devnet.toml)")  # fmt: skip
-    up.add_argument("--detach", action="store_true",
-                    help="return once ready and leave Anvil running (stop it with `keeper devnet down`)")  # fmt: skip
+    up.add_argument(
+        "--block-time",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="mine a block every SECONDS after seeding (default: a block per transaction)",
+    )
+    up.add_argument(
+        "--config-out",
+        type=Path,
+        default=Path("config/devnet.toml"),
+        metavar="PATH",
+        help="where to write the keeper config (default config/devnet.toml)",
+    )
+    up.add_argument(
+        "--detach",
+        action="store_true",
+        help="return once ready and leave Anvil running (stop it with `keeper devnet down`)",
+    )
 
     down = devnet_commands.add_parser("down", help="stop a devnet started with --detach")
     down.add_argument("--port", type=int, default=8545, help="Anvil port (default 8545)")
@@ -59,11 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
     target = price.add_mutually_exclusive_group(required=True)
     target.add_argument("--set", metavar="USD", help="new price in USD, e.g. 1650.5")
     target.add_argument("--move", metavar="PERCENT", help="relative move in percent, e.g. -20")
+    devnet_commands.add_parser(
+        "build", help="check the npm packages and compile the devnet's Solidity into the cache"
+    )
     inspect = devnet_commands.add_parser(
         "inspect", help="print reserves, markets and borrower health read from the contracts"
     )
-    inspect.add_argument("--config", type=Path, default=Path("config/devnet.toml"), metavar="PATH",
-                         help="the config `devnet up` wrote (default config/devnet.toml)")  # fmt: skip
+    inspect.add_argument(
+        "--config",
+        type=Path,
+        default=Path("config/devnet.toml"),
+        metavar="PATH",
+        help="the config `devnet up` wrote (default config/devnet.toml)",
+    )
     return parser
 
 
@@ -113,12 +134,26 @@ def _devnet(args: argparse.Namespace) -> int:
         return 0
     if args.devnet_command == "price":
         rpc = Rpc(args.rpc, timeout_s=10)
+        try:
+            rpc.call("eth_chainId")
+        except DevnetError as exc:
+            raise UsageError(f"--rpc: {exc}") from None
         if args.set is not None:
             update = feeds.set_price(rpc, args.asset, usd=feeds.parse_usd(args.set))
         else:
             update = feeds.set_price(rpc, args.asset, move=feeds.parse_percent(args.move))
-        print(json.dumps(asdict(update) | {"old_answer": str(update.old_answer),
-                                           "new_answer": str(update.new_answer)}))  # fmt: skip
+        print(
+            json.dumps(
+                asdict(update) | {"old_answer": str(update.old_answer), "new_answer": str(update.new_answer)}
+            )
+        )
+        return 0
+    if args.devnet_command == "build":
+        toolchain.find_anvil(chain)
+        toolchain.aave_artifact(chain, "Pool")
+        toolchain.multicall3_creation_code(chain)
+        compiled = toolchain.compiled_contracts(chain)
+        print(f"devnet toolchain ready: {len(compiled)} contracts compiled, cache {chain.cache_dir}")
         return 0
     if args.devnet_command == "inspect":
         print(_inspect(args.config))

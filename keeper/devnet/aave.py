@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from .abi import decode_result, encode_args, encode_call
 from .rpc import Executor, Tx
@@ -14,8 +14,15 @@ from .toolchain import Toolchain, aave_artifact
 ZERO = "0x0000000000000000000000000000000000000000"
 MAX_UINT = 2**256 - 1
 ORACLE_BASE_UNIT = 10**8  # base currency USD with 8 decimals
-POOL_LIBRARIES = ("SupplyLogic", "BorrowLogic", "LiquidationLogic", "EModeLogic",
-                  "BridgeLogic", "PoolLogic", "FlashLoanLogic")  # fmt: skip
+POOL_LIBRARIES = (
+    "SupplyLogic",
+    "BorrowLogic",
+    "LiquidationLogic",
+    "EModeLogic",
+    "BridgeLogic",
+    "PoolLogic",
+    "FlashLoanLogic",
+)
 
 
 @dataclass(frozen=True)
@@ -68,9 +75,16 @@ def deploy_aave(
     configurator = _address_view(ex, provider, "getPoolConfigurator()")
 
     symbols = [a.symbol for a in ASSETS]
-    oracle = deploy("AaveOracle", "(address,address[],address[],address,address,uint256)", provider,
-                    [tokens[s] for s in symbols], [feeds[s] for s in symbols], ZERO, ZERO,
-                    ORACLE_BASE_UNIT)  # fmt: skip
+    oracle = deploy(
+        "AaveOracle",
+        "(address,address[],address[],address,address,uint256)",
+        provider,
+        [tokens[s] for s in symbols],
+        [feeds[s] for s in symbols],
+        ZERO,
+        ZERO,
+        ORACLE_BASE_UNIT,
+    )
     call(provider, "setPriceOracle(address)", oracle)
     data_provider = deploy("AaveProtocolDataProvider", "(address)", provider)
     call(provider, "setPoolDataProvider(address)", data_provider)
@@ -92,32 +106,75 @@ def _init_reserves(
         strategy = deploy(
             "DefaultReserveInterestRateStrategy",
             "(address,uint256,uint256,uint256,uint256,uint256,uint256,uint256,uint256,uint256)",
-            provider, spec.optimal_usage_ray, 0, spec.slope1_ray, spec.slope2_ray,
-            0, 0, 0, 0, 2 * 10**26,
-        )  # fmt: skip
+            provider,
+            spec.optimal_usage_ray,
+            0,
+            spec.slope1_ray,
+            spec.slope2_ray,
+            0,
+            0,
+            0,
+            0,
+            2 * 10**26,
+        )
         s = spec.symbol
-        inputs.append((a_token, stable_debt, variable_debt, spec.decimals, strategy, tokens[s],
-                       admin.address, ZERO, f"Aave Devnet {s}", f"a{s}", f"Variable Debt {s}", f"variableDebt{s}",
-                       f"Stable Debt {s}", f"stableDebt{s}", b""))  # fmt: skip
-    init_sig = ("initReserves((address,address,address,uint8,address,address,address,address,"
-                "string,string,string,string,string,string,bytes)[])")  # fmt: skip
+        inputs.append(
+            (
+                a_token,
+                stable_debt,
+                variable_debt,
+                spec.decimals,
+                strategy,
+                tokens[s],
+                admin.address,
+                ZERO,
+                f"Aave Devnet {s}",
+                f"a{s}",
+                f"Variable Debt {s}",
+                f"variableDebt{s}",
+                f"Stable Debt {s}",
+                f"stableDebt{s}",
+                b"",
+            )
+        )
+    init_sig = (
+        "initReserves((address,address,address,uint8,address,address,address,address,"
+        "string,string,string,string,string,string,bytes)[])"
+    )
     txs = [Tx(admin.address, configurator, encode_call(init_sig, inputs), "initReserves", gas=16_000_000)]
-    txs.append(Tx(admin.address, configurator, encode_call(
-        "setEModeCategory(uint8,uint16,uint16,uint16,address,string)", EMODE.category_id,
-        EMODE.ltv_bps, EMODE.liquidation_threshold_bps, EMODE.liquidation_bonus_bps, ZERO,
-        EMODE.label), "setEModeCategory"))  # fmt: skip
+    txs.append(
+        Tx(
+            admin.address,
+            configurator,
+            encode_call(
+                "setEModeCategory(uint8,uint16,uint16,uint16,address,string)",
+                EMODE.category_id,
+                EMODE.ltv_bps,
+                EMODE.liquidation_threshold_bps,
+                EMODE.liquidation_bonus_bps,
+                ZERO,
+                EMODE.label,
+            ),
+            "setEModeCategory",
+        )
+    )
     for spec in ASSETS:
         asset = tokens[spec.symbol]
         calls: list[tuple[str, tuple[object, ...]]] = [
-            ("configureReserveAsCollateral(address,uint256,uint256,uint256)",
-             (asset, spec.ltv_bps, spec.liquidation_threshold_bps, spec.liquidation_bonus_bps)),
+            (
+                "configureReserveAsCollateral(address,uint256,uint256,uint256)",
+                (asset, spec.ltv_bps, spec.liquidation_threshold_bps, spec.liquidation_bonus_bps),
+            ),
             ("setReserveBorrowing(address,bool)", (asset, True)),
             ("setReserveFactor(address,uint256)", (asset, spec.reserve_factor_bps)),
             ("setLiquidationProtocolFee(address,uint256)", (asset, spec.liquidation_protocol_fee_bps)),
-        ]  # fmt: skip
+        ]
         if spec.emode_category:
             calls.append(("setAssetEModeCategory(address,uint8)", (asset, spec.emode_category)))
-        txs += [Tx(admin.address, configurator, encode_call(sig, *args), f"{sig} {spec.symbol}") for sig, args in calls]
+        txs += [
+            Tx(admin.address, configurator, encode_call(sig, *args), f"{sig} {spec.symbol}")
+            for sig, args in calls
+        ]
     admin.ex.execute(txs)
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from functools import cache
 
 from eth_account import Account
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 

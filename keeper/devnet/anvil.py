@@ -54,13 +54,24 @@ def start_anvil(anvil: str, chain: Toolchain, port: int) -> AnvilProcess:
     if not 1 <= port <= 65535:
         raise UsageError(f"--port {port} is not a TCP port")
     if port_in_use(port):
-        raise UsageError(f"port {port} is in use (is a devnet already up? try `keeper devnet down --port {port}`)")
+        raise UsageError(
+            f"port {port} is in use (is a devnet already up? try `keeper devnet down --port {port}`)"
+        )
     chain.cache_dir.mkdir(parents=True, exist_ok=True)
     log_path = chain.cache_dir / f"anvil-{port}.log"
     args = [
-        anvil, "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(CHAIN_ID),
-        "--auto-impersonate", "--order", "fifo", "--disable-block-gas-limit",
-    ]  # fmt: skip
+        anvil,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--chain-id",
+        str(CHAIN_ID),
+        "--auto-impersonate",
+        "--order",
+        "fifo",
+        "--disable-block-gas-limit",
+    ]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     process = AnvilProcess(proc.pid, port, log_path)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
 import time
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from keeper.errors import UsageError
 
@@ -33,7 +33,7 @@ def discover_feeds(rpc: Rpc) -> dict[str, str]:
     (oracle,) = _view(rpc, provider, "getPriceOracle()", ["address"])
     (pool,) = _view(rpc, provider, "getPool()", ["address"])
     (reserves,) = _view(rpc, str(pool), "getReservesList()", ["address[]"])
-    feeds = {}
+    feeds: dict[str, str] = {}
     for reserve in reserves:
         (symbol,) = _view(rpc, reserve, "symbol()", ["string"])
         (feed,) = _view(rpc, str(oracle), "getSourceOfAsset(address)", ["address"], reserve)
@@ -81,7 +81,9 @@ class PriceUpdate:
     tx: str
 
 
-def set_price(rpc: Rpc, symbol: str, *, usd: Decimal | None = None, move: Decimal | None = None) -> PriceUpdate:
+def set_price(
+    rpc: Rpc, symbol: str, *, usd: Decimal | None = None, move: Decimal | None = None
+) -> PriceUpdate:
     feeds = discover_feeds(rpc)
     if symbol not in feeds:
         raise UsageError(f"unknown asset {symbol!r}; the devnet has {', '.join(sorted(feeds))}")
@@ -96,16 +98,25 @@ def set_price(rpc: Rpc, symbol: str, *, usd: Decimal | None = None, move: Decima
         new = moved_answer(old, move)
     else:
         raise UsageError("give --set USD or --move PERCENT")
-    receipt = _send(rpc, Tx(to_checksum_address(str(owner)), feed,
-                            encode_call("updateAnswer(int256)", new), f"update {symbol} feed"))  # fmt: skip
-    return PriceUpdate(symbol, feed, old, new, decimals, int(receipt["blockNumber"], 16),
-                       receipt["transactionHash"])  # fmt: skip
+    receipt = _send(
+        rpc,
+        Tx(
+            to_checksum_address(str(owner)),
+            feed,
+            encode_call("updateAnswer(int256)", new),
+            f"update {symbol} feed",
+        ),
+    )
+    return PriceUpdate(
+        symbol, feed, old, new, decimals, int(receipt["blockNumber"], 16), receipt["transactionHash"]
+    )
 
 
 def _send(rpc: Rpc, tx: Tx) -> dict[str, Any]:
     """One feed transaction, mined at once with automine or with the next interval block."""
-    tx_hash = rpc.call("eth_sendTransaction", [{"from": tx.sender, "to": tx.to,
-                                               "data": "0x" + tx.data.hex()}])  # fmt: skip
+    tx_hash = rpc.call(
+        "eth_sendTransaction", [{"from": tx.sender, "to": tx.to, "data": "0x" + tx.data.hex()}]
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         receipt = rpc.call("eth_getTransactionReceipt", [tx_hash])

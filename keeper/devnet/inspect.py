@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from .abi import decode_result, encode_call
 from .morpho import MARKET_PARAMS
@@ -52,7 +53,9 @@ def _logs(rpc: Rpc, address: str, topic: str) -> list[dict[str, Any]]:
 
 
 def aave_health(rpc: Rpc, pool: str) -> list[Health]:
-    users = sorted({to_checksum_address("0x" + log["topics"][2][-40:]) for log in _logs(rpc, pool, AAVE_BORROW)})
+    users = sorted(
+        {to_checksum_address("0x" + log["topics"][2][-40:]) for log in _logs(rpc, pool, AAVE_BORROW)}
+    )
     raws = multicall(rpc, [(pool, encode_call("getUserAccountData(address)", u)) for u in users])
     out = []
     for user, raw in zip(users, raws, strict=True):
@@ -62,22 +65,40 @@ def aave_health(rpc: Rpc, pool: str) -> list[Health]:
 
 
 def morpho_health(rpc: Rpc, morpho: str) -> list[Health]:
-    pairs = sorted({(log["topics"][1], to_checksum_address("0x" + log["topics"][3][-40:]))
-                    for log in _logs(rpc, morpho, MORPHO_BORROW)})  # fmt: skip
+    pairs = sorted(
+        {
+            (log["topics"][1], to_checksum_address("0x" + log["topics"][3][-40:]))
+            for log in _logs(rpc, morpho, MORPHO_BORROW)
+        }
+    )
     ids = sorted({market for market, _ in pairs})
     params = {
         i: decode_result(["address", "address", "address", "address", "uint256"], raw)
-        for i, raw in zip(ids, multicall(rpc, [(morpho, encode_call("idToMarketParams(bytes32)", bytes.fromhex(i[2:]))) for i in ids]), strict=True)
-    }  # fmt: skip
+        for i, raw in zip(
+            ids,
+            multicall(
+                rpc, [(morpho, encode_call("idToMarketParams(bytes32)", bytes.fromhex(i[2:]))) for i in ids]
+            ),
+            strict=True,
+        )
+    }
     markets = {
         i: decode_result(["uint128"] * 6, raw)
-        for i, raw in zip(ids, multicall(rpc, [(morpho, encode_call("market(bytes32)", bytes.fromhex(i[2:]))) for i in ids]), strict=True)
-    }  # fmt: skip
+        for i, raw in zip(
+            ids,
+            multicall(rpc, [(morpho, encode_call("market(bytes32)", bytes.fromhex(i[2:]))) for i in ids]),
+            strict=True,
+        )
+    }
     prices = {
         i: decode_result(["uint256"], raw)[0]
-        for i, raw in zip(ids, multicall(rpc, [(str(params[i][2]), encode_call("price()")) for i in ids]), strict=True)
-    }  # fmt: skip
-    positions = multicall(rpc, [(morpho, encode_call("position(bytes32,address)", bytes.fromhex(m[2:]), u)) for m, u in pairs])
+        for i, raw in zip(
+            ids, multicall(rpc, [(str(params[i][2]), encode_call("price()")) for i in ids]), strict=True
+        )
+    }
+    positions = multicall(
+        rpc, [(morpho, encode_call("position(bytes32,address)", bytes.fromhex(m[2:]), u)) for m, u in pairs]
+    )
     out = []
     for (market, user), raw in zip(pairs, positions, strict=True):
         _, borrow_shares, collateral = (int(v) for v in decode_result(["uint256", "uint128", "uint128"], raw))
@@ -107,19 +128,41 @@ def summarize(healths: list[Health]) -> dict[str, Any]:
 
 
 def morpho_market_lines(rpc: Rpc, morpho: str, irm_view: bool = True) -> list[str]:
-    ids = sorted({log["topics"][1] for log in _logs(rpc, morpho, "0x" + keccak(text=f"CreateMarket(bytes32,{MARKET_PARAMS})").hex())})
+    ids = sorted(
+        {
+            log["topics"][1]
+            for log in _logs(rpc, morpho, "0x" + keccak(text=f"CreateMarket(bytes32,{MARKET_PARAMS})").hex())
+        }
+    )
     lines = []
     for i in ids:
-        loan, coll, oracle, irm, lltv = decode_result(["address"] * 4 + ["uint256"], rpc.eth_call(morpho, encode_call("idToMarketParams(bytes32)", bytes.fromhex(i[2:]))))
-        market = decode_result(["uint128"] * 6, rpc.eth_call(morpho, encode_call("market(bytes32)", bytes.fromhex(i[2:]))))
+        loan, coll, oracle, irm, lltv = decode_result(
+            ["address"] * 4 + ["uint256"],
+            rpc.eth_call(morpho, encode_call("idToMarketParams(bytes32)", bytes.fromhex(i[2:]))),
+        )
+        market = decode_result(
+            ["uint128"] * 6, rpc.eth_call(morpho, encode_call("market(bytes32)", bytes.fromhex(i[2:])))
+        )
         supply, _, borrow, _, _, fee = (int(v) for v in market)
-        rate = decode_result(["uint256"], rpc.eth_call(str(irm), encode_call(f"borrowRateView({MARKET_PARAMS},(uint128,uint128,uint128,uint128,uint128,uint128))", (loan, coll, oracle, irm, lltv), tuple(market))))[0]
+        rate = decode_result(
+            ["uint256"],
+            rpc.eth_call(
+                str(irm),
+                encode_call(
+                    f"borrowRateView({MARKET_PARAMS},(uint128,uint128,uint128,uint128,uint128,uint128))",
+                    (loan, coll, oracle, irm, lltv),
+                    tuple(market),
+                ),
+            ),
+        )[0]
         loan_sym = decode_result(["string"], rpc.eth_call(str(loan), encode_call("symbol()")))[0]
         coll_sym = decode_result(["string"], rpc.eth_call(str(coll), encode_call("symbol()")))[0]
         utilization = borrow * 100 / supply if supply else 0.0
         apr = int(rate) * 365 * 86400 / WAD * 100
-        lines.append(f"  {i[:10]}…  {coll_sym}/{loan_sym}  LLTV {int(lltv) / WAD:.3f}  utilization {utilization:5.1f} %  "
-                     f"borrow APR {apr:5.2f} %  fee {fee / WAD:.2f}")  # fmt: skip
+        lines.append(
+            f"  {i[:10]}…  {coll_sym}/{loan_sym}  LLTV {int(lltv) / WAD:.3f}  "
+            f"utilization {utilization:5.1f} %  borrow APR {apr:5.2f} %  fee {fee / WAD:.2f}"
+        )
     return lines
 
 
@@ -131,14 +174,22 @@ def aave_reserve_lines(rpc: Rpc, provider: str) -> list[str]:
     lines = []
     for reserve in reserves:
         (symbol,) = decode_result(["string"], rpc.eth_call(reserve, encode_call("symbol()")))
-        config = decode_result(["uint256"] * 5 + ["bool"] * 5,
-                               rpc.eth_call(data, encode_call("getReserveConfigurationData(address)", reserve)))  # fmt: skip
-        (emode,) = decode_result(["uint256"], rpc.eth_call(data, encode_call("getReserveEModeCategory(address)", reserve)))
-        (price,) = decode_result(["uint256"], rpc.eth_call(oracle, encode_call("getAssetPrice(address)", reserve)))
+        config = decode_result(
+            ["uint256"] * 5 + ["bool"] * 5,
+            rpc.eth_call(data, encode_call("getReserveConfigurationData(address)", reserve)),
+        )
+        (emode,) = decode_result(
+            ["uint256"], rpc.eth_call(data, encode_call("getReserveEModeCategory(address)", reserve))
+        )
+        (price,) = decode_result(
+            ["uint256"], rpc.eth_call(oracle, encode_call("getAssetPrice(address)", reserve))
+        )
         decimals, ltv, lt, bonus, factor = (int(v) for v in config[:5])
-        lines.append(f"  {symbol:<5} decimals {decimals:>2}  price ${price / 1e8:>10,.2f}  LTV {ltv / 100:5.2f} %  "
-                     f"LT {lt / 100:5.2f} %  bonus {(bonus - 10_000) / 100:4.2f} %  reserve factor "
-                     f"{factor / 100:4.1f} %  eMode {emode}")  # fmt: skip
+        lines.append(
+            f"  {symbol:<5} decimals {decimals:>2}  price ${price / 1e8:>10,.2f}  LTV {ltv / 100:5.2f} %  "
+            f"LT {lt / 100:5.2f} %  bonus {(bonus - 10_000) / 100:4.2f} %  reserve factor "
+            f"{factor / 100:4.1f} %  eMode {emode}"
+        )
     return lines
 
 
@@ -146,8 +197,13 @@ def report(rpc: Rpc, provider: str, morpho: str) -> str:
     (pool,) = decode_result(["address"], rpc.eth_call(provider, encode_call("getPool()")))
     aave = aave_health(rpc, pool)
     blue = morpho_health(rpc, morpho)
-    lines = [f"block {rpc.block_number()}", "Aave V3 reserves:", *aave_reserve_lines(rpc, provider),
-             "Morpho Blue markets:", *morpho_market_lines(rpc, morpho)]  # fmt: skip
+    lines = [
+        f"block {rpc.block_number()}",
+        "Aave V3 reserves:",
+        *aave_reserve_lines(rpc, provider),
+        "Morpho Blue markets:",
+        *morpho_market_lines(rpc, morpho),
+    ]
     for name, healths in (("Aave V3", aave), ("Morpho Blue", blue)):
         summary = summarize(healths)
         buckets = "  ".join(f"HF {k}: {v}" for k, v in summary["health_buckets"].items())

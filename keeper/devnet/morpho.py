@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eth_abi import encode
-from eth_utils import keccak
+from eth_abi.abi import encode
+from eth_utils.crypto import keccak
 
 from .abi import encode_args, encode_call
 from .rpc import Executor, Tx
@@ -58,8 +58,14 @@ def deploy_morpho(
     markets = []
     for spec in MORPHO_MARKETS:
         loan, coll = asset(spec.loan), asset(spec.collateral)
-        oracle = deploy("FeedRatioOracle", "(address,address,uint256,uint256)",
-                        feeds[coll.symbol], feeds[loan.symbol], coll.decimals, loan.decimals)  # fmt: skip
+        oracle = deploy(
+            "FeedRatioOracle",
+            "(address,address,uint256,uint256)",
+            feeds[coll.symbol],
+            feeds[loan.symbol],
+            coll.decimals,
+            loan.decimals,
+        )
         params = (tokens[loan.symbol], tokens[coll.symbol], oracle, irm, spec.lltv)
         markets.append(MorphoMarket(market_id(params), loan.symbol, coll.symbol, *params))
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from keeper.errors import DevnetError
 
@@ -48,8 +48,10 @@ class Rpc:
         try:
             response = self._session.post(self.url, json=body, timeout=self._timeout_s)
             response.raise_for_status()
+        except requests.ConnectionError:
+            raise DevnetError(f"RPC {self.url} unreachable (connection refused)") from None
         except requests.RequestException as exc:
-            raise DevnetError(f"RPC {self.url} unreachable: {exc}") from exc
+            raise DevnetError(f"RPC {self.url} failed: {type(exc).__name__}") from exc
         replies = response.json()
         if not isinstance(replies, list):
             raise DevnetError(f"RPC {self.url} answered a batch with {replies!r}")

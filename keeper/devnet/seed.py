@@ -58,12 +58,12 @@ def target_health(rng: random.Random, floor: Fraction) -> Fraction:
 
 
 def usd_to_amount(usd: int, spec: AssetSpec) -> int:
-    return usd * 10**spec.decimals * 10**FEED_DECIMALS // spec.price_usd_8
+    return int(usd * 10**spec.decimals * 10**FEED_DECIMALS // spec.price_usd_8)
 
 
 def base_value(amount: int, spec: AssetSpec) -> int:
     """Value in Aave's base currency (USD, 8 decimals), rounded down as GenericLogic does."""
-    return amount * spec.price_usd_8 // 10**spec.decimals
+    return int(amount * spec.price_usd_8 // 10**spec.decimals)
 
 
 def plan_aave(users: list[str], rng: random.Random) -> list[AaveBorrowerPlan]:
@@ -72,15 +72,16 @@ def plan_aave(users: list[str], rng: random.Random) -> list[AaveBorrowerPlan]:
     for user in users:
         _, coll_symbols, debt_symbols, emode = rng.choices(AAVE_PROFILES, weights)[0]
         usd = int(min(max(rng.lognormvariate(9.5, 1.2), 500), 2_000_000))
-        collateral = tuple(
-            (s, usd_to_amount(usd // len(coll_symbols), asset(s))) for s in coll_symbols
-        )
+        collateral = tuple((s, usd_to_amount(usd // len(coll_symbols), asset(s))) for s in coll_symbols)
         ltv_sum = lt_sum = 0
         for symbol, amount in collateral:
             spec = asset(symbol)
             value = base_value(amount, spec)
-            ltv, lt = (EMODE.ltv_bps, EMODE.liquidation_threshold_bps) if emode else (
-                spec.ltv_bps, spec.liquidation_threshold_bps)  # fmt: skip
+            ltv, lt = (
+                (EMODE.ltv_bps, EMODE.liquidation_threshold_bps)
+                if emode
+                else (spec.ltv_bps, spec.liquidation_threshold_bps)
+            )
             ltv_sum += value * ltv
             lt_sum += value * lt
         floor = Fraction(lt_sum, ltv_sum) * Fraction(1002, 1000)  # borrowable under LTV, with margin
@@ -95,7 +96,7 @@ def plan_aave(users: list[str], rng: random.Random) -> list[AaveBorrowerPlan]:
 def morpho_oracle_price(loan: AssetSpec, collateral: AssetSpec) -> int:
     """What the devnet's FeedRatioOracle returns at the seeded feed prices."""
     scale = 10 ** (36 + loan.decimals - collateral.decimals)
-    return scale * collateral.price_usd_8 // loan.price_usd_8
+    return int(scale * collateral.price_usd_8 // loan.price_usd_8)
 
 
 def plan_morpho(
@@ -123,26 +124,45 @@ def aave_borrower_txs(plan: AaveBorrowerPlan, pool: str, tokens: dict[str, str])
         txs += [
             Tx(user, token, encode_call("mint(uint256)", amount), f"mint {symbol}"),
             Tx(user, token, encode_call("approve(address,uint256)", pool, MAX_UINT), "approve"),
-            Tx(user, pool, encode_call("supply(address,uint256,address,uint16)", token, amount, user, 0),
-               f"aave supply {symbol} for {user}"),
-        ]  # fmt: skip
+            Tx(
+                user,
+                pool,
+                encode_call("supply(address,uint256,address,uint16)", token, amount, user, 0),
+                f"aave supply {symbol} for {user}",
+            ),
+        ]
     if plan.emode:
         txs.append(Tx(user, pool, encode_call("setUserEMode(uint8)", plan.emode), "setUserEMode"))
-    borrow = encode_call("borrow(address,uint256,uint256,uint16,address)",
-                         tokens[plan.debt_symbol], plan.debt_amount, 2, 0, user)  # fmt: skip
+    borrow = encode_call(
+        "borrow(address,uint256,uint256,uint16,address)",
+        tokens[plan.debt_symbol],
+        plan.debt_amount,
+        2,
+        0,
+        user,
+    )
     txs.append(Tx(user, pool, borrow, f"aave borrow {plan.debt_symbol} for {user}"))
     return txs
 
 
-def morpho_borrower_txs(
-    plan: MorphoBorrowerPlan, morpho: str, markets: tuple[MorphoMarket, ...]
-) -> list[Tx]:
+def morpho_borrower_txs(plan: MorphoBorrowerPlan, morpho: str, markets: tuple[MorphoMarket, ...]) -> list[Tx]:
     user, market = plan.user, markets[plan.market]
     token = market.collateral_token
-    supply = encode_call(f"supplyCollateral({MARKET_PARAMS},uint256,address,bytes)",
-                         market.params, plan.collateral_amount, user, b"")  # fmt: skip
-    borrow = encode_call(f"borrow({MARKET_PARAMS},uint256,uint256,address,address)",
-                         market.params, plan.borrow_amount, 0, user, user)  # fmt: skip
+    supply = encode_call(
+        f"supplyCollateral({MARKET_PARAMS},uint256,address,bytes)",
+        market.params,
+        plan.collateral_amount,
+        user,
+        b"",
+    )
+    borrow = encode_call(
+        f"borrow({MARKET_PARAMS},uint256,uint256,address,address)",
+        market.params,
+        plan.borrow_amount,
+        0,
+        user,
+        user,
+    )
     return [
         Tx(user, token, encode_call("mint(uint256)", plan.collateral_amount), "mint collateral"),
         Tx(user, token, encode_call("approve(address,uint256)", morpho, MAX_UINT), "approve"),
@@ -168,16 +188,28 @@ def liquidity_txs(
     txs: list[Tx] = []
     for spec in ASSETS:
         amount = aave_need[spec.symbol] * 3 // 2 + usd_to_amount(1_000_000, spec)
-        txs += _supply_txs(aave_supplier, tokens[spec.symbol], pool, amount,
-                           encode_call("supply(address,uint256,address,uint16)",
-                                       tokens[spec.symbol], amount, aave_supplier, 0))  # fmt: skip
+        txs += _supply_txs(
+            aave_supplier,
+            tokens[spec.symbol],
+            pool,
+            amount,
+            encode_call(
+                "supply(address,uint256,address,uint16)", tokens[spec.symbol], amount, aave_supplier, 0
+            ),
+        )
     morpho_need: dict[int, int] = defaultdict(int)
     for m in morpho_plans:
         morpho_need[m.market] += m.borrow_amount
     for index, market in enumerate(markets):
         amount = morpho_need[index] * 4 // 3 + usd_to_amount(100_000, asset(market.loan))
-        call = encode_call(f"supply({MARKET_PARAMS},uint256,uint256,address,bytes)",
-                           market.params, amount, 0, morpho_supplier, b"")  # fmt: skip
+        call = encode_call(
+            f"supply({MARKET_PARAMS},uint256,uint256,address,bytes)",
+            market.params,
+            amount,
+            0,
+            morpho_supplier,
+            b"",
+        )
         txs += _supply_txs(morpho_supplier, market.loan_token, morpho, amount, call)
     return txs
 
@@ -196,9 +228,12 @@ KEEPER_INVENTORY_USD = 5_000_000
 def inventory_txs(minter: str, holders: list[str], tokens: dict[str, str]) -> list[Tx]:
     """Every debt asset in the keeper's (and a competitor's) wallet: inventory-mode liquidations."""
     return [
-        Tx(minter, tokens[spec.symbol],
-           encode_call("mint(address,uint256)", holder, usd_to_amount(KEEPER_INVENTORY_USD, spec)),
-           f"fund {holder} {spec.symbol}")
+        Tx(
+            minter,
+            tokens[spec.symbol],
+            encode_call("mint(address,uint256)", holder, usd_to_amount(KEEPER_INVENTORY_USD, spec)),
+            f"fund {holder} {spec.symbol}",
+        )
         for holder in holders
         for spec in ASSETS
-    ]  # fmt: skip
+    ]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from .aave import AaveDeployment, deploy_aave
 from .abi import encode_args
@@ -33,7 +33,14 @@ from .seed import (
     plan_morpho,
 )
 from .spec import ASSETS, FEED_DECIMALS
-from .toolchain import Artifact, Toolchain, aave_artifact, compiled_contracts, find_anvil, multicall3_creation_code
+from .toolchain import (
+    Artifact,
+    Toolchain,
+    aave_artifact,
+    compiled_contracts,
+    find_anvil,
+    multicall3_creation_code,
+)
 
 MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
 ISSUER_INDEX = 5  # deploys tokens and feeds, so the deployer's nonce 0 is Aave's provider
@@ -78,9 +85,14 @@ def devnet_up(chain: Toolchain, options: UpOptions) -> tuple[AnvilProcess, dict[
             rpc.call("evm_setIntervalMining", [options.block_time_s])
         else:
             rpc.call("evm_setAutomine", [True])
-        summary |= {"rpc_url": process.rpc_url, "ws_url": process.ws_url, "chain_id": CHAIN_ID,
-                    "anvil_pid": process.pid, "block": rpc.block_number(),
-                    "ready_s": round(time.monotonic() - progress.started, 2)}  # fmt: skip
+        summary |= {
+            "rpc_url": process.rpc_url,
+            "ws_url": process.ws_url,
+            "chain_id": CHAIN_ID,
+            "anvil_pid": process.pid,
+            "block": rpc.block_number(),
+            "ready_s": round(time.monotonic() - progress.started, 2),
+        }
         progress.step("ready")
     except BaseException:
         stop_pid(process.pid)
@@ -117,10 +129,18 @@ def _deploy_and_seed(
     morpho_plans = plan_morpho(morpho_users, morpho.markets, rng)
     rpc.batch([("anvil_setBalance", [u, hex(USER_ETH_WEI)]) for u in aave_users + morpho_users])
     ex.execute(
-        liquidity_txs(aave_plans, morpho_plans, aave_supplier, morpho_supplier, aave.pool,
-                      morpho.address, morpho.markets, tokens)
+        liquidity_txs(
+            aave_plans,
+            morpho_plans,
+            aave_supplier,
+            morpho_supplier,
+            aave.pool,
+            morpho.address,
+            morpho.markets,
+            tokens,
+        )
         + inventory_txs(issuer, [keeper, competitor], tokens)
-    )  # fmt: skip
+    )
     ex.execute([tx for p in aave_plans for tx in aave_borrower_txs(p, aave.pool, tokens)])
     progress.step(f"{len(aave_plans)} aave borrowers seeded")
     ex.execute([tx for p in morpho_plans for tx in morpho_borrower_txs(p, morpho.address, morpho.markets)])
@@ -135,12 +155,28 @@ def _deploy_assets(
     feed_code = bytes.fromhex(artifacts["SettableFeed"].bytecode)
     txs, names = [], []
     for spec in ASSETS:
-        txs.append(Tx(issuer, None, token_code + encode_args("(string,string,uint8)", f"Devnet {spec.symbol}",
-                                                             spec.symbol, spec.decimals),
-                      f"token {spec.symbol}", gas=5_000_000))  # fmt: skip
-        txs.append(Tx(issuer, None, feed_code + encode_args("(uint8,string,int256)", FEED_DECIMALS,
-                                                            f"{spec.symbol} / USD", spec.price_usd_8),
-                      f"feed {spec.symbol}", gas=5_000_000))  # fmt: skip
+        txs.append(
+            Tx(
+                issuer,
+                None,
+                token_code
+                + encode_args("(string,string,uint8)", f"Devnet {spec.symbol}", spec.symbol, spec.decimals),
+                f"token {spec.symbol}",
+                gas=5_000_000,
+            )
+        )
+        txs.append(
+            Tx(
+                issuer,
+                None,
+                feed_code
+                + encode_args(
+                    "(uint8,string,int256)", FEED_DECIMALS, f"{spec.symbol} / USD", spec.price_usd_8
+                ),
+                f"feed {spec.symbol}",
+                gas=5_000_000,
+            )
+        )
         names.append(spec.symbol)
     receipts = ex.execute(txs)
     tokens = {s: receipts[2 * i]["contractAddress"] for i, s in enumerate(names)}
@@ -185,11 +221,18 @@ def _summary(
             "irm": morpho.irm,
             "markets": [m.id for m in morpho.markets],
             "market_params": [
-                {"id": m.id, "loan": m.loan, "collateral": m.collateral, "loan_token": m.loan_token,
-                 "collateral_token": m.collateral_token, "oracle": m.oracle, "irm": m.irm,
-                 "lltv": str(m.lltv)}
+                {
+                    "id": m.id,
+                    "loan": m.loan,
+                    "collateral": m.collateral,
+                    "loan_token": m.loan_token,
+                    "collateral_token": m.collateral_token,
+                    "oracle": m.oracle,
+                    "irm": m.irm,
+                    "lltv": str(m.lltv),
+                }
                 for m in morpho.markets
-            ],  # fmt: skip
+            ],
             "borrowers": options.morpho_borrowers,
         },
         "feeds": feeds,

@@ -1,0 +1,41 @@
+# Two commands do everything on a fresh machine (python3.11+, node/npm, make):
+#   make demo   set up, start the devnet, show liquidatable positions appear after a price crash
+#   make test   set up, then ruff, mypy --strict and pytest (unit + integration on a real Anvil)
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEVNET := deploy/devnet
+DEMO_PORT ?= 8545
+
+.PHONY: setup demo test lint typecheck pytest clean
+
+$(BIN)/keeper: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(DEVNET)/node_modules/.keeper-installed: $(DEVNET)/package.json $(DEVNET)/package-lock.json
+	cd $(DEVNET) && npm ci --no-audit --no-fund
+	touch $@
+
+setup: $(BIN)/keeper $(DEVNET)/node_modules/.keeper-installed
+	$(BIN)/keeper devnet build
+
+demo: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash $(DEVNET)/demo.sh $(DEMO_PORT)
+
+lint: setup
+	$(BIN)/ruff check keeper tests
+
+typecheck: setup
+	$(BIN)/mypy --strict keeper
+
+pytest: setup
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) $(DEVNET)/node_modules .mypy_cache .ruff_cache .pytest_cache
