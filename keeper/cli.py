@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
@@ -95,10 +97,10 @@ def _count(text: str) -> int:
     return value
 
 
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+def _seconds(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be a whole number of seconds >= 1")
     return value
 
 
@@ -193,15 +195,14 @@ def _inspect(config_path: Path) -> str:
     return report(Rpc(http[0], timeout_s=30), aave[0].pool_addresses_provider, blue[0].address)
 
 
-def _wait_for_stop(stop: object, pid: int) -> int:
+def _wait_for_stop(stop: Callable[[], object], pid: int) -> int:
     """Foreground devnet: keep Anvil until Ctrl-C or SIGTERM, then stop it."""
-    import os
-    import time
 
     def _interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     print("devnet running; Ctrl-C stops it", file=sys.stderr, flush=True)
     try:
         while True:
@@ -214,6 +215,5 @@ def _wait_for_stop(stop: object, pid: int) -> int:
                 return EXIT_FAILURE
             time.sleep(0.5)
     except KeyboardInterrupt:
-        assert callable(stop)
         stop()
         return 0

@@ -21,7 +21,7 @@ from .accounts import (
     dev_account,
     user_addresses,
 )
-from .anvil import CHAIN_ID, AnvilProcess, start_anvil, stop_pid
+from .anvil import CHAIN_ID, AnvilProcess, start_anvil, stop_anvil
 from .morpho import MorphoDeployment, deploy_morpho
 from .rpc import Executor, Rpc, Tx
 from .seed import (
@@ -53,7 +53,7 @@ class UpOptions:
     aave_borrowers: int = 200
     morpho_borrowers: int = 200
     seed: int = 1
-    block_time_s: float | None = None
+    block_time_s: int | None = None
     config_out: Path | None = Path("config/devnet.toml")
 
 
@@ -95,7 +95,7 @@ def devnet_up(chain: Toolchain, options: UpOptions) -> tuple[AnvilProcess, dict[
         }
         progress.step("ready")
     except BaseException:
-        stop_pid(process.pid)
+        stop_anvil(chain, options.port)
         raise
     return process, summary
 
