@@ -12,7 +12,6 @@ from .spec import ASSETS, EMODE
 from .toolchain import Toolchain, aave_artifact
 
 ZERO = "0x0000000000000000000000000000000000000000"
-MAX_UINT = 2**256 - 1
 ORACLE_BASE_UNIT = 10**8  # base currency USD with 8 decimals
 POOL_LIBRARIES = (
     "SupplyLogic",
