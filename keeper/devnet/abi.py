@@ -13,11 +13,7 @@ from eth_abi.abi import decode, encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-
-@cache
-def selector(signature: str) -> bytes:
-    """4-byte selector of a canonical signature such as ``supply(address,uint256,address,uint16)``."""
-    return keccak(text=signature)[:4]
+from keeper.chain.multicall import selector
 
 
 def arg_types(signature: str) -> list[str]:

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from eth_utils.crypto import keccak
 
-from keeper.devnet.abi import arg_types, create_address, encode_call, selector
+from keeper.chain.multicall import selector
+from keeper.devnet.abi import arg_types, create_address, encode_call
 from keeper.devnet.toolchain import link_bytecode
 
 

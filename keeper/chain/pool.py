@@ -1,0 +1,399 @@
+"""A pool of HTTP JSON-RPC endpoints behind the one `Rpc` protocol: health scores, failover, retries.
+
+A keeper that stalls on one slow or rate-limited provider misses liquidations, so every request
+goes to the healthiest endpoint and fails over at once on a transport error. This is also the one
+place that retries (STYLE rule 6), and only for reads that are safe to repeat: a send is delivered
+once and its failure is the sender's to handle by nonce. A JSON-RPC error object (a revert, a bad
+parameter) is the request's fault, not the endpoint's: it is raised as is, never retried elsewhere.
+
+Endpoints are named by ``scheme://host[:port]`` in metrics, logs and errors: provider URLs carry
+API keys in their path or query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import structlog
+from prometheus_client import CollectorRegistry
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from keeper.errors import Retryable, UsageError
+from keeper.obs.metrics import Metrics
+
+from .rpc import HttpRpc, RpcError
+
+log = structlog.get_logger(__name__)
+
+READ_METHODS = frozenset({
+    "eth_blockNumber", "eth_call", "eth_chainId", "eth_estimateGas", "eth_feeHistory", "eth_gasPrice",
+    "eth_getBalance", "eth_getBlockByHash", "eth_getBlockByNumber", "eth_getBlockReceipts", "eth_getCode",
+    "eth_getLogs", "eth_getProof", "eth_getStorageAt", "eth_getTransactionByHash",
+    "eth_getTransactionCount", "eth_getTransactionReceipt", "eth_maxPriorityFeePerGas", "eth_syncing",
+    "net_version", "web3_clientVersion",
+})  # fmt: skip
+"""Idempotent reads: repeating one cannot change chain state. Anything else is sent exactly once."""
+
+ERROR_HALF_LIFE_S = 30.0
+"""A failure's penalty halves every 30 s: the endpoint regains traffic as it decays below others' latency."""
+ERROR_PENALTY_S = 1.0
+"""One recent error weighs like one second of latency: it outranks any healthy endpoint's latency."""
+LATENCY_EWMA_ALPHA = 0.2
+
+_HTTP_STATUS = re.compile(r" HTTP (\d{3})\b")
+
+Call = Callable[[HttpRpc], Awaitable[Any]]
+
+
+def endpoint_label(url: str) -> str:
+    """``scheme://host[:port]``: what may appear in metrics and logs (no path, query or user info)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "unknown"
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port is not None else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+def http_urls(urls: Sequence[str]) -> tuple[str, ...]:
+    """The http(s) subset of ``chain.rpc_urls`` (WebSocket URLs feed the block stream, not the pool)."""
+    selected = tuple(url for url in urls if url.startswith(("http://", "https://")))
+    if not selected:
+        raise UsageError("chain.rpc_urls: at least one http(s):// endpoint is needed for reads")
+    return selected
+
+
+def transport_error_kind(exc: Retryable) -> str:
+    """Metric label for a transport failure raised by `HttpRpc` (from its cause or HTTP status)."""
+    cause = exc.__cause__
+    if isinstance(cause, TimeoutError):
+        return "timeout"
+    if isinstance(cause, aiohttp.ClientConnectorError):
+        return "connection"
+    if isinstance(cause, aiohttp.ClientError):
+        return "transport"
+    match = _HTTP_STATUS.search(str(exc))
+    if match is not None:
+        status = int(match.group(1))
+        return "http_429" if status == 429 else f"http_{status // 100}xx"
+    return "bad_response"
+
+
+def stale_flags(heads: Sequence[int | None], max_lag_blocks: int) -> list[bool]:
+    """Which endpoints lag the best known head by more than `max_lag_blocks`.
+
+    An endpoint that did not answer is not judged stale: its error already ranks it down.
+    """
+    known = [head for head in heads if head is not None]
+    if not known:
+        return [False] * len(heads)
+    best = max(known)
+    return [head is not None and best - head > max_lag_blocks for head in heads]
+
+
+@dataclass(slots=True)
+class Health:
+    """Ranking state of one endpoint. Times are passed in, so the maths needs no clock."""
+
+    error_score: float = 0.0
+    error_at_s: float = 0.0
+    latency_ewma_s: float | None = None
+    head: int | None = None
+    stale: bool = False
+
+    def errors(self, now_s: float) -> float:
+        """Recent failures, each decaying with `ERROR_HALF_LIFE_S`."""
+        return self.error_score * math.pow(0.5, max(0.0, now_s - self.error_at_s) / ERROR_HALF_LIFE_S)
+
+    def record(self, now_s: float, latency_s: float, failed: bool) -> None:
+        if failed:
+            self.error_score = self.errors(now_s) + 1.0
+            self.error_at_s = now_s
+        elif self.latency_ewma_s is None:
+            self.latency_ewma_s = latency_s
+        else:
+            self.latency_ewma_s += LATENCY_EWMA_ALPHA * (latency_s - self.latency_ewma_s)
+
+    def score(self, now_s: float) -> float:
+        """Lower is better. An endpoint never measured scores 0 so that it gets measured."""
+        return (self.latency_ewma_s or 0.0) + ERROR_PENALTY_S * self.errors(now_s)
+
+
+@dataclass(frozen=True, slots=True)
+class CallStats:
+    requests: int
+    errors: dict[str, int]
+    """Failed requests by kind: http_429, http_5xx, timeout, connection, rpc_error, ..."""
+    latency_total_s: float
+    latency_max_s: float
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def latency_mean_s(self) -> float:
+        return self.latency_total_s / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointStats:
+    endpoint: str
+    head: int | None
+    stale: bool
+    score: float
+    """Ranking score at snapshot time (lower is better; stale endpoints rank last whatever it is)."""
+    methods: dict[str, CallStats]
+
+    @property
+    def total(self) -> CallStats:
+        return _merged(self.methods.values())
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    endpoints: tuple[EndpointStats, ...]
+    """In configured order."""
+
+    def by_method(self) -> dict[str, CallStats]:
+        """Every endpoint's accounting summed per method."""
+        methods = {method for endpoint in self.endpoints for method in endpoint.methods}
+        return {
+            method: _merged(e.methods[method] for e in self.endpoints if method in e.methods)
+            for method in sorted(methods)
+        }
+
+
+@dataclass(slots=True)
+class _Tally:
+    requests: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    latency_total_s: float = 0.0
+    latency_max_s: float = 0.0
+
+    def add(self, latency_s: float, error_kind: str | None) -> None:
+        self.requests += 1
+        self.latency_total_s += latency_s
+        self.latency_max_s = max(self.latency_max_s, latency_s)
+        if error_kind is not None:
+            self.errors[error_kind] += 1
+
+    def frozen(self) -> CallStats:
+        return CallStats(self.requests, dict(self.errors), self.latency_total_s, self.latency_max_s)
+
+
+def _merged(parts: Iterable[CallStats]) -> CallStats:
+    tally = _Tally()
+    for stats in parts:
+        tally.requests += stats.requests
+        tally.errors.update(stats.errors)
+        tally.latency_total_s += stats.latency_total_s
+        tally.latency_max_s = max(tally.latency_max_s, stats.latency_max_s)
+    return tally.frozen()
+
+
+@dataclass(eq=False, slots=True)
+class _Endpoint:
+    index: int
+    label: str
+    url: str
+    rpc: HttpRpc
+    health: Health = field(default_factory=Health)
+    tallies: dict[str, _Tally] = field(default_factory=dict)
+
+    def redact(self, message: str) -> str:
+        return message.replace(self.url, self.label)
+
+
+class RpcPool:
+    """Several HTTP endpoints as one `Rpc`; see the module docstring for the failure policy.
+
+    Without `metrics`, accounting goes to a private registry (still readable through `stats()`), so
+    several pools can coexist; the daemon passes its one `Metrics` to have them exported.
+    """
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        timeout_s: float = 10.0,
+        max_head_lag_blocks: int = 3,
+        max_attempts: int = 3,
+        max_retry_s: float = 15.0,
+        backoff_s: float = 0.2,
+        max_backoff_s: float = 2.0,
+        metrics: Metrics | None = None,
+    ) -> None:
+        """`max_attempts` rounds over every endpoint, no new round after `max_retry_s` (reads only)."""
+        if not urls:
+            raise UsageError("RpcPool needs at least one endpoint")
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise UsageError(f"RpcPool takes http(s) endpoints only, not {endpoint_label(url)}")
+        self.max_head_lag_blocks = max_head_lag_blocks
+        self._max_attempts = max_attempts
+        self._max_retry_s = max_retry_s
+        self._backoff_s = backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._metrics = metrics if metrics is not None else Metrics(CollectorRegistry())
+        self._endpoints = [
+            _Endpoint(index, label, url, HttpRpc(url, timeout_s))
+            for index, (url, label) in enumerate(zip(urls, _unique_labels(urls), strict=True))
+        ]
+
+    async def __aenter__(self) -> RpcPool:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        for endpoint in self._endpoints:
+            await endpoint.rpc.close()
+
+    async def request(self, method: str, params: Sequence[Any] = ()) -> Any:
+        return await self._dispatch(method, method in READ_METHODS, lambda rpc: rpc.request(method, params))
+
+    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """One HTTP request, accounted as method ``batch``; retried only if every call in it is a read."""
+        if not calls:
+            return []
+        reads_only = all(method in READ_METHODS for method, _ in calls)
+        result: list[Any] = await self._dispatch("batch", reads_only, lambda rpc: rpc.batch(calls))
+        return result
+
+    async def refresh_heads(self) -> int | None:
+        """Ask every endpoint for its head at once; demote those lagging the best by too much.
+
+        The block stream calls this periodically. Returns the best head, or None if nobody answered.
+        """
+        heads = await asyncio.gather(*(self._head(endpoint) for endpoint in self._endpoints))
+        best = max((head for head in heads if head is not None), default=None)
+        for endpoint, head, stale in zip(
+            self._endpoints, heads, stale_flags(heads, self.max_head_lag_blocks), strict=True
+        ):
+            if stale != endpoint.health.stale:
+                event = "rpc_endpoint_stale" if stale else "rpc_endpoint_caught_up"
+                log.warning(event, endpoint=endpoint.label, head=head, best_head=best)
+            endpoint.health.head = head
+            endpoint.health.stale = stale
+        return best
+
+    def ranked(self) -> list[str]:
+        """Endpoint labels, best first: the order a read tries them in."""
+        return [endpoint.label for endpoint in self._ranked()]
+
+    def stats(self) -> PoolStats:
+        now_s = time.monotonic()
+        return PoolStats(
+            tuple(
+                EndpointStats(
+                    endpoint=endpoint.label,
+                    head=endpoint.health.head,
+                    stale=endpoint.health.stale,
+                    score=endpoint.health.score(now_s),
+                    methods={method: tally.frozen() for method, tally in endpoint.tallies.items()},
+                )
+                for endpoint in self._endpoints
+            )
+        )
+
+    def _ranked(self) -> list[_Endpoint]:
+        now_s = time.monotonic()
+        return sorted(self._endpoints, key=lambda e: (e.health.stale, e.health.score(now_s), e.index))
+
+    async def _dispatch(self, method: str, idempotent: bool, call: Call) -> Any:
+        if not idempotent:
+            return await self._once(self._ranked()[0], method, call)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._max_attempts) | stop_after_delay(self._max_retry_s),
+            wait=wait_random_exponential(multiplier=self._backoff_s, max=self._max_backoff_s),
+            retry=retry_if_exception_type(Retryable),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._failover(method, call)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _failover(self, method: str, call: Call) -> Any:
+        """One round: the endpoints in rank order until one answers; the last failure if none does."""
+        last: Retryable | None = None
+        for endpoint in self._ranked():
+            try:
+                return await self._once(endpoint, method, call)
+            except Retryable as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    async def _once(self, endpoint: _Endpoint, method: str, call: Call) -> Any:
+        """One request to one endpoint, accounted; transport errors re-raised without the URL."""
+        started_s = time.monotonic()
+        try:
+            result = await call(endpoint.rpc)
+        except RpcError:
+            self._record(endpoint, method, started_s, "rpc_error")
+            raise
+        except Retryable as exc:
+            kind = transport_error_kind(exc)
+            self._record(endpoint, method, started_s, kind)
+            message = endpoint.redact(str(exc))
+            log.warning(
+                "rpc_endpoint_failed", endpoint=endpoint.label, method=method, kind=kind, error=message
+            )
+            raise Retryable(f"{method}: {message}") from None
+        except ValueError as exc:  # a 200 whose body is not JSON: the endpoint is broken, not the call
+            self._record(endpoint, method, started_s, "bad_response")
+            raise Retryable(f"{method}: {endpoint.label} answered malformed JSON: {exc}") from None
+        self._record(endpoint, method, started_s, None)
+        return result
+
+    async def _head(self, endpoint: _Endpoint) -> int | None:
+        try:
+            head = await self._once(endpoint, "eth_blockNumber", lambda rpc: rpc.request("eth_blockNumber"))
+            return int(head, 16)
+        except (Retryable, RpcError, ValueError, TypeError):  # no answer, or not a hex quantity
+            return None
+
+    def _record(self, endpoint: _Endpoint, method: str, started_s: float, error_kind: str | None) -> None:
+        now_s = time.monotonic()
+        latency_s = now_s - started_s
+        failed = error_kind is not None and error_kind != "rpc_error"
+        endpoint.health.record(now_s, latency_s, failed)
+        endpoint.tallies.setdefault(method, _Tally()).add(latency_s, error_kind)
+        self._metrics.observe_rpc(endpoint.label, method, latency_s, error_kind)
+
+
+def _unique_labels(urls: Sequence[str]) -> list[str]:
+    """Labels, suffixed ``#2``, ``#3``... when two keys of one provider share a host."""
+    seen: Counter[str] = Counter()
+    labels = []
+    for url in urls:
+        label = endpoint_label(url)
+        seen[label] += 1
+        labels.append(label if seen[label] == 1 else f"{label}#{seen[label]}")
+    return labels
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    wait_s = state.next_action.sleep if state.next_action is not None else 0.0
+    log.info("rpc_retry", attempt=state.attempt_number, wait_s=round(wait_s, 3), error=str(error))

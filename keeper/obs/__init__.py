@@ -1,0 +1,1 @@
+"""Observability: Prometheus metrics (and, later, structlog setup and the status HTTP server)."""
