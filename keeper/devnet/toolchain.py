@@ -31,7 +31,9 @@ SOLC_SETTINGS: dict[str, Any] = {
     "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}},
 }
 
-OWN_CONTRACTS = ("SettableFeed", "FeedRatioOracle", "KinkedIrm")
+OWN_CONTRACTS = ("SettableFeed", "FeedRatioOracle", "KinkedIrm", "MorphoMathHarness")
+"""deploy/devnet/contracts. MorphoMathHarness is never deployed by `devnet up`: it exposes Morpho's
+MathLib/SharesMathLib to the integration tests, and compiling it here shares the one cached build."""
 
 
 @dataclass(frozen=True)
