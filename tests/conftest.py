@@ -17,6 +17,8 @@ from keeper.devnet.rpc import Rpc
 
 AAVE_BORROWERS = 80
 MORPHO_BORROWERS = 80
+LARGE_BORROWERS = 1000
+"""The differential proofs run on 1,000 borrowers per protocol, on a devnet of their own."""
 
 
 def free_port() -> int:
@@ -50,8 +52,7 @@ class Devnet:
         return Rpc(self.summary["rpc_url"])
 
 
-@pytest.fixture(scope="session")
-def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+def _devnet_up(tmp_path_factory: pytest.TempPathFactory, aave: int, morpho: int) -> Iterator[Devnet]:
     port = free_port()
     config_path = tmp_path_factory.mktemp("devnet") / "devnet.toml"
     proc = run_keeper(
@@ -60,9 +61,9 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
         "--port",
         str(port),
         "--aave-borrowers",
-        str(AAVE_BORROWERS),
+        str(aave),
         "--morpho-borrowers",
-        str(MORPHO_BORROWERS),
+        str(morpho),
         "--config-out",
         str(config_path),
         "--detach",
@@ -72,6 +73,27 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
         yield Devnet(json.loads(proc.stdout), config_path, port)
     finally:
         run_keeper("devnet", "down", "--port", str(port))
+
+
+@pytest.fixture(scope="session")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    yield from _devnet_up(tmp_path_factory, AAVE_BORROWERS, MORPHO_BORROWERS)
+
+
+@pytest.fixture(scope="session")
+def large_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    yield from _devnet_up(tmp_path_factory, LARGE_BORROWERS, LARGE_BORROWERS)
+
+
+@pytest.fixture
+def large_chain(large_devnet: Devnet) -> Iterator[Devnet]:
+    """The large devnet, reverted to its seeded state after the test."""
+    rpc = large_devnet.rpc
+    snapshot = rpc.call("evm_snapshot")
+    try:
+        yield large_devnet
+    finally:
+        assert rpc.call("evm_revert", [snapshot]) is True
 
 
 @pytest.fixture

@@ -95,7 +95,7 @@ def test_morpho_markets_read_back_with_feed_oracles(devnet: Devnet) -> None:
             ["address"] * 4 + ["uint256"],
             bytes.fromhex(params["id"][2:]),
         )
-        assert market_id(tuple(on_chain)) == params["id"]  # type: ignore[arg-type]
+        assert market_id(tuple(on_chain)) == params["id"]
         assert on_chain[4] == spec.lltv
         (enabled,) = view(rpc, morpho, "isLltvEnabled(uint256)", ["bool"], spec.lltv)
         assert enabled

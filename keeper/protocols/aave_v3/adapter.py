@@ -1,0 +1,147 @@
+"""The Aave V3 adapter: the imperative shell around the pure state, math and liquidation modules."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from keeper.chain.multicall import address_arg, selector, uint_arg
+from keeper.chain.rpc import Rpc
+from keeper.math.wad_ray import WAD
+from keeper.protocols.base import BlockRef, LiquidationQuote, LogFilter, PositionHealth, PositionKey
+
+from .events import A_TOKEN_USER_TOPICS, POOL_USER_TOPICS, touched_users
+from .liquidation import NotLiquidatable, liquidation_outcome, max_debt_to_cover
+from .math import account_data, reserves_at
+from .reader import PoolAddresses, read_addresses, read_pool_and_users
+from .state import PoolState, UserState
+
+LIQUIDATION_CALL = selector("liquidationCall(address,address,address,uint256,bool)")
+
+
+class AaveV3Adapter:
+    protocol = "aave_v3"
+
+    def __init__(self, name: str, pool_addresses_provider: str) -> None:
+        self.name = name
+        self.provider = pool_addresses_provider
+        self._addresses: PoolAddresses | None = None
+        self.pool_state: PoolState | None = None
+        self.users: dict[str, UserState] = {}
+        self._timestamp = 0
+
+    @property
+    def pool(self) -> str:
+        if self._addresses is None:
+            raise RuntimeError("refresh() has not run yet: the pool address is unknown")
+        return self._addresses.pool
+
+    def log_filter(self) -> LogFilter:
+        a_tokens = [r.a_token for r in self.pool_state.reserves.values()] if self.pool_state else []
+        return LogFilter((self.pool, *a_tokens), (*POOL_USER_TOPICS, *A_TOKEN_USER_TOPICS))
+
+    def apply_logs(self, logs: Sequence[dict[str, Any]]) -> set[PositionKey]:
+        a_tokens = [r.a_token for r in self.pool_state.reserves.values()] if self.pool_state else []
+        return {PositionKey(self.pool, user) for user in touched_users(logs, self.pool, a_tokens)}
+
+    async def refresh(self, rpc: Rpc, block: BlockRef, keys: Collection[PositionKey]) -> None:
+        if self._addresses is None:
+            self._addresses = await read_addresses(rpc, self.provider, block.hash)
+        users = sorted({key.user for key in keys})
+        self.pool_state, states = await read_pool_and_users(
+            rpc, self._addresses, block.hash, users, self.pool_state
+        )
+        self.users.update(states)
+
+    def tracked(self) -> list[PositionKey]:
+        return [PositionKey(self.pool, user) for user in self.users]
+
+    def health(self, timestamp: int) -> list[PositionHealth]:
+        pool = self._state()
+        at = reserves_at(pool, timestamp)
+        out = []
+        for user, state in self.users.items():
+            data = account_data(pool, at, state, timestamp)
+            if data.total_debt_base:
+                out.append(
+                    PositionHealth(
+                        self.protocol,
+                        pool.pool,
+                        user,
+                        data.health_factor,
+                        data.total_collateral_base,
+                        data.total_debt_base,
+                    )
+                )
+        return out
+
+    def quote(self, key: PositionKey, timestamp: int) -> LiquidationQuote | None:
+        """The collateral/debt pair whose liquidation leaves the liquidator the most value."""
+        pool = self._state()
+        user = self.users.get(key.user)
+        if user is None:
+            return None
+        at = reserves_at(pool, timestamp)
+        if account_data(pool, at, user, timestamp).health_factor >= WAD:
+            return None
+        best: LiquidationQuote | None = None
+        for collateral_id in user.flagged_reserve_ids():
+            if not user.is_using_as_collateral(collateral_id) or collateral_id not in at:
+                continue
+            for debt_id in user.flagged_reserve_ids():
+                if not user.is_borrowing(debt_id) or debt_id not in at:
+                    continue
+                collateral, debt = at[collateral_id], at[debt_id]
+                try:
+                    outcome = liquidation_outcome(
+                        pool,
+                        at,
+                        user,
+                        collateral.reserve.asset,
+                        debt.reserve.asset,
+                        max_debt_to_cover(),
+                        timestamp,
+                    )
+                except NotLiquidatable:
+                    continue
+                candidate = LiquidationQuote(
+                    protocol=self.protocol,
+                    market=pool.pool,
+                    user=key.user,
+                    collateral_asset=collateral.reserve.asset,
+                    debt_asset=debt.reserve.asset,
+                    debt_repaid=outcome.debt_repaid,
+                    collateral_seized=outcome.collateral_seized,
+                    protocol_fee=outcome.protocol_fee,
+                    debt_value_base=outcome.debt_repaid * debt.price // debt.unit,
+                    collateral_value_base=outcome.collateral_seized * collateral.price // collateral.unit,
+                )
+                if best is None or _gain(candidate) > _gain(best):
+                    best = candidate
+        return best
+
+    def liquidation_call(self, quote: LiquidationQuote) -> tuple[str, bytes]:
+        """``liquidationCall`` receiving the underlying (not aTokens).
+
+        ``debtToCover`` is uint256 max, as in the quote: the pool caps it at the close-factor and
+        collateral limits with the state it sees at inclusion, so a block of interest cannot make
+        the call ask for more than the user owes.
+        """
+        data = (
+            LIQUIDATION_CALL
+            + address_arg(quote.collateral_asset)
+            + address_arg(quote.debt_asset)
+            + address_arg(quote.user)
+            + uint_arg(max_debt_to_cover())
+            + uint_arg(0)
+        )
+        return self.pool, data
+
+    def _state(self) -> PoolState:
+        if self.pool_state is None:
+            raise RuntimeError("refresh() has not run yet")
+        return self.pool_state
+
+
+def _gain(quote: LiquidationQuote) -> int:
+    return quote.collateral_value_base - quote.debt_value_base

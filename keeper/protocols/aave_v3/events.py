@@ -1,0 +1,65 @@
+"""Aave V3 events that change a user's position, and which topic holds the user.
+
+Reserve-level changes (rates, indexes, configuration, prices) need no events: the global part of
+every refresh re-reads them. Only *who* changed comes from logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+
+
+def topic(signature: str) -> str:
+    return "0x" + keccak(text=signature).hex()
+
+
+POOL_USER_TOPICS: dict[str, tuple[int, ...]] = {
+    topic("Supply(address,address,address,uint256,uint16)"): (2,),
+    topic("MintUnbacked(address,address,address,uint256,uint16)"): (2,),
+    topic("Withdraw(address,address,address,uint256)"): (2,),
+    topic("Borrow(address,address,address,uint256,uint8,uint256,uint16)"): (2,),
+    topic("Repay(address,address,address,uint256,bool)"): (2,),
+    topic("SwapBorrowRateMode(address,address,uint8)"): (2,),
+    topic("RebalanceStableBorrowRate(address,address)"): (2,),
+    topic("UserEModeSet(address,uint8)"): (1,),
+    topic("ReserveUsedAsCollateralEnabled(address,address)"): (2,),
+    topic("ReserveUsedAsCollateralDisabled(address,address)"): (2,),
+    topic("LiquidationCall(address,address,address,uint256,uint256,address,bool)"): (3,),
+}
+"""Pool event topic0 -> indexes of the topics that name an affected user."""
+
+A_TOKEN_USER_TOPICS: dict[str, tuple[int, ...]] = {
+    topic("BalanceTransfer(address,address,uint256,uint256)"): (1, 2),
+}
+"""aToken transfers move collateral without a pool event (unless a balance reaches zero)."""
+
+BORROW_TOPIC = topic("Borrow(address,address,address,uint256,uint8,uint256,uint16)")
+
+
+def _user(word: str) -> str:
+    return to_checksum_address("0x" + word[-40:])
+
+
+def touched_users(logs: Iterable[dict[str, Any]], pool: str, a_tokens: Sequence[str]) -> set[str]:
+    """Users whose position may have changed in these logs (from the pool or its aTokens)."""
+    pool_lower = pool.lower()
+    a_token_set = {a.lower() for a in a_tokens}
+    users: set[str] = set()
+    for log in logs:
+        topics = log["topics"]
+        if not topics:
+            continue
+        address = log["address"].lower()
+        if address == pool_lower:
+            indexes = POOL_USER_TOPICS.get(topics[0], ())
+        elif address in a_token_set:
+            indexes = A_TOKEN_USER_TOPICS.get(topics[0], ())
+        else:
+            continue
+        users.update(_user(topics[i]) for i in indexes if i < len(topics))
+    users.discard("0x" + "00" * 20)
+    return users

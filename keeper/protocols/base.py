@@ -1,0 +1,122 @@
+"""The adapter interface the engine drives, and the plain data types every adapter speaks.
+
+An adapter knows one lending protocol: which logs touch which positions, how to read the exact
+state of those positions at one block in a constant number of round trips, and how the protocol
+computes health and liquidation outcomes. The engine never asks the chain for a position's health.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from keeper.chain.rpc import Rpc
+from keeper.math.uint import UINT256_MAX
+
+WAD = 10**18
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class PositionKey:
+    """One borrower in one market (Aave: the pool address; Morpho Blue: the market id)."""
+
+    market: str
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRef:
+    number: int
+    hash: str
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilter:
+    addresses: tuple[str, ...]
+    topics: tuple[str, ...]
+    """Any of these topic0 values."""
+
+
+@dataclass(frozen=True, slots=True)
+class PositionHealth:
+    """Health as the protocol itself would report it at one timestamp, in the protocol's units."""
+
+    protocol: str
+    market: str
+    user: str
+    health_factor_wad: int
+    collateral_base: int
+    debt_base: int
+
+    @property
+    def liquidatable(self) -> bool:
+        return self.debt_base > 0 and self.health_factor_wad < WAD
+
+    @property
+    def price_drop_to_liquidation(self) -> float:
+        """Fraction by which collateral prices must fall (debt prices fixed) for health to reach 1."""
+        if self.debt_base == 0 or self.health_factor_wad == UINT256_MAX:
+            return 1.0
+        return max(0.0, 1.0 - WAD / self.health_factor_wad) if self.health_factor_wad else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidationQuote:
+    """What one liquidation call would do, exactly as the contract computes it.
+
+    Amounts are in token units: ``debt_repaid`` of ``debt_asset`` paid by the liquidator,
+    ``collateral_seized`` of ``collateral_asset`` received by the liquidator, ``protocol_fee``
+    (Aave) of collateral sent to the treasury, ``bad_debt`` (Morpho) realized by the market.
+    ``repaid_shares`` is the Morpho argument that produces exactly this outcome.
+    """
+
+    protocol: str
+    market: str
+    user: str
+    collateral_asset: str
+    debt_asset: str
+    debt_repaid: int
+    collateral_seized: int
+    protocol_fee: int = 0
+    repaid_shares: int = 0
+    bad_debt: int = 0
+    debt_value_base: int = 0
+    collateral_value_base: int = 0
+    """Values in the protocol's pricing unit (Aave base currency; Morpho loan-token units)."""
+
+
+class LendingAdapter(Protocol):
+    """What the engine needs from a protocol; both Aave V3 and Morpho Blue implement it."""
+
+    protocol: str
+    name: str
+
+    def log_filter(self) -> LogFilter:
+        """Contracts and events whose logs touch positions or markets."""
+        ...
+
+    def apply_logs(self, logs: Sequence[dict[str, Any]]) -> set[PositionKey]:
+        """Learn markets from the logs and return the positions they touched."""
+        ...
+
+    async def refresh(self, rpc: Rpc, block: BlockRef, keys: Collection[PositionKey]) -> None:
+        """Read, at exactly ``block``, global state (rates, prices, markets) and the given positions."""
+        ...
+
+    def tracked(self) -> list[PositionKey]:
+        """Every position whose state has been read."""
+        ...
+
+    def health(self, timestamp: int) -> list[PositionHealth]:
+        """Every known position with debt, computed locally as the contract would at ``timestamp``."""
+        ...
+
+    def quote(self, key: PositionKey, timestamp: int) -> LiquidationQuote | None:
+        """The most valuable liquidation of this position at ``timestamp``, or None when not liquidatable."""
+        ...
+
+    def liquidation_call(self, quote: LiquidationQuote) -> tuple[str, bytes]:
+        """Target contract and calldata that realise ``quote``."""
+        ...

@@ -1,0 +1,122 @@
+"""The Morpho Blue adapter: the imperative shell around the pure state, math and liquidation modules."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from keeper.chain.multicall import address_arg, selector, uint_arg
+from keeper.chain.rpc import Rpc
+from keeper.protocols.base import BlockRef, LiquidationQuote, LogFilter, PositionHealth, PositionKey
+
+from .events import BORROWER_TOPICS, CREATE_MARKET, created_markets, touched_positions
+from .liquidation import NotLiquidatable, largest_liquidation
+from .math import ORACLE_PRICE_SCALE, borrowed_assets, health_factor, market_at
+from .reader import read_market_params, read_markets_and_positions
+from .state import MarketParams, MarketState, Position
+
+LIQUIDATE = selector("liquidate((address,address,address,address,uint256),address,uint256,uint256,bytes)")
+
+
+class MorphoBlueAdapter:
+    protocol = "morpho_blue"
+
+    def __init__(self, name: str, morpho: str, markets: Collection[str] = ()) -> None:
+        self.name = name
+        self.morpho = morpho
+        self._whitelist = {m.lower() for m in markets}
+        self.params: dict[str, MarketParams] = {}
+        self.markets: dict[str, MarketState] = {}
+        self.positions: dict[tuple[str, str], Position] = {}
+
+    def _wanted(self, market_id: str) -> bool:
+        return not self._whitelist or market_id.lower() in self._whitelist
+
+    def log_filter(self) -> LogFilter:
+        return LogFilter((self.morpho,), (CREATE_MARKET, *BORROWER_TOPICS))
+
+    def apply_logs(self, logs: Sequence[dict[str, Any]]) -> set[PositionKey]:
+        for params in created_markets(logs, self.morpho):
+            if self._wanted(params.id):
+                self.params[params.id] = params
+        return {PositionKey(m, u) for m, u in touched_positions(logs, self.morpho) if self._wanted(m)}
+
+    async def refresh(self, rpc: Rpc, block: BlockRef, keys: Collection[PositionKey]) -> None:
+        unknown = {k.market for k in keys} - set(self.params)
+        if unknown:
+            for params in await read_market_params(rpc, self.morpho, unknown, block.hash):
+                self.params[params.id] = params
+        tracked = sorted({m for m, _ in self.positions} | {k.market for k in keys})
+        markets = [self.params[m] for m in tracked]
+        pairs = sorted((k.market, k.user) for k in keys)
+        states, positions = await read_markets_and_positions(rpc, self.morpho, block.hash, markets, pairs)
+        self.markets = states
+        self.positions.update(positions)
+
+    def tracked(self) -> list[PositionKey]:
+        return [PositionKey(m, u) for m, u in self.positions]
+
+    def health(self, timestamp: int) -> list[PositionHealth]:
+        accrued = {market_id: market_at(state, timestamp) for market_id, state in self.markets.items()}
+        out = []
+        for (market_id, user), position in self.positions.items():
+            state = self.markets.get(market_id)
+            if state is None or position.borrow_shares == 0:
+                continue
+            market = accrued[market_id]
+            out.append(
+                PositionHealth(
+                    self.protocol,
+                    market_id,
+                    user,
+                    health_factor(position, market, state.price, state.params.lltv),
+                    position.collateral,
+                    borrowed_assets(position, market),
+                )
+            )
+        return out
+
+    def quote(self, key: PositionKey, timestamp: int) -> LiquidationQuote | None:
+        state = self.markets.get(key.market)
+        position = self.positions.get((key.market, key.user))
+        if state is None or position is None or position.borrow_shares == 0:
+            return None
+        market = market_at(state, timestamp)
+        try:
+            outcome = largest_liquidation(market, position, state.price, state.params.lltv)
+        except NotLiquidatable:
+            return None
+        return LiquidationQuote(
+            protocol=self.protocol,
+            market=key.market,
+            user=key.user,
+            collateral_asset=state.params.collateral_token,
+            debt_asset=state.params.loan_token,
+            debt_repaid=outcome.repaid_assets,
+            collateral_seized=outcome.seized_assets,
+            repaid_shares=outcome.repaid_shares,
+            bad_debt=outcome.bad_debt_assets,
+            debt_value_base=outcome.repaid_assets,
+            collateral_value_base=outcome.seized_assets * state.price // ORACLE_PRICE_SCALE,
+        )
+
+    def liquidation_call(self, quote: LiquidationQuote) -> tuple[str, bytes]:
+        """``liquidate`` by repaid shares (exact debt) when repaying everything, else by seized assets."""
+        params = self.params[quote.market]
+        position = self.positions[(quote.market, quote.user)]
+        by_shares = quote.repaid_shares == position.borrow_shares
+        seized, shares = (0, quote.repaid_shares) if by_shares else (quote.collateral_seized, 0)
+        data = (
+            LIQUIDATE
+            + b"".join(
+                address_arg(a)
+                for a in (params.loan_token, params.collateral_token, params.oracle, params.irm)
+            )
+            + uint_arg(params.lltv)
+            + address_arg(quote.user)
+            + uint_arg(seized)
+            + uint_arg(shares)
+            + uint_arg(9 * 32)  # offset of the empty ``data`` bytes: after the 9 head words
+            + uint_arg(0)
+        )
+        return self.morpho, data

@@ -1,0 +1,152 @@
+"""Predicted liquidation outcomes equal what the contracts do, to the wei, on every liquidatable position.
+
+After a WETH crash, the adapter quotes every liquidatable position for the timestamp of the next
+block; each liquidation is then executed for real (at that timestamp) on a snapshot, its event
+compared with the quote, and the snapshot reverted.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+
+from keeper.chain.rpc import HttpRpc
+from keeper.devnet.abi import encode_call
+from keeper.devnet.feeds import set_price
+from keeper.devnet.rpc import Rpc, Tx
+from keeper.protocols.base import LiquidationQuote
+from tests.conftest import Devnet
+
+from .adapter_support import MAX_UINT, PROTOCOLS, Follower, execute, make_adapter
+
+pytestmark = pytest.mark.integration
+
+AAVE_LIQUIDATION = (
+    "0x" + keccak(text="LiquidationCall(address,address,address,uint256,uint256,address,bool)").hex()
+)
+MORPHO_LIQUIDATE = (
+    "0x" + keccak(text="Liquidate(bytes32,address,address,uint256,uint256,uint256,uint256,uint256)").hex()
+)
+TRANSFER = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
+NEXT_BLOCK_DELAY_S = 12
+
+
+def _words(data: str) -> list[int]:
+    raw = bytes.fromhex(data[2:])
+    return [int.from_bytes(raw[i : i + 32], "big") for i in range(0, len(raw), 32)]
+
+
+def _topic_address(word: str) -> str:
+    return to_checksum_address("0x" + word[-40:])
+
+
+def wait_for_receipt(rpc: Rpc, tx_hash: str) -> dict[str, Any]:
+    """Anvil's automine answers eth_sendTransaction before the block exists."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        receipt = rpc.call("eth_getTransactionReceipt", [tx_hash])
+        if receipt is not None:
+            return dict(receipt)
+        time.sleep(0.002)
+    raise AssertionError(f"{tx_hash} not mined")
+
+
+def approve_everything(devnet: Devnet, spender: str) -> None:
+    keeper = devnet.summary["keeper_address"]
+    tokens = devnet.summary["aave"]["reserves"].values()
+    execute(
+        devnet,
+        [
+            Tx(keeper, t, encode_call("approve(address,uint256)", spender, MAX_UINT), "approve")
+            for t in tokens
+        ],
+    )
+
+
+def observed(protocol: str, receipt: dict[str, Any], quote: LiquidationQuote) -> dict[str, int]:
+    """What the contract did, read from the liquidation's own events."""
+    logs = receipt["logs"]
+    if protocol == "aave_v3":
+        (event,) = [log for log in logs if log["topics"][0] == AAVE_LIQUIDATION]
+        debt, seized, *_ = _words(event["data"])
+        fees = [
+            _words(log["data"])[0]
+            for log in logs
+            if log["topics"][0] == TRANSFER
+            and _topic_address(log["topics"][1]) == quote.user
+            and int(log["topics"][2], 16) != 0
+            and log["address"].lower() != quote.collateral_asset.lower()
+        ]
+        return {"debt_repaid": debt, "collateral_seized": seized, "protocol_fee": sum(fees)}
+    (event,) = [log for log in logs if log["topics"][0] == MORPHO_LIQUIDATE]
+    repaid_assets, repaid_shares, seized, bad_debt, _ = _words(event["data"])
+    return {
+        "debt_repaid": repaid_assets,
+        "collateral_seized": seized,
+        "repaid_shares": repaid_shares,
+        "bad_debt": bad_debt,
+    }
+
+
+def predicted(protocol: str, quote: LiquidationQuote) -> dict[str, int]:
+    if protocol == "aave_v3":
+        return {
+            "debt_repaid": quote.debt_repaid,
+            "collateral_seized": quote.collateral_seized,
+            "protocol_fee": quote.protocol_fee,
+        }
+    return {
+        "debt_repaid": quote.debt_repaid,
+        "collateral_seized": quote.collateral_seized,
+        "repaid_shares": quote.repaid_shares,
+        "bad_debt": quote.bad_debt,
+    }
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_predicted_liquidations_equal_executed_ones(large_chain: Devnet, protocol: str) -> None:
+    rpc = large_chain.rpc
+    keeper = large_chain.summary["keeper_address"]
+    set_price(rpc, "WETH", move=Decimal("-25"))
+    target = (
+        large_chain.summary["aave"]["pool"]
+        if protocol == "aave_v3"
+        else large_chain.summary["morpho"]["address"]
+    )
+    approve_everything(large_chain, target)
+    async with HttpRpc(large_chain.summary["rpc_url"]) as arpc:
+        follower = Follower(make_adapter(protocol, large_chain), arpc)
+        block = await follower.sync()
+    at = block.timestamp + NEXT_BLOCK_DELAY_S
+    adapter = follower.adapter
+    quotes = [q for q in (adapter.quote(k, at) for k in adapter.tracked()) if q is not None]
+    liquidatable = [h for h in adapter.health(at) if h.liquidatable]
+    assert len(quotes) == len(liquidatable) >= 100
+    differences = []
+    for quote in quotes:
+        to, data = adapter.liquidation_call(quote)
+        snapshot = rpc.call("evm_snapshot")
+        try:
+            rpc.call("evm_setNextBlockTimestamp", [hex(at)])
+            tx_hash = rpc.call(
+                "eth_sendTransaction",
+                [{"from": keeper, "to": to, "data": "0x" + data.hex(), "gas": hex(3_000_000)}],
+            )
+            receipt = wait_for_receipt(rpc, tx_hash)
+            mined = rpc.call("eth_getBlockByNumber", [receipt["blockNumber"], False])
+            assert int(mined["timestamp"], 16) == at, "the quote was made for another timestamp"
+            if int(receipt["status"], 16) != 1:
+                differences.append(f"{quote.user}: reverted")
+                continue
+            expected, actual = predicted(protocol, quote), observed(protocol, receipt, quote)
+            if expected != actual:
+                context = [(log["address"], log["topics"], log["data"]) for log in receipt["logs"]]
+                differences.append(f"{quote.user}: predicted {expected} got {actual}; logs {context}")
+        finally:
+            assert rpc.call("evm_revert", [snapshot]) is True
+    assert not differences, f"{len(differences)} of {len(quotes)} differ, first: {differences[:3]}"
