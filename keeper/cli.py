@@ -1,4 +1,4 @@
-"""Command line: `keeper devnet up | down | price` (more commands arrive with their layers)."""
+"""Command line: `keeper positions` and `keeper devnet up | down | price | inspect | build`."""
 
 from __future__ import annotations
 
@@ -87,7 +87,31 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="the config `devnet up` wrote (default config/devnet.toml)",
     )
+    positions = commands.add_parser(
+        "positions",
+        help="every borrower's health, computed locally at head, lowest first",
+        description="Discover every borrower of the configured protocols from their events "
+        "(start_block to head), read their exact state at head in batched calls, and print each "
+        "position's health as the protocol computes it. Aave amounts are in the oracle's base "
+        "currency; Morpho Blue amounts in the market's loan/collateral token units. Progress goes "
+        "to stderr.",
+    )
+    positions.add_argument("--config", type=Path, required=True, metavar="PATH", help="keeper config (TOML)")
+    positions.add_argument("--json", action="store_true", help="one JSON object; big integers as strings")
+    positions.add_argument(
+        "--below", type=_health_factor, default=None, metavar="HF", help="only positions with health < HF"
+    )
     return parser
+
+
+def _health_factor(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number, e.g. 1.05") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return value
 
 
 def _count(text: str) -> int:
@@ -116,11 +140,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `keeper positions | head`: the reader left, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "devnet":
         return _devnet(args)
+    if args.command == "positions":
+        return _positions(args)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -177,6 +206,19 @@ def _devnet(args: argparse.Namespace) -> int:
     if args.detach:
         return 0
     return _wait_for_stop(lambda: anvil.stop_anvil(chain, options.port), process.pid)
+
+
+def _positions(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from keeper import positions
+    from keeper.config import load_config
+
+    config = load_config(args.config)
+    report = asyncio.run(positions.collect(config, positions.stderr_progress))
+    rows = positions.below(report, args.below)
+    print(positions.render_json(report, rows) if args.json else positions.render_table(report, rows))
+    return 0
 
 
 def _inspect(config_path: Path) -> str:
