@@ -9,12 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from keeper.chain.rpc import Rpc
 from keeper.math.uint import UINT256_MAX
 
+if TYPE_CHECKING:  # the data types stay importable from the pure core without the I/O stack
+    from keeper.chain.rpc import Rpc
+
 WAD = 10**18
+
+
+class NotLiquidatable(Exception):
+    """The contract would revert this liquidation; ``reason`` names the ``require`` that fails."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -8,10 +8,17 @@ from typing import Any
 from keeper.chain.multicall import address_arg, selector, uint_arg
 from keeper.chain.rpc import Rpc
 from keeper.math.wad_ray import WAD
-from keeper.protocols.base import BlockRef, LiquidationQuote, LogFilter, PositionHealth, PositionKey
+from keeper.protocols.base import (
+    BlockRef,
+    LiquidationQuote,
+    LogFilter,
+    NotLiquidatable,
+    PositionHealth,
+    PositionKey,
+)
 
 from .events import A_TOKEN_USER_TOPICS, POOL_USER_TOPICS, touched_users
-from .liquidation import NotLiquidatable, liquidation_outcome, max_debt_to_cover
+from .liquidation import liquidation_outcome, max_debt_to_cover
 from .math import account_data, reserves_at
 from .reader import PoolAddresses, read_addresses, read_pool_and_users
 from .state import PoolState, UserState

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from keeper.math.uint import UINT256_MAX
 from keeper.math.wad_ray import WAD, percent_div, percent_mul, ray_div, ray_mul
+from keeper.protocols.base import NotLiquidatable
 
 from .math import EMPTY_BALANCES, ReserveAt, account_data, collateral_balance, debt_balances
 from .state import ZERO_ADDRESS, PoolState, UserState
@@ -17,14 +18,6 @@ from .state import ZERO_ADDRESS, PoolState, UserState
 DEFAULT_LIQUIDATION_CLOSE_FACTOR = 5_000
 MAX_LIQUIDATION_CLOSE_FACTOR = 10_000
 CLOSE_FACTOR_HF_THRESHOLD = 95 * 10**16
-
-
-class NotLiquidatable(Exception):
-    """The pool would revert; ``reason`` names its error."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,17 @@ from typing import Any
 
 from keeper.chain.multicall import address_arg, selector, uint_arg
 from keeper.chain.rpc import Rpc
-from keeper.protocols.base import BlockRef, LiquidationQuote, LogFilter, PositionHealth, PositionKey
+from keeper.protocols.base import (
+    BlockRef,
+    LiquidationQuote,
+    LogFilter,
+    NotLiquidatable,
+    PositionHealth,
+    PositionKey,
+)
 
 from .events import BORROWER_TOPICS, CREATE_MARKET, created_markets, touched_positions
-from .liquidation import NotLiquidatable, largest_liquidation
+from .liquidation import largest_liquidation
 from .math import ORACLE_PRICE_SCALE, borrowed_assets, health_factor, market_at
 from .reader import read_market_params, read_markets_and_positions
 from .state import MarketParams, MarketState, Position

@@ -20,18 +20,13 @@ from keeper.math.morpho import (
     w_div_up,
     w_mul_down,
 )
+from keeper.protocols.base import NotLiquidatable
 
 from .math import ORACLE_PRICE_SCALE, is_healthy
 from .state import Market, Position
 
 LIQUIDATION_CURSOR = 3 * 10**17
 MAX_LIQUIDATION_INCENTIVE_FACTOR = 115 * 10**16
-
-
-class NotLiquidatable(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

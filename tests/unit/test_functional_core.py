@@ -1,0 +1,44 @@
+"""The functional core stays pure: importing it loads no network, database or event-loop machinery.
+
+Checked transitively in a fresh interpreter, so an indirect import (a pure module pulling in the
+RPC client through a type) fails here, not in a review.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+PURE_MODULES = [
+    "keeper.math",
+    "keeper.protocols.base",
+    "keeper.protocols.aave_v3.state",
+    "keeper.protocols.aave_v3.math",
+    "keeper.protocols.aave_v3.liquidation",
+    "keeper.protocols.aave_v3.events",
+    "keeper.protocols.morpho_blue.state",
+    "keeper.protocols.morpho_blue.math",
+    "keeper.protocols.morpho_blue.liquidation",
+    "keeper.protocols.morpho_blue.events",
+]
+FORBIDDEN = {"aiohttp", "asyncio", "web3", "sqlite3", "requests", "keeper.chain", "keeper.devnet"}
+"""(``socket`` itself is loaded by ``importlib.metadata`` under eth_utils; no network code is.)"""
+
+
+@pytest.mark.parametrize("module", PURE_MODULES)
+def test_pure_module_imports_no_io(module: str) -> None:
+    probe = f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"
+    loaded = set(
+        json.loads(
+            subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+        )
+    )
+    offending = sorted(
+        n
+        for n in loaded
+        if n in FORBIDDEN or n.split(".")[0] in FORBIDDEN or n.startswith(("keeper.chain", "keeper.devnet"))
+    )
+    assert offending == []
