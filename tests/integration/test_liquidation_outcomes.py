@@ -140,6 +140,7 @@ async def test_predicted_liquidations_equal_executed_ones(large_chain: Devnet, p
             receipt = wait_for_receipt(rpc, tx_hash)
             mined = rpc.call("eth_getBlockByNumber", [receipt["blockNumber"], False])
             assert int(mined["timestamp"], 16) == at, "the quote was made for another timestamp"
+            assert mined["transactions"] == [tx_hash], "the liquidation must be alone on the quoted state"
             if int(receipt["status"], 16) != 1:
                 differences.append(f"{quote.user}: reverted")
                 continue
@@ -149,4 +150,5 @@ async def test_predicted_liquidations_equal_executed_ones(large_chain: Devnet, p
                 differences.append(f"{quote.user}: predicted {expected} got {actual}; logs {context}")
         finally:
             assert rpc.call("evm_revert", [snapshot]) is True
+            assert rpc.block_number() == block.number, "a liquidation survived the revert"
     assert not differences, f"{len(differences)} of {len(quotes)} differ, first: {differences[:3]}"
