@@ -1,4 +1,4 @@
-"""Command line: `keeper positions` and `keeper devnet up | down | price | inspect | build`."""
+"""Command line: `keeper positions | sync` and `keeper devnet up | down | price | inspect | build`."""
 
 from __future__ import annotations
 
@@ -101,7 +101,32 @@ def build_parser() -> argparse.ArgumentParser:
     positions.add_argument(
         "--below", type=_health_factor, default=None, metavar="HF", help="only positions with health < HF"
     )
+    sync = commands.add_parser(
+        "sync",
+        help="bring the position store to head (backfill or warm restart); --follow keeps it there",
+        description="Discover every borrower of the configured protocols from their events and keep "
+        "the store at store.path current: the first run scans from each protocol's start_block, "
+        "later runs resume from the store's cursor (after checking it is still canonical). With "
+        "--follow, apply every new block (WebSocket newHeads when chain.rpc_urls has a ws:// URL, "
+        "else polling) and handle reorgs, until SIGINT or SIGTERM. Progress goes to stderr.",
+    )
+    sync.add_argument("--config", type=Path, required=True, metavar="PATH", help="keeper config (TOML)")
+    sync.add_argument("--follow", action="store_true", help="keep applying new blocks until interrupted")
+    sync.add_argument(
+        "--max-log-span",
+        type=_blocks,
+        default=50_000,
+        metavar="BLOCKS",
+        help="largest eth_getLogs range to ask for (default 50000; ranges also shrink on provider errors)",
+    )
     return parser
+
+
+def _blocks(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 1")
+    return value
 
 
 def _health_factor(text: str) -> float:
@@ -150,6 +175,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _devnet(args)
     if args.command == "positions":
         return _positions(args)
+    if args.command == "sync":
+        return _sync(args)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -218,6 +245,21 @@ def _positions(args: argparse.Namespace) -> int:
     report = asyncio.run(positions.collect(config, positions.stderr_progress))
     rows = positions.below(report, args.below)
     print(positions.render_json(report, rows) if args.json else positions.render_table(report, rows))
+    return 0
+
+
+def _sync(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from keeper.app import SyncOptions, run_sync
+    from keeper.config import load_config
+
+    config = load_config(args.config)
+
+    def report(message: str) -> None:
+        print(f"[sync] {message}", file=sys.stderr, flush=True)
+
+    asyncio.run(run_sync(config, SyncOptions(follow=args.follow, max_log_span=args.max_log_span), report))
     return 0
 
 

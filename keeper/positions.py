@@ -1,29 +1,31 @@
-"""`keeper positions`: discover every position from protocol events, compute its health locally at head.
+"""`keeper positions`: every tracked position's health, computed locally at head.
 
-I/O (`collect`) fetches: one batched global read per protocol, logs from ``start_block`` to head
-in adaptive ranges, one batched read of every discovered position, all pinned to one block.
-Rendering (`render_table`, `render_json`) is pure.
+The position set comes from the store when it exists (`keeper sync` keeps one; only logs after its
+cursor are scanned), else from a one-off scan of protocol events from ``start_block`` into a
+temporary store. Every position is then read at the head block in batched calls and evaluated
+with the protocols' exact maths. Rendering (`render_table`, `render_json`) is pure.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import time
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from keeper.chain.logs import get_logs
 from keeper.chain.pool import RpcPool, http_urls
 from keeper.chain.rpc import Rpc
 from keeper.config import Config
 from keeper.errors import UsageError
 from keeper.math.uint import UINT256_MAX
-from keeper.protocols.base import WAD, BlockRef, LendingAdapter, PositionHealth
-from keeper.protocols.registry import build_adapters
-
-Progress = Callable[[str], None]
+from keeper.obs.progress import Report
+from keeper.protocols.base import WAD, BlockRef, PositionHealth
+from keeper.protocols.registry import build_adapter
+from keeper.state.store import Store
+from keeper.state.sync import PositionSync, tracked_protocols
 
 
 @dataclass(frozen=True)
@@ -33,73 +35,30 @@ class PositionsReport:
     """(protocol name from the config, health), sorted by health factor, lowest first."""
 
 
-async def head_block(rpc: Rpc) -> BlockRef:
-    block = await rpc.request("eth_getBlockByNumber", ["latest", False])
-    return BlockRef(int(block["number"], 16), block["hash"], int(block["timestamp"], 16))
-
-
 async def check_chain_id(rpc: Rpc, expected: int) -> None:
     actual = int(await rpc.request("eth_chainId"), 16)
     if actual != expected:
         raise UsageError(f"chain.chain_id is {expected} but the RPC endpoint serves chain {actual}")
 
 
-class LogProgress:
-    """Reports blocks scanned with rate and ETA, at most every ``interval_s``, plus a final line."""
-
-    def __init__(self, label: str, report: Progress, interval_s: float = 1.0) -> None:
-        self.label = label
-        self.report = report
-        self.interval_s = interval_s
-        self.started_s = time.monotonic()
-        self.last_s = 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if done < total and now - self.last_s < self.interval_s:
-            return
-        self.last_s = now
-        elapsed = max(now - self.started_s, 1e-9)
-        rate = done / elapsed
-        eta = (total - done) / rate if rate else 0.0
-        self.report(f"{self.label}: {done}/{total} blocks ({rate:,.0f} blocks/s, ETA {eta:.0f} s)")
-
-
-async def sync_adapter(
-    rpc: Rpc, adapter: LendingAdapter, start_block: int, block: BlockRef, progress: Progress
-) -> int:
-    """Discover positions from ``start_block`` to ``block`` and read them all at ``block``."""
-    await adapter.refresh(rpc, block, [])  # global state names the contracts to watch
-    log_filter = adapter.log_filter()
-    logs = await get_logs(
-        rpc,
-        log_filter.addresses,
-        log_filter.topics,
-        start_block,
-        block.number,
-        on_progress=LogProgress(adapter.name, progress),
-    )
-    keys = adapter.apply_logs(logs)
-    await adapter.refresh(rpc, block, keys)
-    return len(logs)
-
-
-async def collect(config: Config, progress: Progress) -> PositionsReport:
+async def synced(config: Config, store: Store, report: Report) -> PositionsReport:
     async with RpcPool(http_urls(config.chain.rpc_urls)) as rpc:
         await check_chain_id(rpc, config.chain.chain_id)
-        block = await head_block(rpc)
-        positions: list[tuple[str, PositionHealth]] = []
-        for protocol, adapter in build_adapters(config):
-            if protocol.start_block > block.number:
-                raise UsageError(
-                    f"protocols.{protocol.name}.start_block {protocol.start_block} is after head"
-                )
-            events = await sync_adapter(rpc, adapter, protocol.start_block, block, progress)
-            healths = adapter.health(block.timestamp)
-            progress(f"{protocol.name}: {events} events, {len(healths)} positions with debt")
-            positions += [(protocol.name, h) for h in healths]
+        sync = PositionSync(rpc, store, tracked_protocols(config.protocols, build_adapter), report)
+        head = await sync.start()
+    positions = [(t.name, h) for t in sync.protocols for h in t.adapter.health(head.timestamp)]
     positions.sort(key=lambda item: (item[1].health_factor_wad, item[0], item[1].market, item[1].user))
-    return PositionsReport(block, positions)
+    return PositionsReport(head, positions)
+
+
+async def collect(config: Config, report: Report) -> PositionsReport:
+    if config.store.path.exists():
+        with Store.open(config.store.path) as store:
+            return await synced(config, store, report)
+    with tempfile.TemporaryDirectory(prefix="keeper-positions-") as scratch:
+        report(f"no store at {config.store.path}: scanning events from start_block (`keeper sync` keeps one)")
+        with Store.open(Path(scratch) / "positions.sqlite") as store:
+            return await synced(config, store, report)
 
 
 def below(report: PositionsReport, health_factor: float | None) -> list[tuple[str, PositionHealth]]:

@@ -119,6 +119,10 @@ class LendingAdapter(Protocol):
         """Every position whose state has been read."""
         ...
 
+    def forget(self, keys: Collection[PositionKey]) -> None:
+        """Drop positions (a reorg abandoned the blocks that revealed them)."""
+        ...
+
     def health(self, timestamp: int) -> list[PositionHealth]:
         """Every known position with debt, computed locally as the contract would at ``timestamp``."""
         ...

@@ -63,6 +63,10 @@ class AaveV3Adapter:
     def tracked(self) -> list[PositionKey]:
         return [PositionKey(self.pool, user) for user in self.users]
 
+    def forget(self, keys: Collection[PositionKey]) -> None:
+        for key in keys:
+            self.users.pop(key.user, None)
+
     def health(self, timestamp: int) -> list[PositionHealth]:
         pool = self._state()
         at = reserves_at(pool, timestamp)

@@ -63,6 +63,10 @@ class MorphoBlueAdapter:
     def tracked(self) -> list[PositionKey]:
         return [PositionKey(m, u) for m, u in self.positions]
 
+    def forget(self, keys: Collection[PositionKey]) -> None:
+        for key in keys:
+            self.positions.pop((key.market, key.user), None)
+
     def health(self, timestamp: int) -> list[PositionHealth]:
         accrued = {market_id: market_at(state, timestamp) for market_id, state in self.markets.items()}
         out = []
