@@ -237,3 +237,62 @@ def inventory_txs(minter: str, holders: list[str], tokens: dict[str, str]) -> li
         for holder in holders
         for spec in ASSETS
     ]
+
+
+CLOSER_EVERY = 50
+"""Every 50th borrower later repays everything and withdraws its collateral: a past position a
+backfill must still discover, and a live keeper must stop counting as debt."""
+
+
+def closers(plans: list[AaveBorrowerPlan] | list[MorphoBorrowerPlan]) -> list[str]:
+    return [plan.user for plan in plans[CLOSER_EVERY - 1 :: CLOSER_EVERY]]
+
+
+def aave_close_txs(plan: AaveBorrowerPlan, pool: str, tokens: dict[str, str]) -> list[Tx]:
+    """Repay the whole debt (minting a margin for interest) then withdraw every collateral."""
+    user, debt_token = plan.user, tokens[plan.debt_symbol]
+    margin = plan.debt_amount // 100 + 1
+    txs = [
+        Tx(user, debt_token, encode_call("mint(uint256)", margin), "mint repay margin"),
+        Tx(user, debt_token, encode_call("approve(address,uint256)", pool, MAX_UINT), "approve"),
+        Tx(
+            user,
+            pool,
+            encode_call("repay(address,uint256,uint256,address)", debt_token, MAX_UINT, 2, user),
+            f"aave repay all for {user}",
+        ),
+    ]
+    txs += [
+        Tx(
+            user,
+            pool,
+            encode_call("withdraw(address,uint256,address)", tokens[symbol], MAX_UINT, user),
+            f"aave withdraw {symbol} for {user}",
+        )
+        for symbol, _ in plan.collateral
+    ]
+    return txs
+
+
+def morpho_close_txs(
+    plan: MorphoBorrowerPlan, morpho: str, markets: tuple[MorphoMarket, ...], borrow_shares: int
+) -> list[Tx]:
+    """Repay every borrow share (exact, so no dust remains) then withdraw all collateral."""
+    user, market = plan.user, markets[plan.market]
+    margin = plan.borrow_amount // 100 + 1
+    repay = encode_call(
+        f"repay({MARKET_PARAMS},uint256,uint256,address,bytes)", market.params, 0, borrow_shares, user, b""
+    )
+    withdraw = encode_call(
+        f"withdrawCollateral({MARKET_PARAMS},uint256,address,address)",
+        market.params,
+        plan.collateral_amount,
+        user,
+        user,
+    )
+    return [
+        Tx(user, market.loan_token, encode_call("mint(uint256)", margin), "mint repay margin"),
+        Tx(user, market.loan_token, encode_call("approve(address,uint256)", morpho, MAX_UINT), "approve"),
+        Tx(user, morpho, repay, f"morpho repay all for {user}"),
+        Tx(user, morpho, withdraw, f"morpho withdraw collateral for {user}"),
+    ]

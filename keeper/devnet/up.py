@@ -12,7 +12,7 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 
 from .aave import AaveDeployment, deploy_aave
-from .abi import encode_args
+from .abi import decode_result, encode_args, encode_call
 from .accounts import (
     COMPETITOR_INDEX,
     DEPLOYER_INDEX,
@@ -25,10 +25,15 @@ from .anvil import CHAIN_ID, AnvilProcess, start_anvil, stop_anvil
 from .morpho import MorphoDeployment, deploy_morpho
 from .rpc import Executor, Rpc, Tx
 from .seed import (
+    AaveBorrowerPlan,
+    MorphoBorrowerPlan,
     aave_borrower_txs,
+    aave_close_txs,
+    closers,
     inventory_txs,
     liquidity_txs,
     morpho_borrower_txs,
+    morpho_close_txs,
     plan_aave,
     plan_morpho,
 )
@@ -145,7 +150,43 @@ def _deploy_and_seed(
     progress.step(f"{len(aave_plans)} aave borrowers seeded")
     ex.execute([tx for p in morpho_plans for tx in morpho_borrower_txs(p, morpho.address, morpho.markets)])
     progress.step(f"{len(morpho_plans)} morpho borrowers seeded")
-    return _summary(aave, morpho, tokens, feeds, keeper, competitor, options)
+    closed = _close_some(rpc, ex, aave_plans, morpho_plans, aave.pool, morpho, tokens)
+    return _summary(aave, morpho, tokens, feeds, keeper, competitor, options) | {"closed_borrowers": closed}
+
+
+def _close_some(
+    rpc: Rpc,
+    ex: Executor,
+    aave_plans: list[AaveBorrowerPlan],
+    morpho_plans: list[MorphoBorrowerPlan],
+    pool: str,
+    morpho: MorphoDeployment,
+    tokens: dict[str, str],
+) -> dict[str, list[str]]:
+    """Every CLOSER_EVERY-th borrower repays everything and withdraws: history a backfill must find."""
+    aave_closing = [p for p in aave_plans if p.user in set(closers(aave_plans))]
+    morpho_closing = [p for p in morpho_plans if p.user in set(closers(morpho_plans))]
+    shares = [
+        int(decode_result(["uint256", "uint128", "uint128"], raw)[1])
+        for raw in (
+            rpc.eth_call(
+                morpho.address,
+                encode_call(
+                    "position(bytes32,address)", bytes.fromhex(morpho.markets[p.market].id[2:]), p.user
+                ),
+            )
+            for p in morpho_closing
+        )
+    ]
+    ex.execute(
+        [tx for p in aave_closing for tx in aave_close_txs(p, pool, tokens)]
+        + [
+            tx
+            for p, s in zip(morpho_closing, shares, strict=True)
+            for tx in morpho_close_txs(p, morpho.address, morpho.markets, s)
+        ]
+    )
+    return {"aave": [p.user for p in aave_closing], "morpho": [p.user for p in morpho_closing]}
 
 
 def _deploy_assets(

@@ -81,6 +81,7 @@ class PositionSync:
         self.reorg_window = reorg_window
         self.head: BlockRef | None = None
         self.events_backfilled = 0
+        self.reorgs = 0
         self._recent: dict[int, _Applied] = {}
         self._stale: dict[str, set[PositionKey]] = {}
 
@@ -191,6 +192,7 @@ class PositionSync:
             tracked.adapter.forget([k for k in tracked.adapter.tracked() if k not in remaining])
             touched = set().union(*(applied.touched.get(tracked.name, set()) for applied in abandoned))
             self._stale.setdefault(tracked.name, set()).update(touched & remaining)
+        self.reorgs += 1
         log.warning("reorg", depth=len(abandoned), ancestor=ancestor.number, old_head=self.head.number)
         self.head = ancestor
         return ancestor.number + 1
