@@ -6,9 +6,11 @@ microseconds per element, which adds up at 100,000 calls; a test checks this enc
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from eth_utils.crypto import keccak
 
@@ -23,6 +25,9 @@ AGGREGATE3_SELECTOR = bytes.fromhex("82ad56cb")
 MAX_CALLS_PER_CHUNK = 500
 MAX_CALLDATA_BYTES_PER_CHUNK = 120_000
 """Kept well under common node limits on request size and eth_call gas for one aggregate3."""
+MAX_REQUEST_BYTES = 900_000
+"""One HTTP request carries chunks up to about this much hex calldata: nodes cap bodies (Anvil at
+2 MiB) and aiohttp blocks the loop on bodies over 1 MiB; larger reads go out as several requests at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,16 +121,22 @@ async def aggregate3(
     multicall: str = MULTICALL3,
     max_calls: int = MAX_CALLS_PER_CHUNK,
 ) -> list[Result]:
-    """All calls at one block, chunked, sent as one JSON-RPC batch; failures only where allowed."""
+    """All calls at one block, chunked, in as few JSON-RPC batches as body limits allow; failures only
+    where allowed."""
     if not calls:
         return []
     tag = block_param(block)
     pieces = list(chunks(calls, max_calls))
-    requests = [
-        ("eth_call", [{"to": multicall, "data": "0x" + encode_aggregate3(piece).hex()}, tag])
-        for piece in pieces
-    ]
-    replies = await rpc.batch(requests)
+    encoded = ["0x" + encode_aggregate3(piece).hex() for piece in pieces]
+    groups: list[list[tuple[str, list[Any]]]] = [[]]
+    size = 0
+    for data in encoded:
+        if groups[-1] and size + len(data) > MAX_REQUEST_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(("eth_call", [{"to": multicall, "data": data}, tag]))
+        size += len(data)
+    replies = [reply for group in await asyncio.gather(*(rpc.batch(g) for g in groups)) for reply in group]
     results: list[Result] = []
     for piece, reply in zip(pieces, replies, strict=True):
         decoded = decode_aggregate3(bytes.fromhex(reply[2:]))
