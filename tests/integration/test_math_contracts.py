@@ -9,7 +9,10 @@ import random
 from collections.abc import Callable
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from keeper.chain.multicall import MULTICALL3, Call, decode_aggregate3, encode_aggregate3
 from keeper.devnet.abi import decode_result, encode_call
 from keeper.devnet.accounts import DEPLOYER_INDEX, dev_account
 from keeper.devnet.rpc import Executor
@@ -78,3 +81,56 @@ def test_unary_ops_match_contract(chain: Devnet, wrapper: str, name: str) -> Non
     for x in operands(random.Random(name), 120):
         expected = contract_result(chain, wrapper, f"{name}(uint256)", x)
         assert local_result(UNARY[name], x) == expected, (name, x)
+
+
+EDGES = (0, 1, 2, wad_ray.HALF_WAD, wad_ray.WAD, wad_ray.HALF_RAY, wad_ray.RAY, 2**128, UINT256_MAX)
+uints = st.one_of(
+    st.sampled_from(EDGES).flatmap(lambda e: st.integers(max(e - 2, 0), min(e + 2, UINT256_MAX))),
+    st.integers(0, 2**128),
+    st.integers(0, UINT256_MAX),
+    st.integers(0, 2**256 // wad_ray.RAY).map(lambda v: v * wad_ray.RAY // 3),
+)
+
+
+ties = st.tuples(st.integers(0, 2**100), st.sampled_from([wad_ray.WAD, wad_ray.RAY]), st.booleans()).map(
+    lambda t: (t[0] * t[1] + t[1] // 2, 1) if t[2] else (1, t[0] * t[1] + t[1] // 2)
+)
+"""Products exactly halfway between two results: where half-up rounding shows."""
+pairs = st.one_of(st.tuples(uints, uints), ties)
+
+
+def batched(chain: Devnet, wrapper: str, signature: str, cases: list[tuple[int, ...]]) -> list[int | None]:
+    """Every case through one Multicall3 aggregate3 (allowFailure): a revert comes back as None."""
+    calls = [Call(wrapper, encode_call(signature, *case), allow_failure=True) for case in cases]
+    raw = chain.rpc.eth_call(MULTICALL3, encode_aggregate3(calls))
+    return [int.from_bytes(r.data, "big") if r.success else None for r in decode_aggregate3(raw)]
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(cases=st.lists(pairs, min_size=1, max_size=100))
+def test_binary_ops_match_contract_on_hypothesis_inputs(
+    chain: Devnet, wrapper: str, name: str, cases: list[tuple[int, int]]
+) -> None:
+    expected = batched(chain, wrapper, f"{name}(uint256,uint256)", list(cases))
+    assert [local_result(BINARY[name], x, y) for x, y in cases] == expected
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(values=st.lists(uints, min_size=1, max_size=100))
+def test_unary_ops_match_contract_on_hypothesis_inputs(
+    chain: Devnet, wrapper: str, name: str, values: list[int]
+) -> None:
+    expected = batched(chain, wrapper, f"{name}(uint256)", [(v,) for v in values])
+    assert [local_result(UNARY[name], v) for v in values] == expected
