@@ -104,3 +104,4 @@ def _reverted_after(devnet: Devnet) -> Iterator[Devnet]:
         yield devnet
     finally:
         assert rpc.call("evm_revert", [snapshot]) is True
+        rpc.call("anvil_dropAllTransactions")  # Anvil re-queues the reverted blocks' transactions

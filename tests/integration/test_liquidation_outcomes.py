@@ -150,5 +150,8 @@ async def test_predicted_liquidations_equal_executed_ones(large_chain: Devnet, p
                 differences.append(f"{quote.user}: predicted {expected} got {actual}; logs {context}")
         finally:
             assert rpc.call("evm_revert", [snapshot]) is True
+            # Anvil puts the reverted block's transactions back in its pool: left there, the previous
+            # liquidation would be mined ahead of the next one and move the state it was quoted on.
+            rpc.call("anvil_dropAllTransactions")
             assert rpc.block_number() == block.number, "a liquidation survived the revert"
     assert not differences, f"{len(differences)} of {len(quotes)} differ, first: {differences[:3]}"

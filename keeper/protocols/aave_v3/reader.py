@@ -1,9 +1,10 @@
 """Read Aave V3 state at one block in a fixed number of batched round trips.
 
 Round 1: the reserve list, every reserve's data, every price, and each requested user's
-configuration bitmap and eMode. Round 2: eMode categories and the balances each user's bitmap says
-matter. A new reserve or a new eMode price source costs one extra round, once. The number of round
-trips never depends on the number of users; the number of calls inside them does.
+configuration bitmap. Round 2: eMode categories, and for users with a position their eMode and the
+balances their bitmap says matter. A new reserve, eMode category or price source costs one extra
+round, once. The number of round trips never depends on the number of users; the number of calls
+inside them does.
 """
 
 from __future__ import annotations
@@ -96,20 +97,22 @@ async def read_pool_and_users(
         known = await _reserve_tokens(rpc, addresses, block)
     else:
         raise KeeperError(f"pool {addresses.pool}: reserve list keeps changing within block {block}")
-    while True:
-        categories, source_prices, balances = await _round_two(
-            rpc, addresses, block, reserves, configs, sorted(emode_sources)
+    emode_ids = {c.id for c in previous.emode_categories.values()} if previous else set()
+    while True:  # one pass unless a user's eMode category or a category's price source is new
+        categories, source_prices, emodes, balances = await _round_two(
+            rpc, addresses, block, reserves, configs, emode_ids, sorted(emode_sources)
         )
-        missing = {c.price_source for c in categories.values() if int(c.price_source, 16)} - set(
-            source_prices
-        )
-        if not missing:
+        missing_ids = set(emodes.values()) - set(categories) - {0}
+        missing_sources = {c.price_source for c in categories.values() if int(c.price_source, 16)}
+        missing_sources -= set(source_prices)
+        if not missing_ids and not missing_sources:
             break
-        emode_sources |= missing
+        emode_ids |= missing_ids
+        emode_sources |= missing_sources
     state = PoolState(addresses.pool, addresses.oracle, reserves, categories, prices | source_prices)
     user_states = {
-        user: UserState(user, config, emode, balances.get(user, {}))
-        for user, (config, emode) in configs.items()
+        user: UserState(user, config, emodes.get(user, 0), balances.get(user, {}))
+        for user, config in configs.items()
     }
     return state, user_states
 
@@ -120,7 +123,7 @@ async def _round_one(
     block: BlockTag,
     known: dict[str, Reserve],
     users: Sequence[str],
-) -> tuple[dict[int, Reserve] | None, dict[str, int], dict[str, tuple[int, int]]]:
+) -> tuple[dict[int, Reserve] | None, dict[str, int], dict[str, int]]:
     """Returns ``None`` reserves when the pool lists assets this reader has not seen yet."""
     assets = list(known)
     calls = [Call(addresses.pool, GET_RESERVES_LIST)]
@@ -130,11 +133,7 @@ async def _round_one(
             Call(addresses.oracle, GET_ASSET_PRICE + address_arg(asset)),
             Call(known[asset].stable_debt_token, TOTAL_SUPPLY),
         ]
-    for user in users:
-        calls += [
-            Call(addresses.pool, GET_USER_CONFIGURATION + address_arg(user)),
-            Call(addresses.pool, GET_USER_EMODE + address_arg(user)),
-        ]
+    calls += [Call(addresses.pool, GET_USER_CONFIGURATION + address_arg(user)) for user in users]
     results = await aggregate3(rpc, calls, block)
     listed = [to_checksum_address(a) for a in decode(["address[]"], results[0].data)[0]]
     if not known or sorted(listed) != sorted(assets):
@@ -147,10 +146,7 @@ async def _round_one(
         reserves[reserve.id] = reserve
         prices[asset] = words(price.data)[0]
     offset = 1 + 3 * len(assets)
-    configs = {
-        user: (words(results[offset + 2 * i].data)[0], words(results[offset + 2 * i + 1].data)[0])
-        for i, user in enumerate(users)
-    }
+    configs = {user: words(results[offset + i].data)[0] for i, user in enumerate(users)}
     return reserves, prices, configs
 
 
@@ -175,17 +171,21 @@ async def _round_two(
     addresses: PoolAddresses,
     block: BlockTag,
     reserves: dict[int, Reserve],
-    configs: dict[str, tuple[int, int]],
+    configs: dict[str, int],
+    emode_ids: set[int],
     emode_sources: list[str],
-) -> tuple[dict[int, EModeCategory], dict[str, int], dict[str, dict[int, UserReserve]]]:
-    category_ids = sorted(
-        {r.config.emode_category for r in reserves.values()} | {emode for _, emode in configs.values()} - {0}
-    )
+) -> tuple[dict[int, EModeCategory], dict[str, int], dict[str, int], dict[str, dict[int, UserReserve]]]:
+    """eMode categories, their price sources, and each user's eMode and balances (users with a position)."""
+    category_ids = sorted(({r.config.emode_category for r in reserves.values()} | emode_ids) - {0})
     sources = [s for s in emode_sources if int(s, 16)]
     calls = [Call(addresses.pool, GET_EMODE_CATEGORY + uint_arg(c)) for c in category_ids]
     calls += [Call(addresses.oracle, GET_ASSET_PRICE + address_arg(s)) for s in sources]
-    plan: list[tuple[str, Reserve, int]] = []
-    for user, (config, _) in configs.items():
+    plan: list[tuple[str, Reserve | None, int]] = []
+    for user, config in configs.items():
+        if config == 0:  # no position: nothing else about this user matters
+            continue
+        plan.append((user, None, 1))
+        calls.append(Call(addresses.pool, GET_USER_EMODE + address_arg(user)))
         for reserve in reserves.values():
             user_calls = _balance_calls(reserve, user, config)
             if user_calls:
@@ -201,12 +201,16 @@ async def _round_two(
     offset = len(category_ids)
     source_prices = {s: words(results[offset + i].data)[0] for i, s in enumerate(sources)}
     offset += len(sources)
+    emodes: dict[str, int] = {}
     balances: dict[str, dict[int, UserReserve]] = {}
-    for user, reserve, count in plan:
+    for user, target, count in plan:
         values = [words(r.data)[0] for r in results[offset : offset + count]]
         offset += count
-        balances.setdefault(user, {})[reserve.id] = _user_reserve(reserve, configs[user][0], values)
-    return categories, source_prices, balances
+        if target is None:
+            emodes[user] = values[0]
+        else:
+            balances.setdefault(user, {})[target.id] = _user_reserve(target, configs[user], values)
+    return categories, source_prices, emodes, balances
 
 
 def _user_reserve(reserve: Reserve, config: int, values: list[int]) -> UserReserve:
