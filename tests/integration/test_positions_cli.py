@@ -96,3 +96,24 @@ def test_unreachable_rpc_fails_with_a_reason_not_a_traceback(devnet: Devnet, tmp
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert "unreachable" in proc.stderr.splitlines()[-1]
+
+
+def test_positions_reads_the_store_when_there_is_one(devnet: Devnet, tmp_path: Path) -> None:
+    store = tmp_path / "store.sqlite"
+    path = _config_with(devnet, tmp_path, 'path = "keeper-devnet.sqlite"', f'path = "{store}"')
+    without = run_keeper("positions", "--config", str(path), "--json")
+    assert without.returncode == 0 and "scanning events from start_block" in without.stderr
+    assert not store.exists()  # a read-only command leaves no store behind
+    synced = run_keeper("sync", "--config", str(path))
+    assert synced.returncode == 0, synced.stderr
+    assert store.exists()
+    devnet.rpc.call("evm_mine")
+    with_store = run_keeper("positions", "--config", str(path), "--json")
+    assert with_store.returncode == 0, with_store.stderr
+    assert "scanning events from start_block" not in with_store.stderr
+    assert "backfill: 1/1 blocks" in with_store.stderr  # only the block after the store's cursor
+
+    def accounts(stdout: str) -> set[tuple[str, str, str]]:  # health moved on with the mined block's interest
+        return {(p["protocol"], p["market"], p["user"]) for p in json.loads(stdout)["positions"]}
+
+    assert accounts(with_store.stdout) == accounts(without.stdout)
