@@ -26,7 +26,13 @@ from tests.conftest import Devnet, free_port
 
 SECRET = "SECRET-API-KEY"
 TIMEOUT_S = 0.3
-FAST = {"timeout_s": TIMEOUT_S, "backoff_s": 0.01, "max_backoff_s": 0.02}
+
+
+def fast(urls: list[str], **options: Any) -> RpcPool:
+    """A pool with short timeouts and backoffs, so failure paths run in milliseconds."""
+    return RpcPool(urls, timeout_s=TIMEOUT_S, backoff_s=0.01, max_backoff_s=0.02, **options)
+
+
 RAW_TX = "0x02f86c827a6980843b9aca00848321560082520894" + "11" * 20 + "80c0"
 
 
@@ -148,7 +154,7 @@ async def test_reads_fail_over_and_errors_are_counted_by_kind(
     bad_url = f"http://127.0.0.1:{free_port()}/{SECRET}" if mode == "refused" else node.url
     bad, good = endpoint_label(bad_url), endpoint_label(devnet.summary["rpc_url"])
     registry = CollectorRegistry()
-    async with RpcPool([bad_url, devnet.summary["rpc_url"]], metrics=Metrics(registry), **FAST) as pool:
+    async with fast([bad_url, devnet.summary["rpc_url"]], metrics=Metrics(registry)) as pool:
         assert await pool.request("eth_chainId") == hex(31337)
         assert await pool.request("eth_chainId") == hex(31337)  # straight to the healthy one now
         assert pool.ranked() == [good, bad]
@@ -169,7 +175,7 @@ async def test_reads_fail_over_and_errors_are_counted_by_kind(
 async def test_reads_are_retried_with_backoff_until_the_attempt_budget(make_node: MakeNode) -> None:
     node = await make_node()
     node.mode = "500"
-    async with RpcPool([node.url], max_attempts=3, **FAST) as pool:
+    async with fast([node.url], max_attempts=3) as pool:
         with pytest.raises(Retryable, match="HTTP 500") as caught:
             await pool.request("eth_blockNumber")
         assert pool.stats().by_method()["eth_blockNumber"].errors == {"http_5xx": 3}
@@ -181,7 +187,7 @@ async def test_reads_are_retried_with_backoff_until_the_attempt_budget(make_node
 async def test_send_raw_transaction_is_sent_once_and_never_retried(make_node: MakeNode, mode: str) -> None:
     first, second = await make_node(), await make_node()
     first.mode = mode
-    async with RpcPool([first.url, second.url], max_attempts=5, **FAST) as pool:
+    async with fast([first.url, second.url], max_attempts=5) as pool:
         with pytest.raises(Retryable):
             await pool.request("eth_sendRawTransaction", [RAW_TX])
     assert first.received["eth_sendRawTransaction"] == 1
@@ -191,7 +197,7 @@ async def test_send_raw_transaction_is_sent_once_and_never_retried(make_node: Ma
 async def test_a_batch_is_retried_only_if_every_call_is_a_read(make_node: MakeNode) -> None:
     node = await make_node()
     node.mode = "500"
-    async with RpcPool([node.url], max_attempts=3, **FAST) as pool:
+    async with fast([node.url], max_attempts=3) as pool:
         with pytest.raises(Retryable):
             await pool.batch([("eth_chainId", []), ("eth_sendRawTransaction", [RAW_TX])])
         with pytest.raises(Retryable):
@@ -202,7 +208,7 @@ async def test_a_batch_is_retried_only_if_every_call_is_a_read(make_node: MakeNo
 async def test_a_read_batch_fails_over(devnet: Devnet, make_node: MakeNode) -> None:
     node = await make_node()
     node.mode = "429"
-    async with RpcPool([node.url, devnet.summary["rpc_url"]], **FAST) as pool:
+    async with fast([node.url, devnet.summary["rpc_url"]]) as pool:
         chain_id, head = await pool.batch([("eth_chainId", []), ("eth_blockNumber", [])])
         assert pool.stats().endpoints[0].methods["batch"].errors == {"http_429": 1}
     assert chain_id == hex(31337) and int(head, 16) > 0
@@ -212,7 +218,7 @@ async def test_a_read_batch_fails_over(devnet: Devnet, make_node: MakeNode) -> N
 async def test_rpc_error_is_raised_without_failover_or_retry(devnet: Devnet, make_node: MakeNode) -> None:
     first, second = await make_node(), await make_node()
     revert = {"to": devnet.summary["aave"]["pool"], "data": "0xdeadbeef"}
-    async with RpcPool([first.url, second.url], **FAST) as pool:
+    async with fast([first.url, second.url]) as pool:
         with pytest.raises(RpcError, match="revert"):
             await pool.request("eth_call", [revert, "latest"])
         with pytest.raises(RpcError):  # a node-rejected send is an RpcError too: once, no failover
@@ -229,7 +235,7 @@ async def test_refresh_heads_flags_endpoints_lagging_more_than_the_bound(
 ) -> None:
     lagging, current = await make_node(), await make_node()
     lagging.head_lag = lag
-    async with RpcPool([lagging.url, current.url], max_head_lag_blocks=3, **FAST) as pool:
+    async with fast([lagging.url, current.url], max_head_lag_blocks=3) as pool:
         best = await pool.refresh_heads()
         assert best is not None and best >= 10
         assert [(e.head, e.stale) for e in pool.stats().endpoints] == [(best - lag, stale), (best, False)]
@@ -239,7 +245,7 @@ async def test_a_stale_endpoint_gets_no_reads_until_it_catches_up(make_node: Mak
     lagging, current = await make_node(), await make_node()
     lagging.head_lag = 10
     current.delay_s = 0.02  # by latency alone the lagging one would win
-    async with RpcPool([lagging.url, current.url], **FAST) as pool:
+    async with fast([lagging.url, current.url]) as pool:
         await pool.refresh_heads()
         assert pool.ranked() == [endpoint_label(current.url), endpoint_label(lagging.url)]
         for _ in range(5):
