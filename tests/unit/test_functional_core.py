@@ -23,6 +23,9 @@ PURE_MODULES = [
     "keeper.protocols.morpho_blue.math",
     "keeper.protocols.morpho_blue.liquidation",
     "keeper.protocols.morpho_blue.events",
+    "keeper.execution.gas",
+    "keeper.execution.txstate",
+    "keeper.execution.nonces",
 ]
 FORBIDDEN = {"aiohttp", "asyncio", "web3", "sqlite3", "requests", "keeper.chain", "keeper.devnet"}
 """(``socket`` itself is loaded by ``importlib.metadata`` under eth_utils; no network code is.)"""
