@@ -11,18 +11,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import structlog
 
 from keeper.chain.blocks import BlockStream, Heads, PollingHeads, WebSocketHeads
+from keeper.chain.multicall import Call, address_arg, aggregate3, words
 from keeper.chain.pool import RpcPool, http_urls
-from keeper.config import Config
+from keeper.config import AaveV3Config, Config, ExecutionConfig
+from keeper.engine import Engine, EngineStats
+from keeper.errors import UsageError
+from keeper.execution.executor import ALLOWANCE, BALANCE_OF, Executor
+from keeper.execution.gas import FeePolicy
+from keeper.execution.nonces import NonceManager
+from keeper.execution.signer import Signer
 from keeper.obs.progress import Report
 from keeper.positions import check_chain_id
+from keeper.protocols.aave_v3.adapter import AaveV3Adapter
 from keeper.protocols.base import LogFilter
+from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
 from keeper.protocols.registry import build_adapter
 from keeper.state.store import Store
 from keeper.state.sync import PositionSync, Tracked, tracked_protocols
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,26 +77,8 @@ async def run_sync(config: Config, options: SyncOptions, report: Report) -> None
             if options.follow:
                 heads = _heads(config, rpc, options.poll_interval_s)
                 stream = BlockStream(rpc, heads, lambda: combined_filter(sync.protocols))
-                await _follow_until_signalled(sync, stream, heads, report)
-
-
-async def _follow_until_signalled(
-    sync: PositionSync, stream: BlockStream, heads: Heads, report: Report
-) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(_apply_blocks(sync, stream, report))]
-            if isinstance(heads, WebSocketHeads):
-                tasks.append(group.create_task(heads.run()))
-            group.create_task(_cancel_when_set(stop, tasks))
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
-    report(f"stopped at block {sync.head.number if sync.head else '?'}")
+                await _until_signalled(_apply_blocks(sync, stream, report), heads)
+                report(f"stopped at block {sync.head.number if sync.head else '?'}")
 
 
 async def _apply_blocks(sync: PositionSync, stream: BlockStream, report: Report) -> None:
@@ -97,3 +93,125 @@ async def _cancel_when_set(stop: asyncio.Event, tasks: list[asyncio.Task[None]])
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# ---------------------------------------------------------------------------------------------- run
+
+
+def fee_policy(execution: ExecutionConfig) -> FeePolicy:
+    return FeePolicy(
+        strategy=execution.fee_strategy,
+        max_fee_per_gas_wei=execution.max_fee_per_gas_wei,
+        base_fee_multiplier_bps=execution.base_fee_multiplier_bps,
+        priority_fee_wei=execution.priority_fee_wei,
+        priority_percentile=execution.priority_percentile,
+        profit_share_bps=execution.profit_share_bps,
+        max_gas_cost_share_bps=execution.max_gas_cost_share_bps,
+        min_profit_wei=execution.min_profit_wei,
+        replace_after_blocks=execution.replace_after_blocks,
+    )
+
+
+async def require_code(rpc: RpcPool, config: Config) -> None:
+    """Every configured contract must exist on this chain: a wrong address is an error, not a quiet keeper."""
+    for protocol in config.protocols:
+        key, address = (
+            ("pool_addresses_provider", protocol.pool_addresses_provider)
+            if isinstance(protocol, AaveV3Config)
+            else ("address", protocol.address)
+        )
+        if await rpc.request("eth_getCode", [address, "latest"]) in ("0x", "0x0", None):
+            raise UsageError(f"protocols.{protocol.name}.{key}: {address} has no contract code on this chain")
+
+
+async def wallet_report(rpc: RpcPool, address: str, sync: PositionSync) -> dict[str, Any]:
+    """Native balance, and per debt token the balance and the allowance for each protocol contract."""
+    tokens: dict[str, str] = {}  # token -> a protocol target (pool / Morpho) that pulls it
+    for tracked in sync.protocols:
+        adapter = tracked.adapter
+        if isinstance(adapter, AaveV3Adapter) and adapter.pool_state is not None:
+            for reserve in adapter.pool_state.reserves.values():
+                tokens[f"{tracked.name}:{reserve.asset}"] = adapter.pool
+        elif isinstance(adapter, MorphoBlueAdapter):
+            for state in adapter.markets.values():
+                tokens[f"{tracked.name}:{state.params.loan_token}"] = adapter.morpho
+    calls = []
+    for label, target in tokens.items():
+        token = label.split(":", 1)[1]
+        calls += [
+            Call(token, BALANCE_OF + address_arg(address)),
+            Call(token, ALLOWANCE + address_arg(address) + address_arg(target)),
+        ]
+    results = await aggregate3(rpc, calls, "latest")
+    native = int(await rpc.request("eth_getBalance", [address, "latest"]), 16)
+    report: dict[str, Any] = {"address": address, "native_wei": str(native), "tokens": {}}
+    for index, (label, target) in enumerate(tokens.items()):
+        balance, allowance = words(results[2 * index].data)[0], words(results[2 * index + 1].data)[0]
+        report["tokens"][label] = {"balance": str(balance), "allowance": str(allowance), "spender": target}
+        if allowance == 0:
+            log.warning(
+                "approval_missing", token=label.split(":", 1)[1], spender=target, protocol=label.split(":")[0]
+            )
+    return report
+
+
+async def run_keeper(
+    config: Config, dry_run: bool, environ: Mapping[str, str], report: Report
+) -> EngineStats:
+    """The daemon: sync positions, then per block liquidate (or, dry-run, simulate and report)."""
+    signer = Signer.from_config(config.signer, config.chain.chain_id, environ)
+    native_asset = config.execution.native_asset
+    if native_asset is None:
+        raise UsageError(
+            "execution.native_asset: set the wrapped native token (e.g. WETH) to value profits in"
+        )
+    with Store.open(config.store.path) as store:
+        async with RpcPool(http_urls(config.chain.rpc_urls)) as rpc:
+            await check_chain_id(rpc, config.chain.chain_id)
+            await require_code(rpc, config)
+            sync = PositionSync(rpc, store, tracked_protocols(config.protocols, build_adapter), report)
+            head = await sync.start()
+            wallet = await wallet_report(rpc, signer.address, sync)
+            log.info("keeper_ready", block=head.number, mode="dry-run" if dry_run else "live", **wallet)
+            nonces = None
+            if not dry_run:
+                chain_nonce = int(
+                    await rpc.request("eth_getTransactionCount", [signer.address, "pending"]), 16
+                )
+                nonces = NonceManager(chain_nonce, store.in_flight())
+            executor = Executor(
+                rpc,
+                signer.address,
+                fee_policy(config.execution),
+                config.execution.gas_limit_margin_bps,
+                store,
+                nonces,
+                None if dry_run else signer,
+            )
+            engine = Engine(sync, executor, native_asset)
+            heads = _heads(config, rpc, 0.25)
+            stream = BlockStream(rpc, heads, lambda: combined_filter(sync.protocols))
+            await _until_signalled(_liquidate(sync, stream, engine), heads)
+            log.info("keeper_stopped", block=sync.head.number if sync.head else None, **asdict(engine.stats))
+            return engine.stats
+
+
+async def _liquidate(sync: PositionSync, stream: BlockStream, engine: Engine) -> None:
+    async for update in sync.follow(stream):
+        await engine.on_block(update)
+
+
+async def _until_signalled(work: Coroutine[Any, Any, None], heads: Heads) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(work)]
+            if isinstance(heads, WebSocketHeads):
+                tasks.append(group.create_task(heads.run()))
+            group.create_task(_cancel_when_set(stop, tasks))
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)

@@ -1,4 +1,4 @@
-"""Command line: `keeper positions | sync` and `keeper devnet up | down | price | inspect | build`."""
+"""Command line: `keeper run | positions | sync` and `keeper devnet up | down | price | inspect | build`."""
 
 from __future__ import annotations
 
@@ -101,6 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
     positions.add_argument(
         "--below", type=_health_factor, default=None, metavar="HF", help="only positions with health < HF"
     )
+    run = commands.add_parser(
+        "run",
+        help="the keeper: follow blocks, liquidate positions that cross their threshold",
+        description="Bring the position store to head, then for every block re-read what changed, "
+        "compute every position's health exactly, and liquidate the liquidatable ones that pay "
+        "after gas (simulated first; inventory mode: the keeper pays the debt from its own "
+        'balance). With --dry-run (or execution.mode = "dry-run") everything up to signing '
+        "happens and each would-be liquidation is logged with its expected profit; nothing is "
+        "sent. Logs are JSON lines on stderr (a readable format on a terminal). Stops on SIGINT "
+        "or SIGTERM.",
+    )
+    run.add_argument("--config", type=Path, required=True, metavar="PATH", help="keeper config (TOML)")
+    run.add_argument("--dry-run", action="store_true", help="simulate and report, never send")
+
     sync = commands.add_parser(
         "sync",
         help="bring the position store to head (backfill or warm restart); --follow keeps it there",
@@ -177,6 +191,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _positions(args)
     if args.command == "sync":
         return _sync(args)
+    if args.command == "run":
+        return _run(args)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -245,6 +261,24 @@ def _positions(args: argparse.Namespace) -> int:
     report = asyncio.run(positions.collect(config, positions.stderr_progress))
     rows = positions.below(report, args.below)
     print(positions.render_json(report, rows) if args.json else positions.render_table(report, rows))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from keeper.app import run_keeper
+    from keeper.config import load_config
+    from keeper.obs.logs import configure
+
+    config = load_config(args.config)
+    configure()
+
+    def report(message: str) -> None:
+        print(f"[run] {message}", file=sys.stderr, flush=True)
+
+    dry_run = args.dry_run or config.execution.mode == "dry-run"
+    asyncio.run(run_keeper(config, dry_run, os.environ, report))
     return 0
 
 

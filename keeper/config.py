@@ -58,6 +58,18 @@ class SignerConfig(_Section):
 
 class ExecutionConfig(_Section):
     mode: Literal["live", "dry-run"] = "dry-run"
+    native_asset: Address | None = None
+    """Wrapped native token (WETH): profits are valued in it with the first aave_v3 protocol's oracle."""
+    min_profit_wei: int = Field(default=0, ge=0)
+    fee_strategy: Literal["fixed", "percentile", "profit_share"] = "fixed"
+    priority_fee_wei: int = Field(default=1_000_000_000, ge=0)
+    priority_percentile: int = Field(default=50, ge=1, le=99)
+    profit_share_bps: int = Field(default=1_000, ge=0, le=10_000)
+    base_fee_multiplier_bps: int = Field(default=20_000, ge=10_000)
+    max_fee_per_gas_wei: int = Field(default=500_000_000_000, gt=0)
+    max_gas_cost_share_bps: int = Field(default=5_000, ge=0, le=10_000)
+    gas_limit_margin_bps: int = Field(default=2_000, ge=0)
+    replace_after_blocks: int = Field(default=2, ge=1)
 
 
 class StoreConfig(_Section):

@@ -20,6 +20,7 @@ private_key_env = "KEEPER_PRIVATE_KEY"
 
 [execution]
 mode = "dry-run"
+native_asset = "{summary["aave"]["reserves"]["WETH"]}"   # profits valued in WETH with Aave's oracle
 
 [store]
 path = "keeper-devnet.sqlite"

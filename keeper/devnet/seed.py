@@ -222,12 +222,13 @@ def _supply_txs(supplier: str, token: str, spender: str, amount: int, supply_cal
     ]
 
 
-KEEPER_INVENTORY_USD = 5_000_000
+KEEPER_INVENTORY_USD = 100_000_000
 
 
-def inventory_txs(minter: str, holders: list[str], tokens: dict[str, str]) -> list[Tx]:
-    """Every debt asset in the keeper's (and a competitor's) wallet: inventory-mode liquidations."""
-    return [
+def inventory_txs(minter: str, holders: list[str], tokens: dict[str, str], spenders: list[str]) -> list[Tx]:
+    """Every debt asset in the keeper's (and a competitor's) wallet, approved to every protocol
+    contract that pulls it: inventory-mode liquidations work from the first block."""
+    funding = [
         Tx(
             minter,
             tokens[spec.symbol],
@@ -237,6 +238,13 @@ def inventory_txs(minter: str, holders: list[str], tokens: dict[str, str]) -> li
         for holder in holders
         for spec in ASSETS
     ]
+    approvals = [
+        Tx(holder, tokens[spec.symbol], encode_call("approve(address,uint256)", spender, MAX_UINT), "approve")
+        for holder in holders
+        for spec in ASSETS
+        for spender in spenders
+    ]
+    return funding + approvals
 
 
 CLOSER_EVERY = 50

@@ -144,7 +144,7 @@ def _deploy_and_seed(
             morpho.markets,
             tokens,
         )
-        + inventory_txs(issuer, [keeper, competitor], tokens)
+        + inventory_txs(issuer, [keeper, competitor], tokens, [aave.pool, morpho.address])
     )
     ex.execute([tx for p in aave_plans for tx in aave_borrower_txs(p, aave.pool, tokens)])
     progress.step(f"{len(aave_plans)} aave borrowers seeded")

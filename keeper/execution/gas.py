@@ -15,8 +15,8 @@ from typing import Final, Literal
 
 BPS: Final[int] = 10_000
 MIN_REPLACEMENT_BUMP_BPS: Final[int] = 1_250
-"""12.5 %: the smallest bump that every common node's txpool accepts as a replacement (geth asks
-10 %, others 12.5 %), on both the fee cap and the tip."""
+"""12.5 % on both the fee cap and the tip: above geth's 10 % replacement rule, with margin for
+txpools that ask more. Below it a replacement risks "replacement transaction underpriced"."""
 
 Strategy = Literal["fixed", "percentile", "profit_share"]
 _STRATEGIES: Final[frozenset[str]] = frozenset({"fixed", "percentile", "profit_share"})

@@ -94,6 +94,8 @@ class LiquidationQuote:
     bad_debt: int = 0
     debt_value_base: int = 0
     collateral_value_base: int = 0
+    receive_a_token: bool = False
+    """Aave: take the collateral as aTokens (when the reserve lacks the underlying cash to pay out)."""
     """Values in the protocol's pricing unit (Aave base currency; Morpho loan-token units)."""
 
 

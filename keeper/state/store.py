@@ -25,7 +25,7 @@ import itertools
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -247,6 +247,16 @@ class Store:
         with self._write(durable=True) as conn:
             _check_new(conn, tx)
             conn.execute(_INSERT_TX, _tx_row(tx, time.time()))
+
+    def record_sent_many(self, txs: Sequence[SentTx]) -> None:
+        """`record_sent` for a block's worth of transactions: one durable commit for all of them."""
+        for tx in txs:
+            _require_pending(tx)
+        with self._write(durable=True) as conn:
+            now = time.time()
+            for tx in txs:
+                _check_new(conn, tx)
+                conn.execute(_INSERT_TX, _tx_row(tx, now))
 
     def mark_replaced(self, old_hash: str, new: SentTx) -> None:
         """``new`` (same nonce, higher fees) replaces ``old_hash``: one transaction for both rows.

@@ -80,6 +80,7 @@ def observed(protocol: str, receipt: dict[str, Any], quote: LiquidationQuote) ->
             if log["topics"][0] == TRANSFER
             and _topic_address(log["topics"][1]) == quote.user
             and int(log["topics"][2], 16) != 0
+            and _topic_address(log["topics"][2]).lower() != receipt["from"].lower()  # not to the liquidator
             and log["address"].lower() != quote.collateral_asset.lower()
         ]
         return {"debt_repaid": debt, "collateral_seized": seized, "protocol_fee": sum(fees)}

@@ -126,13 +126,14 @@ class AaveV3Adapter:
                     protocol_fee=outcome.protocol_fee,
                     debt_value_base=outcome.debt_repaid * debt.price // debt.unit,
                     collateral_value_base=outcome.collateral_seized * collateral.price // collateral.unit,
+                    receive_a_token=outcome.collateral_seized > collateral.reserve.cash,
                 )
                 if best is None or _gain(candidate) > _gain(best):
                     best = candidate
         return best
 
     def liquidation_call(self, quote: LiquidationQuote) -> tuple[str, bytes]:
-        """``liquidationCall`` receiving the underlying (not aTokens).
+        """``liquidationCall``, receiving the underlying unless the quote says aTokens.
 
         ``debtToCover`` is uint256 max, as in the quote: the pool caps it at the close-factor and
         collateral limits with the state it sees at inclusion, so a block of interest cannot make
@@ -144,7 +145,7 @@ class AaveV3Adapter:
             + address_arg(quote.debt_asset)
             + address_arg(quote.user)
             + uint_arg(max_debt_to_cover())
-            + uint_arg(0)
+            + uint_arg(int(quote.receive_a_token))
         )
         return self.pool, data
 

@@ -6,11 +6,12 @@ receive and the protocol fee, or say which ``require`` would revert. Pure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from keeper.math.uint import UINT256_MAX
 from keeper.math.wad_ray import WAD, percent_div, percent_mul, ray_div, ray_mul
-from keeper.protocols.base import NotLiquidatable
+from keeper.protocols.base import LiquidationQuote, NotLiquidatable
 
 from .math import EMPTY_BALANCES, ReserveAt, account_data, collateral_balance, debt_balances
 from .state import ZERO_ADDRESS, PoolState, UserState
@@ -135,3 +136,18 @@ def _check_burns(
 def max_debt_to_cover() -> int:
     """Pass uint256 max: the pool caps it at the close-factor limit."""
     return UINT256_MAX
+
+
+def share_out_cash(quotes: Sequence[LiquidationQuote], cash: Mapping[str, int]) -> list[LiquidationQuote]:
+    """Liquidations in one block draw on the same underlying held by each aToken: in order, each
+    takes the underlying while it lasts and the rest take aTokens (``receiveAToken``) instead."""
+    left = dict(cash)
+    shared = []
+    for quote in quotes:
+        available = left.get(quote.collateral_asset, 0)
+        if quote.collateral_seized <= available:
+            left[quote.collateral_asset] = available - quote.collateral_seized
+            shared.append(replace(quote, receive_a_token=False))
+        else:
+            shared.append(replace(quote, receive_a_token=True))
+    return shared

@@ -27,6 +27,7 @@ GET_RESERVES_LIST = selector("getReservesList()")
 GET_RESERVE_DATA = selector("getReserveData(address)")
 GET_ASSET_PRICE = selector("getAssetPrice(address)")
 TOTAL_SUPPLY = selector("totalSupply()")
+BALANCE_OF = selector("balanceOf(address)")
 GET_USER_CONFIGURATION = selector("getUserConfiguration(address)")
 GET_USER_EMODE = selector("getUserEMode(address)")
 GET_EMODE_CATEGORY = selector("getEModeCategoryData(uint8)")
@@ -52,7 +53,7 @@ async def read_addresses(rpc: Rpc, provider: str, block: BlockTag) -> PoolAddres
     return PoolAddresses(provider, _address(words(pool.data)[0]), _address(words(oracle.data)[0]))
 
 
-def _decode_reserve(asset: str, raw: bytes, stable_supply: int) -> Reserve:
+def _decode_reserve(asset: str, raw: bytes, stable_supply: int, cash: int = 0) -> Reserve:
     w = words(raw)
     return Reserve(
         asset=asset,
@@ -67,6 +68,7 @@ def _decode_reserve(asset: str, raw: bytes, stable_supply: int) -> Reserve:
         stable_debt_token=_address(w[9]),
         variable_debt_token=_address(w[10]),
         stable_debt_supply=stable_supply,
+        cash=cash,
     )
 
 
@@ -132,6 +134,7 @@ async def _round_one(
             Call(addresses.pool, GET_RESERVE_DATA + address_arg(asset)),
             Call(addresses.oracle, GET_ASSET_PRICE + address_arg(asset)),
             Call(known[asset].stable_debt_token, TOTAL_SUPPLY),
+            Call(asset, BALANCE_OF + address_arg(known[asset].a_token)),
         ]
     calls += [Call(addresses.pool, GET_USER_CONFIGURATION + address_arg(user)) for user in users]
     results = await aggregate3(rpc, calls, block)
@@ -141,11 +144,11 @@ async def _round_one(
     reserves: dict[int, Reserve] = {}
     prices: dict[str, int] = {}
     for index, asset in enumerate(assets):
-        data, price, stable_supply = results[1 + 3 * index : 4 + 3 * index]
-        reserve = _decode_reserve(asset, data.data, words(stable_supply.data)[0])
+        data, price, stable_supply, cash = results[1 + 4 * index : 5 + 4 * index]
+        reserve = _decode_reserve(asset, data.data, words(stable_supply.data)[0], words(cash.data)[0])
         reserves[reserve.id] = reserve
         prices[asset] = words(price.data)[0]
-    offset = 1 + 3 * len(assets)
+    offset = 1 + 4 * len(assets)
     configs = {user: words(results[offset + i].data)[0] for i, user in enumerate(users)}
     return reserves, prices, configs
 

@@ -63,6 +63,8 @@ class Reserve:
     stable_debt_token: str
     variable_debt_token: str
     stable_debt_supply: int = 0
+    cash: int = 0
+    """Underlying held by the aToken: what a liquidation can pay out as the underlying itself."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,151 @@
+"""Per block: find every liquidatable position, value it, and hand the best to the executor.
+
+Runs after the position sync applied the block (global state and touched positions re-read), so
+every quote below is computed locally from state pinned to that block, at the timestamp the
+liquidation can land at (the next second). Positions whose exact health is at or above 1 are
+never attempted.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import structlog
+
+from keeper.execution.executor import Attempt, Executor
+from keeper.execution.txstate import SentTx
+from keeper.protocols.aave_v3.adapter import AaveV3Adapter
+from keeper.protocols.aave_v3.liquidation import share_out_cash
+from keeper.protocols.base import PositionKey
+from keeper.risk.opportunity import Opportunity, TokenPrice, gross_profit_wei, ranked
+from keeper.state.sync import BlockUpdate, PositionSync
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class EngineStats:
+    opportunities: int = 0
+    attempts: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+class Engine:
+    def __init__(self, sync: PositionSync, executor: Executor, native_asset: str) -> None:
+        self.sync = sync
+        self.executor = executor
+        self.native_asset = native_asset
+        self.stats = EngineStats()
+        self.accepting = True
+        """Cleared on shutdown: no new opportunities, in-flight ones still tracked."""
+
+    def prices(self) -> dict[str, TokenPrice]:
+        """Reference prices: every Aave reserve, from the pool state read at this block."""
+        book: dict[str, TokenPrice] = {}
+        for tracked in self.sync.protocols:
+            adapter = tracked.adapter
+            if isinstance(adapter, AaveV3Adapter) and adapter.pool_state is not None:
+                for reserve in adapter.pool_state.reserves.values():
+                    price = adapter.pool_state.prices[reserve.asset]
+                    book.setdefault(reserve.asset, TokenPrice(price, reserve.config.decimals))
+        return book
+
+    def opportunities(self, timestamp: int) -> list[Opportunity]:
+        prices = self.prices()
+        found = []
+        for tracked in self.sync.protocols:
+            for health in tracked.adapter.health(timestamp):
+                if not health.liquidatable:
+                    continue
+                quote = tracked.adapter.quote(PositionKey(health.market, health.user), timestamp)
+                if quote is None:
+                    continue
+                gross = gross_profit_wei(quote, prices, self.native_asset)
+                if gross is None:
+                    log.warning("opportunity_unpriced", protocol=tracked.name, user=quote.user)
+                    continue
+                found.append(Opportunity(tracked.name, quote, gross))
+        return ranked(found)
+
+    def still_liquidatable(self, tx: SentTx, timestamp: int) -> bool:
+        for tracked in self.sync.protocols:
+            if tracked.name == tx.protocol:
+                return tracked.adapter.quote(PositionKey(tx.market, tx.user), timestamp) is not None
+        return False
+
+    async def on_block(self, update: BlockUpdate) -> list[Attempt]:
+        block = update.block
+        at = block.timestamp + 1
+        started_s = time.perf_counter()
+        await self.executor.track(
+            block.number, block.base_fee_wei, lambda tx: self.still_liquidatable(tx, at)
+        )
+        if not self.accepting:
+            return []
+        tracked_s = time.perf_counter()
+        opportunities = self._with_cash(self.opportunities(at))
+        screened_s = time.perf_counter()
+        self.stats.opportunities += len(opportunities)
+        calls = []
+        for opportunity in opportunities:
+            tracked = next(t for t in self.sync.protocols if t.name == opportunity.name)
+            calls.append((opportunity, tracked.adapter.liquidation_call(opportunity.quote)))
+        attempts = await self.executor.attempt_all(calls, block.number, block.base_fee_wei)
+        done_s = time.perf_counter()
+        for attempt in attempts:
+            self._report(attempt, block.number)
+        if opportunities:
+            log.info(
+                "block_handled",
+                block=block.number,
+                opportunities=len(opportunities),
+                track_ms=round((tracked_s - started_s) * 1000, 1),
+                screen_ms=round((screened_s - tracked_s) * 1000, 1),
+                execute_ms=round((done_s - screened_s) * 1000, 1),
+                **self.executor.last_timings,
+            )
+        return attempts
+
+    def _with_cash(self, opportunities: list[Opportunity]) -> list[Opportunity]:
+        """Aave liquidations share each reserve's underlying cash, best first; the rest take aTokens."""
+        out = list(opportunities)
+        for tracked in self.sync.protocols:
+            adapter = tracked.adapter
+            if not isinstance(adapter, AaveV3Adapter) or adapter.pool_state is None:
+                continue
+            indexes = [i for i, o in enumerate(out) if o.name == tracked.name]
+            cash = {r.asset: r.cash for r in adapter.pool_state.reserves.values()}
+            shared = share_out_cash([out[i].quote for i in indexes], cash)
+            for i, quote in zip(indexes, shared, strict=True):
+                out[i] = replace(out[i], quote=quote)
+        return out
+
+    def _report(self, attempt: Attempt, block: int) -> None:
+        q = attempt.opportunity.quote
+        fields = {
+            "block": block,
+            "protocol": attempt.opportunity.name,
+            "market": q.market,
+            "user": q.user,
+            "collateral_asset": q.collateral_asset,
+            "debt_asset": q.debt_asset,
+            "debt_repaid": str(q.debt_repaid),
+            "collateral_seized": str(q.collateral_seized),
+            "receive_a_token": q.receive_a_token,
+            "gross_profit_wei": str(attempt.opportunity.gross_profit_wei),
+        }
+        self.stats.attempts[attempt.outcome] = self.stats.attempts.get(attempt.outcome, 0) + 1
+        if attempt.outcome == "skipped":
+            reason = attempt.reason.split(":")[0]
+            self.stats.skipped[reason] = self.stats.skipped.get(reason, 0) + 1
+            log.info("opportunity_skipped", reason=attempt.reason, **fields)
+        else:
+            event = "liquidation_sent" if attempt.outcome == "sent" else "liquidation_dry_run"
+            log.info(
+                event,
+                tx=attempt.tx_hash or None,
+                gas_limit=attempt.gas_limit,
+                expected_net_profit_wei=str(attempt.expected_net_profit_wei),
+                **fields,
+            )

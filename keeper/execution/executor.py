@@ -1,0 +1,365 @@
+"""From an opportunity to a transaction, and from a sent transaction to its end.
+
+`attempt_all` checks inventory and approval (one read per block, earmarked as it goes), simulates
+every candidate at the head in parallel (``eth_estimateGas``, which reverts where the call would),
+prices fees with the pure policy, and only then, in live mode, reserves a nonce, signs, persists
+the transaction as pending and broadcasts it. Dry-run stops
+before signing. `track` reads the receipts of what is in flight (one batch, however many positions
+are tracked), records each outcome, replaces a transaction that waited too long with higher fees,
+and cancels (same nonce, empty self-transfer) one whose position is no longer liquidatable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import rlp  # type: ignore[import-untyped]
+import structlog
+from eth_utils.address import to_checksum_address
+
+from keeper.chain.multicall import Call, address_arg, aggregate3, selector, words
+from keeper.chain.rpc import Rpc, RpcError
+from keeper.errors import Retryable
+from keeper.execution.gas import (
+    FeePolicy,
+    Fees,
+    expected_net_profit_wei,
+    initial_fees,
+    replacement_fees,
+    should_replace,
+)
+from keeper.execution.nonces import NonceManager
+from keeper.execution.signer import Signer
+from keeper.execution.txstate import SentTx
+from keeper.protocols.base import PositionKey
+from keeper.risk.opportunity import Opportunity
+from keeper.state.store import Store
+
+log = structlog.get_logger(__name__)
+
+BALANCE_OF = selector("balanceOf(address)")
+ALLOWANCE = selector("allowance(address,address)")
+BASE_FEE_MAX_RISE_BPS = 12_500
+"""EIP-1559: the next block's base fee is at most 12.5 % above this one's."""
+
+Outcome = Literal["sent", "dry_run", "skipped"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """Simulated and priced; in live mode it is signed and sent with the block's others."""
+
+    opportunity: Opportunity
+    call: tuple[str, bytes]
+    gas_limit: int
+    fees: Fees
+    net: int
+    index: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    opportunity: Opportunity
+    outcome: Outcome
+    reason: str = ""
+    tx_hash: str = ""
+    gas_limit: int = 0
+    expected_net_profit_wei: int = 0
+
+
+def next_base_fee_bound(base_fee_wei: int) -> int:
+    return -(-base_fee_wei * BASE_FEE_MAX_RISE_BPS // 10_000)
+
+
+class Executor:
+    def __init__(
+        self,
+        rpc: Rpc,
+        address: str,
+        policy: FeePolicy,
+        gas_limit_margin_bps: int,
+        store: Store,
+        nonces: NonceManager | None,
+        signer: Signer | None,
+    ) -> None:
+        """``signer``/``nonces`` None means dry-run: everything up to signing, nothing sent."""
+        self.rpc = rpc
+        self.address = address
+        self.policy = policy
+        self.gas_limit_margin_bps = gas_limit_margin_bps
+        self.store = store
+        self.nonces = nonces
+        self.signer = signer
+        self.last_timings: dict[str, float] = {}
+        """Milliseconds spent in each step of the last `attempt_all` (wallet, simulate, sign, send)."""
+
+    @property
+    def dry_run(self) -> bool:
+        return self.signer is None
+
+    def in_flight(self, key: PositionKey) -> bool:
+        return self.nonces is not None and self.nonces.holder(key) is not None
+
+    async def attempt_all(
+        self, items: Sequence[tuple[Opportunity, tuple[str, bytes]]], block_number: int, base_fee: int
+    ) -> list[Attempt]:
+        """Every opportunity of a block at once: one inventory read, simulations in parallel, then
+        (live) all signed in the order given (most profitable first, so lowest nonces), persisted in
+        one commit and broadcast together."""
+        started_s = time.perf_counter()
+        wallet = await self._wallet({(o.quote.debt_asset, call[0]) for o, call in items})
+        wallet_s = time.perf_counter()
+        attempts: dict[int, Attempt] = {}
+        staged = []
+        for index, (opportunity, call) in enumerate(items):
+            problem = self._precheck(opportunity, call[0], wallet)
+            if problem:
+                attempts[index] = Attempt(opportunity, "skipped", problem)
+            else:
+                staged.append(index)
+        estimates = await asyncio.gather(
+            *(self._estimate(items[i][1]) for i in staged), return_exceptions=True
+        )
+        simulated_s = time.perf_counter()
+        bound = next_base_fee_bound(base_fee)
+        ready: list[_Ready] = []
+        for index, estimate in zip(staged, estimates, strict=True):
+            decided = self._decide(items[index][0], items[index][1], estimate, bound, wallet)
+            if isinstance(decided, Attempt):
+                attempts[index] = decided
+            else:
+                ready.append(replace(decided, index=index))
+        if ready:
+            attempts |= await self._send_all(ready, block_number)
+        self.last_timings = {
+            "wallet_ms": round((wallet_s - started_s) * 1000, 1),
+            "simulate_ms": round((simulated_s - wallet_s) * 1000, 1),
+            "sign_and_send_ms": round((time.perf_counter() - simulated_s) * 1000, 1),
+        }
+        return [attempts[i] for i in range(len(items))]
+
+    def _precheck(
+        self, opportunity: Opportunity, target: str, wallet: dict[tuple[str, str], list[int]]
+    ) -> str:
+        quote = opportunity.quote
+        if self.in_flight(PositionKey(quote.market, quote.user)):
+            return "transaction already in flight"
+        balance, allowance = wallet[(quote.debt_asset, target)]
+        if balance < quote.debt_repaid:
+            return f"inventory short: holds {balance} of {quote.debt_asset}, needs {quote.debt_repaid}"
+        if allowance < quote.debt_repaid:
+            return f"approval missing: {quote.debt_asset} allowance for {target} is {allowance}"
+        self._earmark(opportunity, wallet, -quote.debt_repaid)
+        return ""
+
+    @staticmethod
+    def _earmark(opportunity: Opportunity, wallet: dict[tuple[str, str], list[int]], delta: int) -> None:
+        """Later opportunities of the block see what is left of the token (one balance, any spender)."""
+        for (token, _), held in wallet.items():
+            if token == opportunity.quote.debt_asset:
+                held[0] += delta
+
+    async def _estimate(self, call: tuple[str, bytes]) -> int:
+        """``eth_estimateGas`` executes the call at the head: a revert is the simulation failing."""
+        request = {"from": self.address, "to": call[0], "data": "0x" + call[1].hex()}
+        return int(await self.rpc.request("eth_estimateGas", [request, "latest"]), 16)
+
+    def _decide(
+        self,
+        opportunity: Opportunity,
+        call: tuple[str, bytes],
+        estimate: int | BaseException,
+        base_fee_bound: int,
+        wallet: dict[tuple[str, str], list[int]],
+    ) -> Attempt | _Ready:
+        give_back = opportunity.quote.debt_repaid
+        if isinstance(estimate, RpcError):
+            self._earmark(opportunity, wallet, give_back)
+            return Attempt(opportunity, "skipped", f"simulation reverted: {estimate.message}")
+        if isinstance(estimate, BaseException):
+            raise estimate
+        gas_limit = estimate * (10_000 + self.gas_limit_margin_bps) // 10_000
+        fees = initial_fees(self.policy, base_fee_bound, gas_limit, opportunity.gross_profit_wei, None)
+        if fees is None:
+            self._earmark(opportunity, wallet, give_back)
+            return Attempt(opportunity, "skipped", "not profitable after gas", gas_limit=gas_limit)
+        net = expected_net_profit_wei(opportunity.gross_profit_wei, gas_limit, fees, base_fee_bound)
+        if self.signer is None or self.nonces is None:
+            return Attempt(opportunity, "dry_run", gas_limit=gas_limit, expected_net_profit_wei=net)
+        return _Ready(opportunity, call, gas_limit, fees, net)
+
+    async def _wallet(self, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], list[int]]:
+        """[balance, allowance] of each (debt token, spender), read once per block."""
+        ordered = sorted(pairs)
+        calls = []
+        for token, spender in ordered:
+            calls += [
+                Call(token, BALANCE_OF + address_arg(self.address)),
+                Call(token, ALLOWANCE + address_arg(self.address) + address_arg(spender)),
+            ]
+        results = await aggregate3(self.rpc, calls, "latest")
+        return {
+            pair: [words(results[2 * i].data)[0], words(results[2 * i + 1].data)[0]]
+            for i, pair in enumerate(ordered)
+        }
+
+    def _signed(self, nonce: int, to: str, data: bytes, gas_limit: int, fees: Fees) -> tuple[str, str]:
+        assert self.signer is not None
+        raw, tx_hash = self.signer.sign(
+            {
+                "type": 2,
+                "nonce": nonce,
+                "to": to,
+                "data": "0x" + data.hex(),
+                "value": 0,
+                "gas": gas_limit,
+                "maxFeePerGas": fees.max_fee_per_gas,
+                "maxPriorityFeePerGas": fees.max_priority_fee_per_gas,
+            }
+        )
+        return "0x" + raw.hex(), tx_hash
+
+    async def _send_all(self, ready: list[_Ready], block_number: int) -> dict[int, Attempt]:
+        assert self.nonces is not None
+        signed = []
+        for item in ready:
+            quote = item.opportunity.quote
+            nonce = self.nonces.reserve()
+            raw, tx_hash = self._signed(nonce, item.call[0], item.call[1], item.gas_limit, item.fees)
+            signed.append(
+                SentTx(
+                    nonce,
+                    tx_hash,
+                    item.opportunity.name,
+                    quote.market,
+                    quote.user,
+                    raw,
+                    item.fees.max_fee_per_gas,
+                    item.fees.max_priority_fee_per_gas,
+                    item.gas_limit,
+                    item.net,
+                    block_number,
+                )
+            )
+        self.store.record_sent_many(signed)  # persisted before they leave: a crash cannot lose one
+        for tx in signed:
+            self.nonces.claim(tx.position, tx.nonce)
+            self.nonces.confirm(tx.nonce)
+        results = await asyncio.gather(
+            *(self.rpc.request("eth_sendRawTransaction", [tx.raw_tx]) for tx in signed),
+            return_exceptions=True,
+        )
+        attempts = {}
+        for item, tx, result in zip(ready, signed, results, strict=True):
+            attempts[item.index] = Attempt(
+                item.opportunity,
+                "sent",
+                tx_hash=tx.tx_hash,
+                gas_limit=item.gas_limit,
+                expected_net_profit_wei=item.net,
+            )
+            if isinstance(result, RpcError):  # refused outright (nonce, funds): it will never be mined
+                attempts[item.index] = Attempt(
+                    item.opportunity, "skipped", f"broadcast refused: {result.message}"
+                )
+                await self._fill_gap(tx, result.message, block_number)
+            elif isinstance(result, Retryable):  # unknown whether it left: it stays pending and tracked
+                log.warning("liquidation_broadcast_uncertain", tx=tx.tx_hash, nonce=tx.nonce)
+            elif isinstance(result, BaseException):
+                raise result
+        return attempts
+
+    async def _fill_gap(self, refused: SentTx, reason: str, block_number: int) -> None:
+        """A refused nonce would hold back every later one: an empty self-transfer takes its place."""
+        assert self.nonces is not None
+        self.store.mark_dropped(refused.tx_hash, f"broadcast refused: {reason}")
+        self.nonces.free(refused.position)
+        fees = Fees(refused.max_fee_per_gas, refused.max_priority_fee_per_gas)
+        raw, tx_hash = self._signed(refused.nonce, self.address, b"", 21_000, fees)
+        filler = replace(
+            refused, tx_hash=tx_hash, raw_tx=raw, user=self.address, gas_limit=21_000,
+            expected_profit_wei=0, sent_block=block_number, note="gap filler",
+        )  # fmt: skip
+        self.store.record_sent(filler)
+        log.warning(
+            "liquidation_refused", tx=refused.tx_hash, nonce=refused.nonce, error=reason, filler=tx_hash
+        )
+        try:
+            await self.rpc.request("eth_sendRawTransaction", [raw])
+        except RpcError as exc:
+            log.error("gap_filler_refused", nonce=refused.nonce, error=exc.message)
+
+    async def track(
+        self, block_number: int, base_fee: int, still_liquidatable: Callable[[SentTx], bool]
+    ) -> list[SentTx]:
+        """Settle what was mined; replace or cancel what waits. Returns the transactions that settled."""
+        in_flight = self.store.in_flight()
+        if not in_flight or self.nonces is None:
+            return []
+        receipts = await self.rpc.batch([("eth_getTransactionReceipt", [tx.tx_hash]) for tx in in_flight])
+        settled = []
+        for tx, receipt in zip(in_flight, receipts, strict=True):
+            if receipt is not None and int(receipt["blockNumber"], 16) > block_number:
+                continue  # mined after the block being processed: settle it when that block is
+            if receipt is not None:
+                settled.append(self._settle(tx, receipt))
+            elif tx.user != self.address and not still_liquidatable(tx):
+                await self._replace(tx, block_number, base_fee, cancel=True)
+            elif should_replace(tx.sent_block, block_number, self.policy):
+                await self._replace(tx, block_number, base_fee, cancel=False)
+        return settled
+
+    def _settle(self, tx: SentTx, receipt: dict[str, Any]) -> SentTx:
+        assert self.nonces is not None
+        success = int(receipt["status"], 16) == 1
+        gas_used = int(receipt["gasUsed"], 16)
+        price = int(receipt["effectiveGasPrice"], 16)
+        self.store.mark_mined(tx.tx_hash, int(receipt["blockNumber"], 16), gas_used, price, success)
+        self.nonces.free(PositionKey(tx.market, tx.user))
+        event = "liquidation_mined" if success else "liquidation_reverted"
+        (log.info if success else log.error)(
+            event, tx=tx.tx_hash, nonce=tx.nonce, protocol=tx.protocol, market=tx.market, user=tx.user,
+            gas_used=gas_used, effective_gas_price=price, block=int(receipt["blockNumber"], 16),
+        )  # fmt: skip
+        return tx
+
+    async def _replace(self, tx: SentTx, block_number: int, base_fee: int, cancel: bool) -> None:
+        """Same nonce, fees bumped by at least 12.5 %; a cancel is an empty self-transfer."""
+        previous = Fees(tx.max_fee_per_gas, tx.max_priority_fee_per_gas)
+        budget = max(tx.expected_profit_wei, 0) if not cancel else 10**30
+        fees = replacement_fees(previous, self.policy, next_base_fee_bound(base_fee), tx.gas_limit, budget)
+        if fees is None:
+            return
+        to, data = (self.address, b"") if cancel else original_call(tx.raw_tx)
+        gas = 21_000 if cancel else tx.gas_limit
+        raw, tx_hash = self._signed(tx.nonce, to, data, gas, fees)
+        replacement = SentTx(
+            tx.nonce, tx_hash, tx.protocol, tx.market, tx.user if not cancel else self.address, raw,
+            fees.max_fee_per_gas, fees.max_priority_fee_per_gas, gas, 0 if cancel else tx.expected_profit_wei,
+            block_number, note="cancel" if cancel else "fee bump",
+        )  # fmt: skip
+        self.store.mark_replaced(tx.tx_hash, replacement)
+        if cancel:
+            assert self.nonces is not None
+            self.nonces.free(PositionKey(tx.market, tx.user))
+        try:
+            await self.rpc.request("eth_sendRawTransaction", [raw])
+        except RpcError as exc:  # e.g. the original was mined meanwhile: its receipt settles it next block
+            log.warning("replacement_refused", tx=tx_hash, nonce=tx.nonce, error=exc.message)
+        log.info(
+            "liquidation_cancelled" if cancel else "liquidation_replaced",
+            old=tx.tx_hash,
+            tx=tx_hash,
+            nonce=tx.nonce,
+        )
+
+
+def original_call(raw_tx: str) -> tuple[str, bytes]:
+    """Target and calldata of a signed EIP-1559 transaction: 0x02 || rlp([chainId, nonce, tip, maxFee,
+    gas, to, value, data, accessList, v, r, s])."""
+    fields = rlp.decode(bytes.fromhex(raw_tx.removeprefix("0x"))[1:])
+    return to_checksum_address(bytes(fields[5])), bytes(fields[7])

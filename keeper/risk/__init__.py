@@ -1,0 +1,1 @@
+"""Pure risk maths over many positions: the per-block float screen, opportunity valuation."""
