@@ -48,6 +48,9 @@ class Engine:
             if isinstance(adapter, AaveV3Adapter) and adapter.pool_state is not None:
                 for reserve in adapter.pool_state.reserves.values():
                     price = adapter.pool_state.prices[reserve.asset]
+                    if price == 0:  # its users are left alone: any liquidation would revert in the oracle
+                        log.warning("price_rejected", protocol=tracked.name, asset=reserve.asset, price=0)
+                        continue
                     book.setdefault(reserve.asset, TokenPrice(price, reserve.config.decimals))
         return book
 
@@ -95,16 +98,15 @@ class Engine:
         done_s = time.perf_counter()
         for attempt in attempts:
             self._report(attempt, block.number)
-        if opportunities:
-            log.info(
-                "block_handled",
-                block=block.number,
-                opportunities=len(opportunities),
-                track_ms=round((tracked_s - started_s) * 1000, 1),
-                screen_ms=round((screened_s - tracked_s) * 1000, 1),
-                execute_ms=round((done_s - screened_s) * 1000, 1),
-                **self.executor.last_timings,
-            )
+        log.info(
+            "block_handled",
+            block=block.number,
+            opportunities=len(opportunities),
+            track_ms=round((tracked_s - started_s) * 1000, 1),
+            screen_ms=round((screened_s - tracked_s) * 1000, 1),
+            execute_ms=round((done_s - screened_s) * 1000, 1),
+            **(self.executor.last_timings if opportunities else {}),
+        )
         return attempts
 
     def _with_cash(self, opportunities: list[Opportunity]) -> list[Opportunity]:

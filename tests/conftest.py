@@ -52,7 +52,9 @@ class Devnet:
         return Rpc(self.summary["rpc_url"])
 
 
-def _devnet_up(tmp_path_factory: pytest.TempPathFactory, aave: int, morpho: int) -> Iterator[Devnet]:
+def devnet_up(
+    tmp_path_factory: pytest.TempPathFactory, aave: int, morpho: int, *extra: str
+) -> Iterator[Devnet]:
     port = free_port()
     config_path = tmp_path_factory.mktemp("devnet") / "devnet.toml"
     proc = run_keeper(
@@ -67,6 +69,7 @@ def _devnet_up(tmp_path_factory: pytest.TempPathFactory, aave: int, morpho: int)
         "--config-out",
         str(config_path),
         "--detach",
+        *extra,
     )
     assert proc.returncode == 0, proc.stderr
     try:
@@ -77,12 +80,12 @@ def _devnet_up(tmp_path_factory: pytest.TempPathFactory, aave: int, morpho: int)
 
 @pytest.fixture(scope="session")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    yield from _devnet_up(tmp_path_factory, AAVE_BORROWERS, MORPHO_BORROWERS)
+    yield from devnet_up(tmp_path_factory, AAVE_BORROWERS, MORPHO_BORROWERS)
 
 
 @pytest.fixture(scope="session")
 def large_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    yield from _devnet_up(tmp_path_factory, LARGE_BORROWERS, LARGE_BORROWERS)
+    yield from devnet_up(tmp_path_factory, LARGE_BORROWERS, LARGE_BORROWERS)
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ from keeper.execution.nonces import NonceManager
 from keeper.execution.signer import Signer
 from keeper.execution.txstate import SentTx
 from keeper.protocols.base import PositionKey
+from keeper.protocols.registry import liquidation_events
 from keeper.risk.opportunity import Opportunity
 from keeper.state.store import Store
 
@@ -321,9 +322,14 @@ class Executor:
         self.store.mark_mined(tx.tx_hash, int(receipt["blockNumber"], 16), gas_used, price, success)
         self.nonces.free(PositionKey(tx.market, tx.user))
         event = "liquidation_mined" if success else "liquidation_reverted"
+        realized = [
+            {k: str(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in e.items()}
+            for e in liquidation_events(receipt["logs"])
+        ]
         (log.info if success else log.error)(
             event, tx=tx.tx_hash, nonce=tx.nonce, protocol=tx.protocol, market=tx.market, user=tx.user,
-            gas_used=gas_used, effective_gas_price=price, block=int(receipt["blockNumber"], 16),
+            gas_used=gas_used, effective_gas_price=price, gas_paid_wei=str(gas_used * price),
+            block=int(receipt["blockNumber"], 16), realized=realized, note=tx.note,
         )  # fmt: skip
         return tx
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from keeper.config import AaveV3Config, Config, MorphoBlueConfig, ProtocolConfig
+from keeper.protocols.aave_v3 import events as aave_events
 from keeper.protocols.aave_v3.adapter import AaveV3Adapter
 from keeper.protocols.base import LendingAdapter
+from keeper.protocols.morpho_blue import events as morpho_events
 from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
 
 
@@ -18,3 +23,13 @@ def build_adapter(protocol: ProtocolConfig) -> LendingAdapter:
 
 def build_adapters(config: Config) -> list[tuple[ProtocolConfig, LendingAdapter]]:
     return [(protocol, build_adapter(protocol)) for protocol in config.protocols]
+
+
+def liquidation_events(logs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every liquidation in these logs (a receipt's), as the protocol's own event describes it."""
+    found = []
+    for entry in logs:
+        event = aave_events.liquidation(entry) or morpho_events.liquidation(entry)
+        if event is not None:
+            found.append(event | {"contract": entry["address"]})
+    return found

@@ -71,7 +71,10 @@ class AaveV3Adapter:
         pool = self._state()
         at = reserves_at(pool, timestamp)
         out = []
+        unpriced = {i for i, r in at.items() if r.price == 0}
         for user, state in self.users.items():
+            if unpriced and unpriced & set(state.flagged_reserve_ids()):
+                continue  # the oracle reverts for this asset: so would every liquidation of this user
             data = account_data(pool, at, state, timestamp)
             if data.total_debt_base:
                 out.append(
@@ -93,6 +96,8 @@ class AaveV3Adapter:
         if user is None:
             return None
         at = reserves_at(pool, timestamp)
+        if any(at[i].price == 0 for i in user.flagged_reserve_ids() if i in at):
+            return None
         if account_data(pool, at, user, timestamp).health_factor >= WAD:
             return None
         best: LiquidationQuote | None = None

@@ -63,3 +63,23 @@ def touched_users(logs: Iterable[dict[str, Any]], pool: str, a_tokens: Sequence[
         users.update(_user(topics[i]) for i in indexes if i < len(topics))
     users.discard("0x" + "00" * 20)
     return users
+
+
+LIQUIDATION_CALL = topic("LiquidationCall(address,address,address,uint256,uint256,address,bool)")
+
+
+def liquidation(log: dict[str, Any]) -> dict[str, Any] | None:
+    """What a ``LiquidationCall`` event says happened (amounts as the pool moved them)."""
+    topics = log["topics"]
+    if not topics or topics[0] != LIQUIDATION_CALL:
+        return None
+    data = bytes.fromhex(log["data"][2:])
+    return {
+        "collateral_asset": _user(topics[1]),
+        "debt_asset": _user(topics[2]),
+        "user": _user(topics[3]),
+        "debt_repaid": int.from_bytes(data[0:32], "big"),
+        "collateral_seized": int.from_bytes(data[32:64], "big"),
+        "liquidator": to_checksum_address(data[76:96]),
+        "receive_a_token": data[127] == 1,
+    }

@@ -132,7 +132,7 @@ async def _round_one(
     for asset in assets:
         calls += [
             Call(addresses.pool, GET_RESERVE_DATA + address_arg(asset)),
-            Call(addresses.oracle, GET_ASSET_PRICE + address_arg(asset)),
+            Call(addresses.oracle, GET_ASSET_PRICE + address_arg(asset), allow_failure=True),
             Call(known[asset].stable_debt_token, TOTAL_SUPPLY),
             Call(asset, BALANCE_OF + address_arg(known[asset].a_token)),
         ]
@@ -147,7 +147,7 @@ async def _round_one(
         data, price, stable_supply, cash = results[1 + 4 * index : 5 + 4 * index]
         reserve = _decode_reserve(asset, data.data, words(stable_supply.data)[0], words(cash.data)[0])
         reserves[reserve.id] = reserve
-        prices[asset] = words(price.data)[0]
+        prices[asset] = words(price.data)[0] if price.success and len(price.data) >= 32 else 0
     offset = 1 + 4 * len(assets)
     configs = {user: words(results[offset + i].data)[0] for i, user in enumerate(users)}
     return reserves, prices, configs

@@ -61,3 +61,27 @@ def touched_positions(logs: Iterable[dict[str, Any]], morpho: str) -> set[tuple[
         if index is not None and len(topics) > index:
             touched.add((topics[1], _address(topics[index])))
     return touched
+
+
+LIQUIDATE = topic("Liquidate(bytes32,address,address,uint256,uint256,uint256,uint256,uint256)")
+
+
+def liquidation(log: dict[str, Any]) -> dict[str, Any] | None:
+    """What a ``Liquidate`` event says happened (amounts as Morpho moved them)."""
+    topics = log["topics"]
+    if not topics or topics[0] != LIQUIDATE:
+        return None
+    data = bytes.fromhex(log["data"][2:])
+    repaid, shares, seized, bad_assets, bad_shares = (
+        int.from_bytes(data[i : i + 32], "big") for i in range(0, 160, 32)
+    )
+    return {
+        "market": topics[1],
+        "liquidator": _address(topics[2]),
+        "user": _address(topics[3]),
+        "debt_repaid": repaid,
+        "repaid_shares": shares,
+        "collateral_seized": seized,
+        "bad_debt": bad_assets,
+        "bad_debt_shares": bad_shares,
+    }

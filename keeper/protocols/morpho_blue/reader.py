@@ -84,7 +84,7 @@ async def read_markets_and_positions(
     for index, params in enumerate(markets):
         market = Market(*words(results[2 * index].data))
         price = results[2 * index + 1]
-        if price.success and len(price.data) >= 32:  # a reverting oracle makes the market unliquidatable
+        if price.success and len(price.data) >= 32 and words(price.data)[0] > 0:  # else liquidate reverts
             stored.append((params, market, words(price.data)[0]))
     offset = 2 * len(markets)
     read_positions = {key: Position(*words(results[offset + i].data)) for i, key in enumerate(positions)}

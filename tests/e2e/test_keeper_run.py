@@ -1,0 +1,217 @@
+"""`keeper run` end to end: a real devnet mining a block a second, the keeper as a subprocess.
+
+1,000 Aave + 1,000 Morpho borrowers; the price path is WETH -25 % (a competitor liquidates ten
+positions first, in the same block as the price update), WETH +10 %, WBTC -15 %. Live and dry-run
+start from the same snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keeper.chain.multicall import words
+from keeper.chain.rpc import HttpRpc
+from keeper.devnet.abi import encode_call
+from keeper.protocols.base import BlockRef
+from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
+from tests.conftest import LARGE_BORROWERS, Devnet, devnet_up
+from tests.integration.adapter_support import Follower
+
+from .keeper_process import Event, KeeperProcess, keeper_config
+from .scenario import (
+    PRICE_PATH,
+    Move,
+    aave_borrowers,
+    aave_unhealthy,
+    liquidations,
+    move_price,
+    transactions_from,
+    wait_for_block,
+)
+
+pytestmark = pytest.mark.integration
+
+Position = tuple[str, str]
+"""(protocol kind, user)."""
+
+
+@pytest.fixture(scope="module")
+def timed_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    yield from devnet_up(tmp_path_factory, LARGE_BORROWERS, LARGE_BORROWERS, "--block-time", "1")
+
+
+@dataclass
+class Outcome:
+    events: list[Event]
+    moves: list[Move]
+    keeper_receipts: list[dict[str, Any]]
+    liquidations: list[dict[str, Any]]
+    became_liquidatable: dict[int, set[Position]]
+    balance_delta: dict[str, int]
+
+
+def balances(devnet: Devnet, holder: str, block: int) -> dict[str, int]:
+    s = devnet.summary
+    tokens = dict(s["aave"]["reserves"])
+    for symbol, token in s["aave"]["reserves"].items():
+        (a_token,) = words(
+            devnet.rpc.eth_call(s["aave"]["pool"], encode_call("getReserveData(address)", token), block)[
+                256:288
+            ]
+        )
+        tokens[f"a{symbol}"] = "0x" + a_token.to_bytes(20, "big").hex()
+    out = {
+        name: words(devnet.rpc.eth_call(token, encode_call("balanceOf(address)", holder), block))[0]
+        for name, token in tokens.items()
+    }
+    out["ETH"] = int(devnet.rpc.call("eth_getBalance", [holder, hex(block)]), 16)
+    return out
+
+
+def morpho_unhealthy(devnet: Devnet, block: int) -> set[str]:
+    """Exact Morpho health at ``block`` (the shared adapter suite proves it equals the contract's)."""
+
+    async def read() -> set[str]:
+        async with HttpRpc(devnet.summary["rpc_url"]) as rpc:
+            follower = Follower(MorphoBlueAdapter("morpho", devnet.summary["morpho"]["address"]), rpc)
+            await follower.sync()
+            header = await rpc.request("eth_getBlockByNumber", [hex(block), False])
+            ref = BlockRef(block, header["hash"], int(header["timestamp"], 16))
+            await follower.adapter.refresh(rpc, ref, follower.adapter.tracked())
+            return {h.user for h in follower.adapter.health(ref.timestamp) if h.liquidatable}
+
+    return asyncio.run(read())
+
+
+def run_scenario(devnet: Devnet, directory: Path, mode: str) -> Outcome:
+    directory.mkdir(parents=True)
+    rpc, s = devnet.rpc, devnet.summary
+    snapshot = rpc.call("evm_snapshot")
+    try:
+        keeper = KeeperProcess(keeper_config(devnet, directory, mode))
+        ready = keeper.wait_for(lambda e: e.get("event") == "keeper_ready")
+        start = int(ready["block"])
+        before = balances(devnet, s["keeper_address"], start)
+        users = aave_borrowers(rpc, s["aave"]["pool"])
+        moves, became = [], {}
+        for index, (symbol, percent) in enumerate(PRICE_PATH):
+            move = move_price(devnet, symbol, percent, competitor_victims=10 if index == 0 else 0)
+            moves.append(move)
+            wait_for_block(rpc, move.block + 3)
+            keeper.wait_for(lambda e, b=move.block + 2: e.get("event") == "block_handled" and e["block"] >= b)
+            was = aave_unhealthy(rpc, s["aave"]["pool"], users, move.block - 1)
+            now = aave_unhealthy(rpc, s["aave"]["pool"], users, move.block) | set(move.competitor_victims)
+            became[move.block] = {("aave_v3", u) for u in now - was}
+            became[move.block] |= {
+                ("morpho_blue", u)
+                for u in morpho_unhealthy(devnet, move.block) - morpho_unhealthy(devnet, move.block - 1)
+            }
+        assert keeper.stop() == 0, keeper.lines[-5:]
+        end = rpc.block_number()
+        after = balances(devnet, s["keeper_address"], end)
+        return Outcome(
+            keeper.events,
+            moves,
+            transactions_from(devnet, s["keeper_address"], start + 1, end),
+            liquidations(devnet, start + 1, end),
+            became,
+            {k: after[k] - before[k] for k in before},
+        )
+    finally:
+        assert rpc.call("evm_revert", [snapshot]) is True
+        rpc.call("anvil_dropAllTransactions")
+
+
+@pytest.fixture(scope="module")
+def live(timed_devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Outcome:
+    return run_scenario(timed_devnet, tmp_path_factory.mktemp("live") / "run", "live")
+
+
+@pytest.fixture(scope="module")
+def dry(timed_devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Outcome:
+    return run_scenario(timed_devnet, tmp_path_factory.mktemp("dry") / "run", "dry-run")
+
+
+def test_no_keeper_transaction_reverts(live: Outcome) -> None:
+    assert len(live.keeper_receipts) >= 100
+    assert [r["transactionHash"] for r in live.keeper_receipts if r["status"] != "0x1"] == []
+    assert [e for e in live.events if e.get("level") == "error"] == []
+
+
+def test_every_position_that_becomes_liquidatable_is_liquidated_within_two_blocks(live: Outcome) -> None:
+    unprofitable = {
+        (e["protocol"], e["user"]) for e in live.events if e.get("reason") == "not profitable after gas"
+    }
+    late = []
+    for block, positions in live.became_liquidatable.items():
+        done = {(_kind(e), e["user"]) for e in live.liquidations if block <= e["block"] <= block + 2}
+        late += [p for p in positions - done if (_name(p[0]), p[1]) not in unprofitable]
+    assert sum(len(p) for p in live.became_liquidatable.values()) >= 200
+    assert late == []
+
+
+def test_the_competitor_went_first_and_cost_no_revert(live: Outcome, timed_devnet: Devnet) -> None:
+    competitor = timed_devnet.summary["competitor_address"]
+    first = live.moves[0]
+    by_competitor = [e for e in live.liquidations if e["liquidator"] == competitor]
+    assert {e["user"] for e in by_competitor} == set(first.competitor_victims)
+    assert len(first.competitor_victims) == 10
+    assert all(e["block"] == first.block for e in by_competitor)
+
+
+def test_balance_changes_equal_the_reported_liquidations(live: Outcome, timed_devnet: Devnet) -> None:
+    s = timed_devnet.summary
+    symbol = {token: name for name, token in s["aave"]["reserves"].items()}
+    for market in s["morpho"]["market_params"]:
+        symbol[market["id"]] = market["loan"], market["collateral"]
+    expected = dict.fromkeys(live.balance_delta, 0)
+    mined = [e for e in live.events if e.get("event") == "liquidation_mined"]
+    assert {e["tx"] for e in mined} == {r["transactionHash"] for r in live.keeper_receipts}
+    for event in mined:
+        for flow in event["realized"]:
+            if "market" in flow:
+                loan, collateral = symbol[flow["market"]]
+            else:
+                loan, collateral = symbol[flow["debt_asset"]], symbol[flow["collateral_asset"]]
+            expected[loan] -= int(flow["debt_repaid"])
+            expected["a" + collateral if flow.get("receive_a_token") else collateral] += int(
+                flow["collateral_seized"]
+            )
+        expected["ETH"] -= int(event["gas_paid_wei"])
+    for name, delta in live.balance_delta.items():
+        if name.startswith("a"):  # aTokens keep accruing interest after they arrive
+            assert expected[name] <= delta <= expected[name] * 1_000_001 // 1_000_000 + 1, name
+        else:
+            assert delta == expected[name], name
+
+
+def test_dry_run_sends_nothing_and_sees_what_live_mode_saw(live: Outcome, dry: Outcome) -> None:
+    assert dry.keeper_receipts == []
+    assert [e for e in dry.events if e.get("event") == "liquidation_sent"] == []
+
+    def first_block_positions(outcome: Outcome) -> set[Position]:
+        block = outcome.moves[0].block
+        kinds = ("liquidation_sent", "liquidation_dry_run", "opportunity_skipped")
+        return {
+            (e["protocol"], e["user"])
+            for e in outcome.events
+            if e.get("event") in kinds and e["block"] == block
+        }
+
+    seen = first_block_positions(dry)
+    assert len(seen) >= 100
+    assert seen == first_block_positions(live)
+
+
+def _kind(event: dict[str, Any]) -> str:
+    return "morpho_blue" if "market" in event else "aave_v3"
+
+
+def _name(kind: str) -> str:
+    return {"aave_v3": "aave", "morpho_blue": "morpho"}[kind]
