@@ -8,7 +8,6 @@ start from the same snapshot.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from keeper.chain.rpc import HttpRpc
 from keeper.devnet.abi import encode_call
 from keeper.protocols.base import BlockRef
 from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
-from tests.conftest import LARGE_BORROWERS, Devnet, devnet_up
+from tests.conftest import Devnet
 from tests.integration.adapter_support import Follower
 
 from .keeper_process import Event, KeeperProcess, keeper_config
@@ -39,11 +38,6 @@ pytestmark = pytest.mark.integration
 
 Position = tuple[str, str]
 """(protocol kind, user)."""
-
-
-@pytest.fixture(scope="module")
-def timed_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    yield from devnet_up(tmp_path_factory, LARGE_BORROWERS, LARGE_BORROWERS, "--block-time", "1")
 
 
 @dataclass

@@ -1,0 +1,14 @@
+"""One devnet for the end-to-end tests: 1,000 + 1,000 borrowers, a block every second."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import LARGE_BORROWERS, Devnet, devnet_up
+
+
+@pytest.fixture(scope="session")
+def timed_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    yield from devnet_up(tmp_path_factory, LARGE_BORROWERS, LARGE_BORROWERS, "--block-time", "1")
