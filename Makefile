@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine (python3.11+, node/npm, make):
-#   make demo   set up, start the devnet, show liquidatable positions appear after a price crash
+#   make demo   set up, start the devnet, run the keeper live through a price crash
 #   make test   set up, then ruff, mypy --strict and pytest (unit + integration on a real Anvil)
 
 PYTHON ?= python3
@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 DEVNET := deploy/devnet
 DEMO_PORT ?= 8545
 
-.PHONY: setup demo test lint typecheck pytest clean
+.PHONY: setup demo test lint typecheck pytest clean bench
 
 $(BIN)/keeper: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ pytest: setup
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# health-pass timings, written to bench/results/health.json; one BLAS thread: the screen's product is skinny
+bench: $(BIN)/keeper
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m bench.health
 
 clean:
 	rm -rf $(VENV) $(DEVNET)/node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -9,8 +9,8 @@ so a failure in either stops both with its error instead of vanishing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
+import time
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -85,14 +85,6 @@ async def _apply_blocks(sync: PositionSync, stream: BlockStream, report: Report)
     async for update in sync.follow(stream):
         touched = ", ".join(f"{name} {len(keys)}" for name, keys in update.touched.items())
         report(f"block {update.block.number}: {len(update.block.logs)} logs, touched {touched}")
-
-
-async def _cancel_when_set(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
-    await stop.wait()
-    for task in tasks:
-        task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -191,27 +183,80 @@ async def run_keeper(
             engine = Engine(sync, executor, native_asset)
             heads = _heads(config, rpc, 0.25)
             stream = BlockStream(rpc, heads, lambda: combined_filter(sync.protocols))
-            await _until_signalled(_liquidate(sync, stream, engine), heads)
-            log.info("keeper_stopped", block=sync.head.number if sync.head else None, **asdict(engine.stats))
+            shutdown = Shutdown(config.execution.shutdown_grace_s)
+            await _until_signalled(_liquidate(sync, stream, engine, shutdown), heads, shutdown)
+            settled = {k: str(v) for k, v in executor.settled.items()}
+            log.info(
+                "keeper_stopped",
+                block=sync.head.number if sync.head else None,
+                **asdict(engine.stats),
+                **settled,
+            )
             return engine.stats
 
 
-async def _liquidate(sync: PositionSync, stream: BlockStream, engine: Engine) -> None:
+async def _liquidate(sync: PositionSync, stream: BlockStream, engine: Engine, shutdown: Shutdown) -> None:
     async for update in sync.follow(stream):
         await engine.on_block(update)
+        if shutdown.requested.is_set():
+            engine.accepting = False  # no new opportunities; keep settling what is in flight
+            if not engine.executor.store.in_flight() or time.monotonic() > shutdown.deadline_s:
+                return
 
 
-async def _until_signalled(work: Coroutine[Any, Any, None], heads: Heads) -> None:
-    stop = asyncio.Event()
+class Shutdown:
+    """First SIGINT/SIGTERM: stop taking opportunities, wait up to ``grace_s`` for in-flight
+    transactions to settle, then stop. A second signal stops at once."""
+
+    def __init__(self, grace_s: float) -> None:
+        self.grace_s = grace_s
+        self.requested = asyncio.Event()
+        self.immediate = asyncio.Event()
+        self.deadline_s = 0.0
+
+    def signal(self) -> None:
+        if self.requested.is_set():
+            self.immediate.set()
+            return
+        self.deadline_s = time.monotonic() + self.grace_s
+        self.requested.set()
+        log.info("shutdown_requested", grace_s=self.grace_s)
+
+
+async def _until_signalled(
+    work: Coroutine[Any, Any, None], heads: Heads, shutdown: Shutdown | None = None
+) -> None:
+    """Run ``work`` (and the WebSocket listener) in one TaskGroup until it ends or a signal stops it."""
+    shutdown = shutdown or Shutdown(0.0)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, shutdown.signal)
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(work)]
-            if isinstance(heads, WebSocketHeads):
-                tasks.append(group.create_task(heads.run()))
-            group.create_task(_cancel_when_set(stop, tasks))
+            main = group.create_task(work)
+            listener = group.create_task(heads.run()) if isinstance(heads, WebSocketHeads) else None
+            group.create_task(_stop_when_due(shutdown, main, listener))
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+
+
+async def _stop_when_due(
+    shutdown: Shutdown, main: asyncio.Task[None], listener: asyncio.Task[None] | None
+) -> None:
+    """Cancel at the deadline or on a second signal; let ``main`` return by itself when it can."""
+    stopper = asyncio.ensure_future(shutdown.immediate.wait())  # awaited below, never left behind
+    try:
+        await asyncio.wait([main, stopper], return_when=asyncio.FIRST_COMPLETED)
+        if not main.done() and not shutdown.requested.is_set():
+            return
+        if not main.done():
+            await shutdown.requested.wait()
+            remaining = max(0.0, shutdown.deadline_s - time.monotonic())
+            await asyncio.wait([main, stopper], timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        if not main.done():
+            main.cancel()
+    finally:
+        stopper.cancel()
+        if listener is not None:
+            listener.cancel()

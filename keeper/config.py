@@ -70,6 +70,8 @@ class ExecutionConfig(_Section):
     max_gas_cost_share_bps: int = Field(default=5_000, ge=0, le=10_000)
     gas_limit_margin_bps: int = Field(default=2_000, ge=0)
     replace_after_blocks: int = Field(default=2, ge=1)
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+    """On SIGTERM/SIGINT, how long to keep following blocks so in-flight transactions settle."""
 
 
 class StoreConfig(_Section):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -95,6 +96,8 @@ class Executor:
         self.store = store
         self.nonces = nonces
         self.signer = signer
+        self.settled = Counter[str]()
+        """Liquidations mined / reverted, and totals: gas paid (wei) and expected net profit (wei)."""
         self.last_timings: dict[str, float] = {}
         """Milliseconds spent in each step of the last `attempt_all` (wallet, simulate, sign, send)."""
 
@@ -322,6 +325,10 @@ class Executor:
         self.store.mark_mined(tx.tx_hash, int(receipt["blockNumber"], 16), gas_used, price, success)
         self.nonces.free(PositionKey(tx.market, tx.user))
         event = "liquidation_mined" if success else "liquidation_reverted"
+        if tx.note not in ("cancel", "gap filler"):
+            self.settled["mined" if success else "reverted"] += 1
+            self.settled["expected_net_profit_wei"] += tx.expected_profit_wei if success else 0
+        self.settled["gas_paid_wei"] += gas_used * price
         realized = [
             {k: str(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in e.items()}
             for e in liquidation_events(receipt["logs"])
