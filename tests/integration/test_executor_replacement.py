@@ -1,0 +1,86 @@
+"""A liquidation that waits is replaced with higher fees on the same nonce; one whose position is no
+longer liquidatable is cancelled; the store follows every move and nothing reverts. Real Anvil
+mempool (automine off while the transactions wait)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from keeper.app import fee_policy
+from keeper.chain.rpc import HttpRpc
+from keeper.config import ExecutionConfig, load_config
+from keeper.devnet.feeds import set_price
+from keeper.engine import Engine
+from keeper.execution.executor import Executor
+from keeper.execution.nonces import NonceManager
+from keeper.execution.signer import Signer
+from keeper.execution.txstate import TxState
+from keeper.protocols.registry import build_adapter
+from keeper.state.store import Store
+from keeper.state.sync import PositionSync, tracked_protocols
+from tests.conftest import Devnet
+
+pytestmark = pytest.mark.integration
+
+KEEPER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+
+
+async def test_replace_then_cancel_on_one_nonce(chain: Devnet, tmp_path: Path) -> None:
+    rpc_sync, s = chain.rpc, chain.summary
+    set_price(rpc_sync, "WETH", move=Decimal("-25"))
+    config = load_config(chain.config_path)
+    async with HttpRpc(s["rpc_url"]) as rpc:
+        with Store.open(tmp_path / "store.sqlite") as store:
+            sync = PositionSync(rpc, store, tracked_protocols(config.protocols, build_adapter))
+            head = await sync.start()
+            signer = Signer.from_key(KEEPER_KEY, config.chain.chain_id)
+            nonce = int(await rpc.request("eth_getTransactionCount", [signer.address, "pending"]), 16)
+            policy = fee_policy(ExecutionConfig(replace_after_blocks=2, max_gas_cost_share_bps=10_000))
+            executor = Executor(rpc, signer.address, policy, 2_000, store, NonceManager(nonce, []), signer)
+            engine = Engine(sync, executor, s["aave"]["reserves"]["WETH"])
+            opportunity = next(o for o in engine.opportunities(head.timestamp + 1) if o.name == "aave")
+            tracked = sync.protocols[0]
+            rpc_sync.call("evm_setAutomine", [False])
+            try:
+                call = tracked.adapter.liquidation_call(opportunity.quote)
+                base_fee = int(
+                    (await rpc.request("eth_getBlockByNumber", ["latest", False]))["baseFeePerGas"], 16
+                )
+                (attempt,) = await executor.attempt_all([(opportunity, call)], head.number, base_fee)
+                assert attempt.outcome == "sent", attempt.reason
+                (original,) = store.in_flight()
+
+                await executor.track(head.number + 1, base_fee, lambda tx: True)  # too early to replace
+                assert [tx.tx_hash for tx in store.in_flight()] == [original.tx_hash]
+
+                await executor.track(head.number + 2, base_fee, lambda tx: True)
+                (replacement,) = store.in_flight()
+                assert replacement.nonce == original.nonce and replacement.tx_hash != original.tx_hash
+                assert replacement.max_fee_per_gas * 8 >= original.max_fee_per_gas * 9
+                assert replacement.max_priority_fee_per_gas * 8 >= original.max_priority_fee_per_gas * 9
+
+                await executor.track(head.number + 3, base_fee, lambda tx: False)  # someone else won
+                (cancel,) = store.in_flight()
+                assert cancel.note == "cancel" and cancel.nonce == original.nonce
+                pool = rpc_sync.call("txpool_content")["pending"]
+                queued = {int(n, 16): tx["hash"] for sender in pool.values() for n, tx in sender.items()}
+                assert queued[original.nonce] == cancel.tx_hash  # the node holds only the newest
+
+                rpc_sync.call("evm_mine")
+                mined = int((await rpc.request("eth_getBlockByNumber", ["latest", False]))["number"], 16)
+                settled = await executor.track(mined, base_fee, lambda tx: False)
+            finally:
+                rpc_sync.call("evm_setAutomine", [True])
+            assert [tx.tx_hash for tx in settled] == [cancel.tx_hash]
+            states = {tx.tx_hash: tx.state for tx in store.transactions()}
+            assert states == {
+                original.tx_hash: TxState.DROPPED,
+                replacement.tx_hash: TxState.DROPPED,
+                cancel.tx_hash: TxState.MINED,
+            }
+            assert store.in_flight() == []
+            assert executor.settled["reverted"] == 0 and executor.settled["mined"] == 0
+            assert executor.nonces is not None and executor.nonces.holder(original.position) is None
