@@ -16,6 +16,7 @@ import structlog
 from keeper.execution.executor import Attempt, Executor
 from keeper.execution.txstate import SentTx
 from keeper.protocols.aave_v3.adapter import AaveV3Adapter
+from keeper.protocols.aave_v3.events import feed_answer
 from keeper.protocols.aave_v3.liquidation import share_out_cash
 from keeper.protocols.base import PositionKey
 from keeper.risk.opportunity import Opportunity, TokenPrice, gross_profit_wei, ranked
@@ -29,6 +30,7 @@ class EngineStats:
     opportunities: int = 0
     attempts: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
+    feed_updates: int = 0
 
 
 class Engine:
@@ -87,6 +89,7 @@ class Engine:
         if not self.accepting:
             return []
         tracked_s = time.perf_counter()
+        self._report_feeds(update)
         opportunities = self._with_cash(self.opportunities(at))
         screened_s = time.perf_counter()
         self.stats.opportunities += len(opportunities)
@@ -108,6 +111,30 @@ class Engine:
             **(self.executor.last_timings if opportunities else {}),
         )
         return attempts
+
+    def _report_feeds(self, update: BlockUpdate) -> None:
+        """Price feed updates in this block: every position is re-screened at the new prices below
+        (they were re-read at this block), so this only says what moved, and rejects bad answers."""
+        for tracked in self.sync.protocols:
+            if not isinstance(tracked.adapter, AaveV3Adapter):
+                continue
+            feeds = tracked.adapter.feeds()
+            for entry in update.block.logs:
+                answer = feed_answer(entry)
+                if answer is None or answer[0] not in feeds:
+                    continue
+                feed, value = answer
+                self.stats.feed_updates += 1
+                log.info(
+                    "feed_updated",
+                    block=update.block.number,
+                    protocol=tracked.name,
+                    asset=feeds[feed],
+                    feed=feed,
+                    answer=str(value),
+                )
+                if value <= 0:
+                    log.warning("price_rejected", protocol=tracked.name, asset=feeds[feed], answer=str(value))
 
     def _with_cash(self, opportunities: list[Opportunity]) -> list[Opportunity]:
         """Aave liquidations share each reserve's underlying cash, best first; the rest take aTokens."""

@@ -209,3 +209,9 @@ def _kind(event: dict[str, Any]) -> str:
 
 def _name(kind: str) -> str:
     return {"aave_v3": "aave", "morpho_blue": "morpho"}[kind]
+
+
+def test_each_feed_update_is_seen_in_its_own_block(live: Outcome, timed_devnet: Devnet) -> None:
+    reserves = timed_devnet.summary["aave"]["reserves"]
+    seen = {(e["block"], e["asset"]) for e in live.events if e.get("event") == "feed_updated"}
+    assert {(m.block, reserves[m.symbol]) for m in live.moves} <= seen

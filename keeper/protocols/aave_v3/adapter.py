@@ -17,7 +17,7 @@ from keeper.protocols.base import (
     PositionKey,
 )
 
-from .events import A_TOKEN_USER_TOPICS, POOL_USER_TOPICS, touched_users
+from .events import A_TOKEN_USER_TOPICS, ANSWER_UPDATED, POOL_USER_TOPICS, touched_users
 from .liquidation import liquidation_outcome, max_debt_to_cover
 from .math import account_data, reserves_at
 from .reader import PoolAddresses, read_addresses, read_pool_and_users
@@ -44,8 +44,17 @@ class AaveV3Adapter:
         return self._addresses.pool
 
     def log_filter(self) -> LogFilter:
+        """The pool, its aTokens, and the price feeds behind its oracle (their updates are reported)."""
         a_tokens = [r.a_token for r in self.pool_state.reserves.values()] if self.pool_state else []
-        return LogFilter((self.pool, *a_tokens), (*POOL_USER_TOPICS, *A_TOKEN_USER_TOPICS))
+        return LogFilter(
+            (self.pool, *a_tokens, *self.feeds()), (*POOL_USER_TOPICS, *A_TOKEN_USER_TOPICS, ANSWER_UPDATED)
+        )
+
+    def feeds(self) -> dict[str, str]:
+        """Feed address -> asset, for the reserves whose oracle source is known."""
+        if self.pool_state is None:
+            return {}
+        return {r.price_source: r.asset for r in self.pool_state.reserves.values() if r.price_source}
 
     def apply_logs(self, logs: Sequence[dict[str, Any]]) -> set[PositionKey]:
         a_tokens = [r.a_token for r in self.pool_state.reserves.values()] if self.pool_state else []

@@ -83,3 +83,16 @@ def liquidation(log: dict[str, Any]) -> dict[str, Any] | None:
         "liquidator": to_checksum_address(data[76:96]),
         "receive_a_token": data[127] == 1,
     }
+
+
+ANSWER_UPDATED = topic("AnswerUpdated(int256,uint256,uint256)")
+"""Chainlink-style feeds emit it on every new answer (the devnet's feeds and Chainlink aggregators)."""
+
+
+def feed_answer(log: dict[str, Any]) -> tuple[str, int] | None:
+    """(feed, new answer) of an ``AnswerUpdated`` log; the answer is a signed int256 topic."""
+    topics = log["topics"]
+    if not topics or topics[0] != ANSWER_UPDATED or len(topics) < 2:
+        return None
+    raw = int(topics[1], 16)
+    return to_checksum_address(log["address"]), raw - (1 << 256) if raw >= 1 << 255 else raw

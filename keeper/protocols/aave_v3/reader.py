@@ -26,6 +26,7 @@ GET_PRICE_ORACLE = selector("getPriceOracle()")
 GET_RESERVES_LIST = selector("getReservesList()")
 GET_RESERVE_DATA = selector("getReserveData(address)")
 GET_ASSET_PRICE = selector("getAssetPrice(address)")
+GET_SOURCE_OF_ASSET = selector("getSourceOfAsset(address)")
 TOTAL_SUPPLY = selector("totalSupply()")
 BALANCE_OF = selector("balanceOf(address)")
 GET_USER_CONFIGURATION = selector("getUserConfiguration(address)")
@@ -135,6 +136,7 @@ async def _round_one(
             Call(addresses.oracle, GET_ASSET_PRICE + address_arg(asset), allow_failure=True),
             Call(known[asset].stable_debt_token, TOTAL_SUPPLY),
             Call(asset, BALANCE_OF + address_arg(known[asset].a_token)),
+            Call(addresses.oracle, GET_SOURCE_OF_ASSET + address_arg(asset), allow_failure=True),
         ]
     calls += [Call(addresses.pool, GET_USER_CONFIGURATION + address_arg(user)) for user in users]
     results = await aggregate3(rpc, calls, block)
@@ -144,11 +146,13 @@ async def _round_one(
     reserves: dict[int, Reserve] = {}
     prices: dict[str, int] = {}
     for index, asset in enumerate(assets):
-        data, price, stable_supply, cash = results[1 + 4 * index : 5 + 4 * index]
+        data, price, stable_supply, cash, source = results[1 + 5 * index : 6 + 5 * index]
+        source_word = words(source.data)[0] if source.success and len(source.data) >= 32 else 0
+        feed = _address(source_word) if source_word else ""
         reserve = _decode_reserve(asset, data.data, words(stable_supply.data)[0], words(cash.data)[0])
-        reserves[reserve.id] = reserve
+        reserves[reserve.id] = replace(reserve, price_source=feed)
         prices[asset] = words(price.data)[0] if price.success and len(price.data) >= 32 else 0
-    offset = 1 + 4 * len(assets)
+    offset = 1 + 5 * len(assets)
     configs = {user: words(results[offset + i].data)[0] for i, user in enumerate(users)}
     return reserves, prices, configs
 

@@ -65,6 +65,8 @@ class Reserve:
     stable_debt_supply: int = 0
     cash: int = 0
     """Underlying held by the aToken: what a liquidation can pay out as the underlying itself."""
+    price_source: str = ""
+    """The oracle's source (a Chainlink-style feed) for this asset, when it reports one."""
 
 
 @dataclass(frozen=True, slots=True)
