@@ -180,6 +180,8 @@ async def run_keeper(
                 nonces,
                 None if dry_run else signer,
             )
+            if not dry_run:
+                await executor.rebroadcast()  # a restart never loses track of what it sent
             engine = Engine(sync, executor, native_asset)
             heads = _heads(config, rpc, 0.25)
             stream = BlockStream(rpc, heads, lambda: combined_filter(sync.protocols))

@@ -96,6 +96,8 @@ class Executor:
         self.store = store
         self.nonces = nonces
         self.signer = signer
+        self._reward: int | None = None
+        """This block's fee-history reward at the policy's percentile (percentile strategy only)."""
         self.settled = Counter[str]()
         """Liquidations mined / reverted, and totals: gas paid (wei) and expected net profit (wei)."""
         self.last_timings: dict[str, float] = {}
@@ -115,6 +117,7 @@ class Executor:
         (live) all signed in the order given (most profitable first, so lowest nonces), persisted in
         one commit and broadcast together."""
         started_s = time.perf_counter()
+        self._reward = await self._fee_history_reward() if items else None
         wallet = await self._wallet({(o.quote.debt_asset, call[0]) for o, call in items})
         wallet_s = time.perf_counter()
         attempts: dict[int, Attempt] = {}
@@ -187,7 +190,9 @@ class Executor:
         if isinstance(estimate, BaseException):
             raise estimate
         gas_limit = estimate * (10_000 + self.gas_limit_margin_bps) // 10_000
-        fees = initial_fees(self.policy, base_fee_bound, gas_limit, opportunity.gross_profit_wei, None)
+        fees = initial_fees(
+            self.policy, base_fee_bound, gas_limit, opportunity.gross_profit_wei, self._reward
+        )
         if fees is None:
             self._earmark(opportunity, wallet, give_back)
             return Attempt(opportunity, "skipped", "not profitable after gas", gas_limit=gas_limit)
@@ -195,6 +200,29 @@ class Executor:
         if self.signer is None or self.nonces is None:
             return Attempt(opportunity, "dry_run", gas_limit=gas_limit, expected_net_profit_wei=net)
         return _Ready(opportunity, call, gas_limit, fees, net)
+
+    async def _fee_history_reward(self) -> int | None:
+        """The tip paid at the policy's percentile in the last block (``eth_feeHistory``), if used."""
+        if self.policy.strategy != "percentile":
+            return None
+        try:
+            history = await self.rpc.request(
+                "eth_feeHistory", [1, "latest", [self.policy.priority_percentile]]
+            )
+        except RpcError:
+            return None
+        rewards = history.get("reward") or [[]]
+        return int(rewards[-1][0], 16) if rewards[-1] else None
+
+    async def rebroadcast(self) -> None:
+        """After a restart: send every in-flight transaction's exact bytes again (the node may have
+        dropped them while the keeper was down); "already known" and "nonce too low" are fine."""
+        for tx in self.store.in_flight():
+            try:
+                await self.rpc.request("eth_sendRawTransaction", [tx.raw_tx])
+                log.info("transaction_rebroadcast", tx=tx.tx_hash, nonce=tx.nonce)
+            except RpcError as exc:
+                log.info("transaction_rebroadcast_refused", tx=tx.tx_hash, nonce=tx.nonce, error=exc.message)
 
     async def _wallet(self, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], list[int]]:
         """[balance, allowance] of each (debt token, spender), read once per block."""

@@ -84,3 +84,47 @@ async def test_replace_then_cancel_on_one_nonce(chain: Devnet, tmp_path: Path) -
             assert store.in_flight() == []
             assert executor.settled["reverted"] == 0 and executor.settled["mined"] == 0
             assert executor.nonces is not None and executor.nonces.holder(original.position) is None
+
+
+async def test_a_restart_rebroadcasts_what_was_in_flight_and_settles_it(
+    chain: Devnet, tmp_path: Path
+) -> None:
+    rpc_sync, s = chain.rpc, chain.summary
+    set_price(rpc_sync, "WETH", move=Decimal("-25"))
+    config = load_config(chain.config_path)
+    signer = Signer.from_key(KEEPER_KEY, config.chain.chain_id)
+    policy = fee_policy(ExecutionConfig(max_gas_cost_share_bps=10_000))
+    rpc_sync.call("evm_setAutomine", [False])
+    try:
+        async with HttpRpc(s["rpc_url"]) as rpc:
+            with Store.open(tmp_path / "store.sqlite") as store:  # the keeper before the crash
+                sync = PositionSync(rpc, store, tracked_protocols(config.protocols, build_adapter))
+                head = await sync.start()
+                nonce = int(await rpc.request("eth_getTransactionCount", [signer.address, "pending"]), 16)
+                executor = Executor(
+                    rpc, signer.address, policy, 2_000, store, NonceManager(nonce, []), signer
+                )
+                engine = Engine(sync, executor, s["aave"]["reserves"]["WETH"])
+                opportunity = next(o for o in engine.opportunities(head.timestamp + 1) if o.name == "aave")
+                call = sync.protocols[0].adapter.liquidation_call(opportunity.quote)
+                (attempt,) = await executor.attempt_all([(opportunity, call)], head.number, 10**9)
+                assert attempt.outcome == "sent"
+            rpc_sync.call("anvil_dropAllTransactions")  # the node forgot it while the keeper was down
+            assert rpc_sync.call("txpool_status")["pending"] == "0x0"
+
+            with Store.open(tmp_path / "store.sqlite") as store:  # the keeper after the restart
+                (in_flight,) = store.in_flight()
+                chain_nonce = int(
+                    await rpc.request("eth_getTransactionCount", [signer.address, "pending"]), 16
+                )
+                nonces = NonceManager(chain_nonce, store.in_flight())
+                assert nonces.next_nonce == in_flight.nonce + 1  # the chain alone would reuse it
+                restarted = Executor(rpc, signer.address, policy, 2_000, store, nonces, signer)
+                await restarted.rebroadcast()
+                rpc_sync.call("evm_mine")
+                mined = int((await rpc.request("eth_getBlockByNumber", ["latest", False]))["number"], 16)
+                settled = await restarted.track(mined, 10**9, lambda tx: True)
+                assert [tx.tx_hash for tx in settled] == [attempt.tx_hash]
+                assert store.in_flight() == [] and restarted.settled["mined"] == 1
+    finally:
+        rpc_sync.call("evm_setAutomine", [True])
