@@ -7,10 +7,15 @@ the same metric name twice on one registry is an error.
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 RPC_LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 """From a local node (ms) to a provider timing out (tens of seconds)."""
+STAGE_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0)
+"""Per-block stages take milliseconds; inclusion takes one or more block times."""
+STAGES = ("received_to_screened", "screened_to_simulated", "simulated_to_sent", "sent_to_included")
+HEALTH_THRESHOLDS = ("1.0", "1.05", "1.1")
+OPPORTUNITY_OUTCOMES = ("seen", "attempted", "won", "lost_to_competitor", "reverted", "skipped")
 
 
 class Metrics:
@@ -36,6 +41,83 @@ class Metrics:
             ["endpoint", "method"],
             buckets=RPC_LATENCY_BUCKETS_S,
             registry=self.registry,
+        )
+
+        self._keeper_metrics()
+
+    def _keeper_metrics(self) -> None:
+        r = self.registry
+        self.head_block = Gauge(
+            "keeper_head_block", "Number of the last block the keeper processed.", registry=r
+        )
+        self.head_timestamp = Gauge(
+            "keeper_head_timestamp_seconds",
+            "Timestamp of the last processed block (head age = now - this).",
+            registry=r,
+        )
+        self.blocks_behind = Gauge(
+            "keeper_blocks_behind", "Chain head minus the last processed block.", registry=r
+        )
+        self.ready = Gauge(
+            "keeper_ready", "1 when synced within the readiness margin and RPC reachable.", registry=r
+        )
+        self.stage_latency = Histogram(
+            "keeper_stage_latency_seconds",
+            "Latency of each stage: block received -> screened -> simulated -> sent -> included.",
+            ["stage"],
+            buckets=STAGE_BUCKETS_S,
+            registry=r,
+        )
+        self.positions = Gauge(
+            "keeper_positions_tracked", "Positions with debt, by protocol.", ["protocol"], registry=r
+        )
+        self.positions_below = Gauge(
+            "keeper_positions_below_health",
+            "Positions whose health factor is below the threshold, by protocol.",
+            ["protocol", "threshold"],
+            registry=r,
+        )
+        self.opportunities = Counter(
+            "keeper_opportunities",
+            "Opportunities by outcome: seen, attempted, won, lost_to_competitor, reverted, skipped.",
+            ["protocol", "outcome"],
+            registry=r,
+        )
+        self.skipped = Counter(
+            "keeper_opportunities_skipped",
+            "Opportunities not sent, by reason.",
+            ["protocol", "reason"],
+            registry=r,
+        )
+        self.dry_runs = Counter(
+            "keeper_dry_run_liquidations",
+            "Liquidations simulated and reported in dry-run mode.",
+            ["protocol"],
+            registry=r,
+        )
+        self.gas_spent = Counter(
+            "keeper_gas_spent_wei", "Gas paid by the keeper's transactions, in wei.", registry=r
+        )
+        self.profit = Counter(
+            "keeper_profit_expected_wei",
+            "Expected net profit of the keeper's mined liquidations, in wei of the native token.",
+            registry=r,
+        )
+        self.in_flight = Gauge("keeper_transactions_in_flight", "Sent, not yet mined or dropped.", registry=r)
+        self.wallet = Gauge(
+            "keeper_wallet_balance",
+            "The keeper's balances, in token units (native: wei).",
+            ["token"],
+            registry=r,
+        )
+        self.feed_updates = Counter(
+            "keeper_feed_updates", "Price feed updates seen, by asset.", ["protocol", "asset"], registry=r
+        )
+        self.prices_rejected = Counter(
+            "keeper_prices_rejected",
+            "Oracle prices refused (reverted, zero, negative).",
+            ["protocol", "asset"],
+            registry=r,
         )
 
     def observe_rpc(self, endpoint: str, method: str, latency_s: float, error_kind: str | None) -> None:
