@@ -6,7 +6,11 @@ the file: the signer names an environment variable or a keystore and password fi
 
 from __future__ import annotations
 
+import copy
+import json
+import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -80,6 +84,18 @@ class StoreConfig(_Section):
 
 class MetricsConfig(_Section):
     listen: str = "127.0.0.1:9108"
+    """host:port of the status server (/metrics, /healthz, /readyz, /positions); "" turns it off."""
+    ready_max_blocks_behind: int = Field(default=3, ge=0)
+    ready_max_head_age_s: float = Field(default=120.0, gt=0)
+    """/readyz fails when the last processed block is older than this (RPC cut, node stalled)."""
+
+    @model_validator(mode="after")
+    def _listen(self) -> MetricsConfig:
+        if self.listen:
+            host, _, port = self.listen.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"listen: {self.listen!r} is not host:port")
+        return self
 
 
 class AaveV3Config(_Section):
@@ -126,11 +142,56 @@ def parse_config(data: dict[str, Any], source: str = "config") -> Config:
         raise UsageError(f"{source}: {where}: {message.removeprefix('Value error, ')}") from None
 
 
-def load_config(path: Path) -> Config:
+ENV_PREFIX = "KEEPER_"
+ENV_SEPARATOR = "__"
+
+
+def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """12-factor overrides: ``KEEPER_<SECTION>__<KEY>=value`` replaces ``[section] key``.
+
+    Deeper paths work the same way (``KEEPER_PROTOCOLS__0__START_BLOCK``); lists and tables are
+    JSON (``KEEPER_CHAIN__RPC_URLS='["https://…"]'``), scalars are strings the schema coerces.
+    Variables without the double underscore (the signer's ``KEEPER_PRIVATE_KEY``) are not overrides.
+    """
+    merged = copy.deepcopy(data)
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or ENV_SEPARATOR not in name:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split(ENV_SEPARATOR)]
+        value: Any = environ[name]
+        if value.lstrip().startswith(("[", "{")):  # lists and tables; scalars coerce from strings
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise UsageError(f"{name}: not valid JSON: {value[:60]!r}") from None
+        node: Any = merged
+        for index, part in enumerate(path[:-1]):
+            key: Any = int(part) if isinstance(node, list) and part.isdigit() else part
+            if isinstance(node, list):
+                if not isinstance(key, int) or key >= len(node):
+                    raise UsageError(f"{name}: no {'.'.join(path[: index + 1])} in the config to override")
+            elif key not in node:
+                node[key] = {}
+            node = node[key]
+        last = path[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise UsageError(f"{name}: no {'.'.join(path)} in the config to override")
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return merged
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """The one place the process environment is read (for ``KEEPER_<SECTION>__<KEY>`` overrides)."""
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise UsageError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise UsageError(f"config file {path} is a directory") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: malformed TOML: {exc}") from None
+    data = apply_env_overrides(data, os.environ if environ is None else environ)
     return parse_config(data, str(path))

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from keeper.config import AaveV3Config, MorphoBlueConfig, load_config
+from keeper.errors import UsageError
 
 GOOD = """
 [chain]
@@ -73,3 +74,42 @@ def test_bad_config_is_one_clear_line(tmp_path: Path, edit: object, message: str
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "read"),
+    [
+        ("KEEPER_METRICS__LISTEN", "0.0.0.0:9108", lambda c: c.metrics.listen),
+        ("KEEPER_STORE__PATH", "/var/lib/keeper/keeper.sqlite", lambda c: str(c.store.path)),
+        ("KEEPER_EXECUTION__MODE", "dry-run", lambda c: c.execution.mode),
+        ("KEEPER_EXECUTION__MIN_PROFIT_WEI", "12345", lambda c: c.execution.min_profit_wei),
+        ("KEEPER_CHAIN__RPC_URLS", '["http://node:8545"]', lambda c: c.chain.rpc_urls),
+        ("KEEPER_PROTOCOLS__1__START_BLOCK", "7", lambda c: c.protocols[1].start_block),
+    ],
+)
+def test_env_overrides_every_key(tmp_path: Path, variable: str, value: str, read: object) -> None:
+    config = load_config(write(tmp_path, GOOD), {variable: value, "KEEPER_PRIVATE_KEY": "not an override"})
+    expected: object = value
+    if variable.endswith(("MIN_PROFIT_WEI", "START_BLOCK")):
+        expected = int(value)
+    if variable.endswith("RPC_URLS"):
+        expected = ("http://node:8545",)
+    assert read(config) == expected  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("KEEPER_EXECUTION__MODE", "yolo", "execution.mode"),
+        ("KEEPER_EXECUTION__NO_SUCH_KEY", "1", "execution.no_such_key: unknown key"),
+        ("KEEPER_PROTOCOLS__5__START_BLOCK", "1", "KEEPER_PROTOCOLS__5__START_BLOCK: no protocols.5"),
+        ("KEEPER_METRICS__LISTEN", "9108", "metrics: listen: '9108' is not host:port"),
+    ],
+)
+def test_bad_env_override_is_one_line_naming_it(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(UsageError) as caught:
+        load_config(write(tmp_path, GOOD), {variable: value})
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
