@@ -9,6 +9,7 @@ so a failure in either stops both with its error instead of vanishing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections.abc import Coroutine, Mapping, Sequence
@@ -22,13 +23,15 @@ from keeper.chain.multicall import Call, address_arg, aggregate3, words
 from keeper.chain.pool import RpcPool, http_urls
 from keeper.config import AaveV3Config, Config, ExecutionConfig
 from keeper.engine import Engine, EngineStats
-from keeper.errors import UsageError
+from keeper.errors import Retryable, UsageError
 from keeper.execution.executor import ALLOWANCE, BALANCE_OF, Executor
 from keeper.execution.gas import FeePolicy
 from keeper.execution.nonces import NonceManager
 from keeper.execution.signer import Signer
+from keeper.obs.metrics import Metrics
 from keeper.obs.progress import Report
-from keeper.positions import check_chain_id
+from keeper.obs.server import StatusServer
+from keeper.positions import check_chain_id, json_object, report_of
 from keeper.protocols.aave_v3.adapter import AaveV3Adapter
 from keeper.protocols.base import LogFilter
 from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
@@ -37,6 +40,9 @@ from keeper.state.store import Store
 from keeper.state.sync import PositionSync, Tracked, tracked_protocols
 
 log = structlog.get_logger(__name__)
+
+RPC_OUTAGE_RETRY_S = 1.0
+"""While every endpoint is down, retry this often; /readyz reports the outage meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -147,8 +153,31 @@ async def wallet_report(rpc: RpcPool, address: str, sync: PositionSync) -> dict[
     return report
 
 
+@dataclass
+class Liveness:
+    """What /readyz needs: the last block applied (and when), and the chain head the heads saw."""
+
+    max_blocks_behind: int
+    max_head_age_s: float
+    head: int | None = None
+    head_wall_s: float = 0.0
+    chain_head: int = 0
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        if self.head is None:
+            return False, {"reason": "syncing"}
+        age_s = time.monotonic() - self.head_wall_s
+        behind = max(0, self.chain_head - self.head)
+        details = {"block": self.head, "blocks_behind": behind, "head_age_s": round(age_s, 1)}
+        if behind > self.max_blocks_behind:
+            return False, details | {"reason": "behind the chain head"}
+        if age_s > self.max_head_age_s:
+            return False, details | {"reason": "no new block processed recently (RPC or node down?)"}
+        return True, details
+
+
 async def run_keeper(
-    config: Config, dry_run: bool, environ: Mapping[str, str], report: Report
+    config: Config, dry_run: bool, environ: Mapping[str, str], report: Report, metrics: Metrics | None = None
 ) -> EngineStats:
     """The daemon: sync positions, then per block liquidate (or, dry-run, simulate and report)."""
     signer = Signer.from_config(config.signer, config.chain.chain_id, environ)
@@ -157,53 +186,98 @@ async def run_keeper(
         raise UsageError(
             "execution.native_asset: set the wrapped native token (e.g. WETH) to value profits in"
         )
+    metrics = metrics or Metrics()
+    liveness = Liveness(config.metrics.ready_max_blocks_behind, config.metrics.ready_max_head_age_s)
     with Store.open(config.store.path) as store:
-        async with RpcPool(http_urls(config.chain.rpc_urls)) as rpc:
-            await check_chain_id(rpc, config.chain.chain_id)
-            await require_code(rpc, config)
+        async with RpcPool(http_urls(config.chain.rpc_urls), metrics=metrics) as rpc:
             sync = PositionSync(rpc, store, tracked_protocols(config.protocols, build_adapter), report)
-            head = await sync.start()
-            wallet = await wallet_report(rpc, signer.address, sync)
-            log.info("keeper_ready", block=head.number, mode="dry-run" if dry_run else "live", **wallet)
-            nonces = None
-            if not dry_run:
-                chain_nonce = int(
-                    await rpc.request("eth_getTransactionCount", [signer.address, "pending"]), 16
-                )
-                nonces = NonceManager(chain_nonce, store.in_flight())
-            executor = Executor(
-                rpc,
-                signer.address,
-                fee_policy(config.execution),
-                config.execution.gas_limit_margin_bps,
-                store,
-                nonces,
-                None if dry_run else signer,
+            server = StatusServer(
+                config.metrics.listen or "127.0.0.1:0",
+                metrics,
+                liveness.readiness,
+                lambda: _positions_json(sync),
             )
-            if not dry_run:
-                await executor.rebroadcast()  # a restart never loses track of what it sent
-            engine = Engine(sync, executor, native_asset)
-            heads = _heads(config, rpc, 0.25)
-            stream = BlockStream(rpc, heads, lambda: combined_filter(sync.protocols))
-            shutdown = Shutdown(config.execution.shutdown_grace_s)
-            await _until_signalled(_liquidate(sync, stream, engine, shutdown), heads, shutdown)
-            settled = {k: str(v) for k, v in executor.settled.items()}
-            log.info(
-                "keeper_stopped",
-                block=sync.head.number if sync.head else None,
-                **asdict(engine.stats),
-                **settled,
-            )
-            return engine.stats
+            async with server.serving() if config.metrics.listen else contextlib.nullcontext():
+                return await _keep(config, dry_run, signer, native_asset, rpc, store, sync, metrics, liveness)
 
 
-async def _liquidate(sync: PositionSync, stream: BlockStream, engine: Engine, shutdown: Shutdown) -> None:
-    async for update in sync.follow(stream):
-        await engine.on_block(update)
-        if shutdown.requested.is_set():
-            engine.accepting = False  # no new opportunities; keep settling what is in flight
-            if not engine.executor.store.in_flight() or time.monotonic() > shutdown.deadline_s:
+def _positions_json(sync: PositionSync) -> dict[str, Any]:
+    if sync.head is None:
+        return {"block": None, "positions": []}
+    report = report_of(sync)
+    return json_object(report, report.positions)
+
+
+async def _keep(
+    config: Config,
+    dry_run: bool,
+    signer: Signer,
+    native_asset: str,
+    rpc: RpcPool,
+    store: Store,
+    sync: PositionSync,
+    metrics: Metrics,
+    liveness: Liveness,
+) -> EngineStats:
+    await check_chain_id(rpc, config.chain.chain_id)
+    await require_code(rpc, config)
+    head = await sync.start()
+    wallet = await wallet_report(rpc, signer.address, sync)
+    metrics.wallet.labels("native").set(int(wallet["native_wei"]))
+    log.info("keeper_ready", block=head.number, mode="dry-run" if dry_run else "live", **wallet)
+    nonces = None
+    if not dry_run:
+        chain_nonce = int(await rpc.request("eth_getTransactionCount", [signer.address, "pending"]), 16)
+        nonces = NonceManager(chain_nonce, store.in_flight())
+    executor = Executor(
+        rpc,
+        signer.address,
+        fee_policy(config.execution),
+        config.execution.gas_limit_margin_bps,
+        store,
+        nonces,
+        None if dry_run else signer,
+        metrics,
+    )
+    if not dry_run:
+        await executor.rebroadcast()  # a restart never loses track of what it sent
+    engine = Engine(sync, executor, native_asset, metrics)
+    heads = _heads(config, rpc, 0.25)
+    stream = BlockStream(rpc, heads, lambda: combined_filter(sync.protocols))
+    shutdown = Shutdown(config.execution.shutdown_grace_s)
+    liveness.head, liveness.head_wall_s = head.number, time.monotonic()
+    await _until_signalled(_liquidate(sync, stream, engine, shutdown, heads, liveness), heads, shutdown)
+    settled = {k: str(v) for k, v in executor.settled.items()}
+    log.info(
+        "keeper_stopped", block=sync.head.number if sync.head else None, **asdict(engine.stats), **settled
+    )
+    return engine.stats
+
+
+async def _liquidate(
+    sync: PositionSync,
+    stream: BlockStream,
+    engine: Engine,
+    shutdown: Shutdown,
+    heads: Heads,
+    liveness: Liveness,
+) -> None:
+    while True:
+        try:
+            async for update in sync.follow(stream):
+                await engine.on_block(update)
+                liveness.head, liveness.head_wall_s = update.block.number, time.monotonic()
+                liveness.chain_head = max(heads.best_head, update.block.number)
+                engine.metrics.blocks_behind.set(liveness.chain_head - update.block.number)
+                if shutdown.requested.is_set():
+                    engine.accepting = False  # no new opportunities; keep settling what is in flight
+                    if not engine.executor.store.in_flight() or time.monotonic() > shutdown.deadline_s:
+                        return
+        except Retryable as exc:  # every endpoint failed (after the pool's own retries): wait, resume
+            log.warning("rpc_unavailable", error=str(exc)[:200], retry_in_s=RPC_OUTAGE_RETRY_S)
+            if shutdown.requested.is_set():
                 return
+            await asyncio.sleep(RPC_OUTAGE_RETRY_S)
 
 
 class Shutdown:

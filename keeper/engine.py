@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 
 import structlog
 
 from keeper.execution.executor import Attempt, Executor
 from keeper.execution.txstate import SentTx
+from keeper.obs.metrics import HEALTH_THRESHOLDS, Metrics
 from keeper.protocols.aave_v3.adapter import AaveV3Adapter
 from keeper.protocols.aave_v3.events import feed_answer
 from keeper.protocols.aave_v3.liquidation import share_out_cash
-from keeper.protocols.base import PositionKey
+from keeper.protocols.base import WAD, PositionHealth, PositionKey
 from keeper.risk.opportunity import Opportunity, TokenPrice, gross_profit_wei, ranked
 from keeper.state.sync import BlockUpdate, PositionSync
 
@@ -34,10 +36,11 @@ class EngineStats:
 
 
 class Engine:
-    def __init__(self, sync: PositionSync, executor: Executor, native_asset: str) -> None:
+    def __init__(self, sync: PositionSync, executor: Executor, native_asset: str, metrics: Metrics) -> None:
         self.sync = sync
         self.executor = executor
         self.native_asset = native_asset
+        self.metrics = metrics
         self.stats = EngineStats()
         self.accepting = True
         """Cleared on shutdown: no new opportunities, in-flight ones still tracked."""
@@ -60,7 +63,9 @@ class Engine:
         prices = self.prices()
         found = []
         for tracked in self.sync.protocols:
-            for health in tracked.adapter.health(timestamp):
+            healths = tracked.adapter.health(timestamp)
+            self._record_health(tracked.name, healths)
+            for health in healths:
                 if not health.liquidatable:
                     continue
                 quote = tracked.adapter.quote(PositionKey(health.market, health.user), timestamp)
@@ -72,6 +77,13 @@ class Engine:
                     continue
                 found.append(Opportunity(tracked.name, quote, gross))
         return ranked(found)
+
+    def _record_health(self, name: str, healths: list[PositionHealth]) -> None:
+        self.metrics.positions.labels(name).set(len(healths))
+        for threshold in HEALTH_THRESHOLDS:
+            limit = int(Decimal(threshold) * WAD)
+            below = sum(h.health_factor_wad < limit for h in healths)
+            self.metrics.positions_below.labels(name, threshold).set(below)
 
     def still_liquidatable(self, tx: SentTx, timestamp: int) -> bool:
         for tracked in self.sync.protocols:
@@ -101,6 +113,15 @@ class Engine:
         done_s = time.perf_counter()
         for attempt in attempts:
             self._report(attempt, block.number)
+        self.metrics.head_block.set(block.number)
+        self.metrics.head_timestamp.set(block.timestamp)
+        self.metrics.stage_latency.labels("received_to_screened").observe(screened_s - started_s)
+        if opportunities:
+            timings = self.executor.last_timings
+            self.metrics.stage_latency.labels("screened_to_simulated").observe(
+                (timings["wallet_ms"] + timings["simulate_ms"]) / 1000
+            )
+            self.metrics.stage_latency.labels("simulated_to_sent").observe(timings["sign_and_send_ms"] / 1000)
         log.info(
             "block_handled",
             block=block.number,
@@ -125,6 +146,7 @@ class Engine:
                     continue
                 feed, value = answer
                 self.stats.feed_updates += 1
+                self.metrics.feed_updates.labels(tracked.name, feeds[feed]).inc()
                 log.info(
                     "feed_updated",
                     block=update.block.number,
@@ -134,6 +156,7 @@ class Engine:
                     answer=str(value),
                 )
                 if value <= 0:
+                    self.metrics.prices_rejected.labels(tracked.name, feeds[feed]).inc()
                     log.warning("price_rejected", protocol=tracked.name, asset=feeds[feed], answer=str(value))
 
     def _with_cash(self, opportunities: list[Opportunity]) -> list[Opportunity]:
@@ -165,9 +188,17 @@ class Engine:
             "gross_profit_wei": str(attempt.opportunity.gross_profit_wei),
         }
         self.stats.attempts[attempt.outcome] = self.stats.attempts.get(attempt.outcome, 0) + 1
+        name = attempt.opportunity.name
+        self.metrics.opportunities.labels(name, "seen").inc()
+        if attempt.outcome == "sent":
+            self.metrics.opportunities.labels(name, "attempted").inc()
+        elif attempt.outcome == "dry_run":
+            self.metrics.dry_runs.labels(name).inc()
         if attempt.outcome == "skipped":
             reason = attempt.reason.split(":")[0]
             self.stats.skipped[reason] = self.stats.skipped.get(reason, 0) + 1
+            self.metrics.opportunities.labels(name, "skipped").inc()
+            self.metrics.skipped.labels(name, reason).inc()
             log.info("opportunity_skipped", reason=attempt.reason, **fields)
         else:
             event = "liquidation_sent" if attempt.outcome == "sent" else "liquidation_dry_run"

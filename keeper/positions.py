@@ -45,10 +45,8 @@ async def synced(config: Config, store: Store, report: Report) -> PositionsRepor
     async with RpcPool(http_urls(config.chain.rpc_urls)) as rpc:
         await check_chain_id(rpc, config.chain.chain_id)
         sync = PositionSync(rpc, store, tracked_protocols(config.protocols, build_adapter), report)
-        head = await sync.start()
-    positions = [(t.name, h) for t in sync.protocols for h in t.adapter.health(head.timestamp)]
-    positions.sort(key=lambda item: (item[1].health_factor_wad, item[0], item[1].market, item[1].user))
-    return PositionsReport(head, positions)
+        await sync.start()
+    return report_of(sync)
 
 
 async def collect(config: Config, report: Report) -> PositionsReport:
@@ -68,9 +66,9 @@ def below(report: PositionsReport, health_factor: float | None) -> list[tuple[st
     return [(name, h) for name, h in report.positions if h.health_factor_wad < limit]
 
 
-def render_json(report: PositionsReport, rows: Sequence[tuple[str, PositionHealth]]) -> str:
+def json_object(report: PositionsReport, rows: Sequence[tuple[str, PositionHealth]]) -> dict[str, Any]:
     """Big integers as decimal strings: JSON numbers lose precision past 2**53."""
-    out: dict[str, Any] = {
+    return {
         "block": report.block.number,
         "positions": [
             {
@@ -86,7 +84,18 @@ def render_json(report: PositionsReport, rows: Sequence[tuple[str, PositionHealt
             for name, h in rows
         ],
     }
-    return json.dumps(out, indent=None)
+
+
+def render_json(report: PositionsReport, rows: Sequence[tuple[str, PositionHealth]]) -> str:
+    return json.dumps(json_object(report, rows))
+
+
+def report_of(sync: PositionSync) -> PositionsReport:
+    """Every position with debt, as the adapters compute it at the sync's head."""
+    assert sync.head is not None
+    positions = [(t.name, h) for t in sync.protocols for h in t.adapter.health(sync.head.timestamp)]
+    positions.sort(key=lambda item: (item[1].health_factor_wad, item[0], item[1].market, item[1].user))
+    return PositionsReport(sync.head, positions)
 
 
 def _short(hex_id: str) -> str:

@@ -46,6 +46,11 @@ class Block:
 
 
 class Heads(Protocol):
+    @property
+    def best_head(self) -> int:
+        """The highest head number seen (-1 before the first)."""
+        ...
+
     async def wait_for(self, number: int) -> None:
         """Return once the chain head is at least ``number``."""
         ...

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import rlp  # type: ignore[import-untyped]
 import structlog
 from eth_utils.address import to_checksum_address
+from prometheus_client import CollectorRegistry
 
 from keeper.chain.multicall import Call, address_arg, aggregate3, selector, words
 from keeper.chain.rpc import Rpc, RpcError
@@ -36,6 +37,7 @@ from keeper.execution.gas import (
 from keeper.execution.nonces import NonceManager
 from keeper.execution.signer import Signer
 from keeper.execution.txstate import SentTx
+from keeper.obs.metrics import Metrics
 from keeper.protocols.base import PositionKey
 from keeper.protocols.registry import liquidation_events
 from keeper.risk.opportunity import Opportunity
@@ -87,6 +89,7 @@ class Executor:
         store: Store,
         nonces: NonceManager | None,
         signer: Signer | None,
+        metrics: Metrics | None = None,
     ) -> None:
         """``signer``/``nonces`` None means dry-run: everything up to signing, nothing sent."""
         self.rpc = rpc
@@ -96,6 +99,9 @@ class Executor:
         self.store = store
         self.nonces = nonces
         self.signer = signer
+        self.metrics = metrics if metrics is not None else Metrics(CollectorRegistry())
+        self._sent_at: dict[str, float] = {}
+        """tx hash -> monotonic time it was broadcast, for the sent -> included latency."""
         self._reward: int | None = None
         """This block's fee-history reward at the policy's percentile (percentile strategy only)."""
         self.settled = Counter[str]()
@@ -234,6 +240,8 @@ class Executor:
                 Call(token, ALLOWANCE + address_arg(self.address) + address_arg(spender)),
             ]
         results = await aggregate3(self.rpc, calls, "latest")
+        for index, (token, _) in enumerate(ordered):
+            self.metrics.wallet.labels(token).set(words(results[2 * index].data)[0])
         return {
             pair: [words(results[2 * i].data)[0], words(results[2 * i + 1].data)[0]]
             for i, pair in enumerate(ordered)
@@ -285,6 +293,9 @@ class Executor:
             *(self.rpc.request("eth_sendRawTransaction", [tx.raw_tx]) for tx in signed),
             return_exceptions=True,
         )
+        sent_at = time.monotonic()
+        self._sent_at.update((tx.tx_hash, sent_at) for tx in signed)
+        self.metrics.in_flight.set(len(self.store.in_flight()))
         attempts = {}
         for item, tx, result in zip(ready, signed, results, strict=True):
             attempts[item.index] = Attempt(
@@ -333,6 +344,7 @@ class Executor:
         if not in_flight or self.nonces is None:
             return []
         receipts = await self.rpc.batch([("eth_getTransactionReceipt", [tx.tx_hash]) for tx in in_flight])
+        self.metrics.in_flight.set(len(in_flight))
         settled = []
         for tx, receipt in zip(in_flight, receipts, strict=True):
             if receipt is not None and int(receipt["blockNumber"], 16) > block_number:
@@ -356,7 +368,14 @@ class Executor:
         if tx.note not in ("cancel", "gap filler"):
             self.settled["mined" if success else "reverted"] += 1
             self.settled["expected_net_profit_wei"] += tx.expected_profit_wei if success else 0
+            self.metrics.opportunities.labels(tx.protocol, "won" if success else "reverted").inc()
+            if success:
+                self.metrics.profit.inc(tx.expected_profit_wei)
         self.settled["gas_paid_wei"] += gas_used * price
+        self.metrics.gas_spent.inc(gas_used * price)
+        sent_at = self._sent_at.pop(tx.tx_hash, None)
+        if sent_at is not None:
+            self.metrics.stage_latency.labels("sent_to_included").observe(time.monotonic() - sent_at)
         realized = [
             {k: str(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in e.items()}
             for e in liquidation_events(receipt["logs"])
@@ -387,6 +406,7 @@ class Executor:
         if cancel:
             assert self.nonces is not None
             self.nonces.free(PositionKey(tx.market, tx.user))
+            self.metrics.opportunities.labels(tx.protocol, "lost_to_competitor").inc()
         try:
             await self.rpc.request("eth_sendRawTransaction", [raw])
         except RpcError as exc:  # e.g. the original was mined meanwhile: its receipt settles it next block
