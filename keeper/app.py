@@ -122,10 +122,10 @@ async def require_code(rpc: RpcPool, config: Config) -> None:
             raise UsageError(f"protocols.{protocol.name}.{key}: {address} has no contract code on this chain")
 
 
-async def wallet_report(rpc: RpcPool, address: str, sync: PositionSync) -> dict[str, Any]:
+async def wallet_report(rpc: RpcPool, address: str, protocols: Sequence[Tracked]) -> dict[str, Any]:
     """Native balance, and per debt token the balance and the allowance for each protocol contract."""
     tokens: dict[str, str] = {}  # token -> a protocol target (pool / Morpho) that pulls it
-    for tracked in sync.protocols:
+    for tracked in protocols:
         adapter = tracked.adapter
         if isinstance(adapter, AaveV3Adapter) and adapter.pool_state is not None:
             for reserve in adapter.pool_state.reserves.values():
@@ -222,7 +222,7 @@ async def _keep(
     await check_chain_id(rpc, config.chain.chain_id)
     await require_code(rpc, config)
     head = await sync.start()
-    wallet = await wallet_report(rpc, signer.address, sync)
+    wallet = await wallet_report(rpc, signer.address, sync.protocols)
     metrics.wallet.labels("native").set(int(wallet["native_wei"]))
     log.info("keeper_ready", block=head.number, mode="dry-run" if dry_run else "live", **wallet)
     nonces = None

@@ -1,4 +1,5 @@
-"""Command line: `keeper run | positions | sync` and `keeper devnet up | down | price | inspect | build`."""
+"""Command line: `keeper run | positions | sync | check-config | status`, and the devnet's
+`keeper devnet up | down | price | inspect | build`."""
 
 from __future__ import annotations
 
@@ -40,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         "one JSON object on stdout (progress goes to stderr).",
     )
     up.add_argument("--port", type=int, default=8545, help="Anvil port (default 8545)")
+    up.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address Anvil listens on (default 127.0.0.1; 0.0.0.0 in a container)",
+    )
     up.add_argument("--aave-borrowers", type=_count, default=200, metavar="N", help="default 200")
     up.add_argument("--morpho-borrowers", type=_count, default=200, metavar="M", help="default 200")
     up.add_argument("--seed", type=int, default=1, metavar="S", help="random seed for borrowers (default 1)")
@@ -114,6 +120,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--config", type=Path, required=True, metavar="PATH", help="keeper config (TOML)")
     run.add_argument("--dry-run", action="store_true", help="simulate and report, never send")
+
+    check = commands.add_parser(
+        "check-config",
+        help="validate the config and everything `keeper run` checks at start, then report",
+        description="Parse and validate the config (env overrides included), reach the RPC, check the "
+        "chain id and that every configured contract has code, load the signer, and report the "
+        "wallet: native balance and, per debt token, balance and approval. Exit 0 when all is "
+        "well, 2 with one line naming the key and the problem otherwise.",
+    )
+    check.add_argument("--config", type=Path, required=True, metavar="PATH", help="keeper config (TOML)")
+
+    status = commands.add_parser(
+        "status",
+        help="ask a running keeper's status server how it is doing",
+        description="Read /readyz and /metrics from a running keeper (metrics.listen) and print "
+        "readiness, the last block, positions tracked, liquidations won and in flight. Exit 0 "
+        "when ready, 1 when not ready, 2 when the server cannot be reached.",
+    )
+    status.add_argument(
+        "--url",
+        default="http://127.0.0.1:9108",
+        metavar="URL",
+        help="status server (default http://127.0.0.1:9108)",
+    )
 
     sync = commands.add_parser(
         "sync",
@@ -193,6 +223,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _sync(args)
     if args.command == "run":
         return _run(args)
+    if args.command == "check-config":
+        return _check_config(args)
+    if args.command == "status":
+        return _status(args.url)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -239,6 +273,7 @@ def _devnet(args: argparse.Namespace) -> int:
         seed=args.seed,
         block_time_s=args.block_time,
         config_out=args.config_out,
+        host=args.host,
     )
     process, summary = up.devnet_up(chain, options)
     if options.config_out is not None:
@@ -280,6 +315,53 @@ def _run(args: argparse.Namespace) -> int:
     dry_run = args.dry_run or config.execution.mode == "dry-run"
     asyncio.run(run_keeper(config, dry_run, os.environ, report))
     return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from keeper.checks import check_config
+    from keeper.config import load_config
+    from keeper.obs.logs import configure
+
+    config = load_config(args.config)
+    configure(json_lines=False, level=30)  # warnings only: the report is the output
+    for line in asyncio.run(check_config(config, os.environ)):
+        print(line)
+    print("config ok")
+    return 0
+
+
+def _status(url: str) -> int:
+    import re
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/metrics", timeout=5) as response:
+            metrics = response.read().decode()
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + "/readyz", timeout=5) as response:
+                ready = json.loads(response.read())
+        except urllib.error.HTTPError as exc:  # 503: not ready, with the reason in the body
+            ready = json.loads(exc.read())
+    except (urllib.error.URLError, OSError) as exc:
+        raise UsageError(f"--url: {url} unreachable ({exc})") from None
+    samples = re.findall(r"^(keeper_\w+)(\{[^}]*\})? (\S+)$", metrics, re.MULTILINE)
+
+    def total(name: str, **labels: str) -> int:
+        wanted = [f'{label}="{value}"' for label, value in labels.items()]
+        return int(sum(float(v) for n, found, v in samples if n == name and all(w in found for w in wanted)))
+
+    print(f"ready         {ready.get('ready')} {ready.get('reason', '')}".rstrip())
+    print(f"block         {ready.get('block')}, {ready.get('blocks_behind', '?')} behind")
+    print(f"positions     {total('keeper_positions_tracked')}")
+    won, in_flight = (
+        total("keeper_opportunities_total", outcome="won"),
+        total("keeper_transactions_in_flight"),
+    )
+    print(f"liquidations  {won} won, {in_flight} in flight")
+    return 0 if ready.get("ready") else EXIT_FAILURE
 
 
 def _sync(args: argparse.Namespace) -> int:

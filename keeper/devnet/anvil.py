@@ -49,7 +49,7 @@ def pid_file(chain: Toolchain, port: int) -> Path:
     return chain.cache_dir / f"anvil-{port}.json"
 
 
-def start_anvil(anvil: str, chain: Toolchain, port: int) -> AnvilProcess:
+def start_anvil(anvil: str, chain: Toolchain, port: int, host: str = "127.0.0.1") -> AnvilProcess:
     """Start Anvil in its own session (survives the CLI with --detach) and wait until it answers."""
     if not 1 <= port <= 65535:
         raise UsageError(f"--port {port} is not a TCP port")
@@ -62,7 +62,7 @@ def start_anvil(anvil: str, chain: Toolchain, port: int) -> AnvilProcess:
     args = [
         anvil,
         "--host",
-        "127.0.0.1",
+        host,
         "--port",
         str(port),
         "--chain-id",

@@ -60,6 +60,8 @@ class UpOptions:
     seed: int = 1
     block_time_s: int | None = None
     config_out: Path | None = Path("config/devnet.toml")
+    host: str = "127.0.0.1"
+    """Anvil's bind address; 0.0.0.0 lets other containers reach it (the devnet itself uses 127.0.0.1)."""
 
 
 @dataclass
@@ -79,7 +81,7 @@ def devnet_up(chain: Toolchain, options: UpOptions) -> tuple[AnvilProcess, dict[
     anvil = find_anvil(chain)
     aave_artifact(chain, "Pool")  # fail fast on a missing package, before starting anything
     multicall_code = multicall3_creation_code(chain)
-    process = start_anvil(anvil, chain, options.port)
+    process = start_anvil(anvil, chain, options.port, options.host)
     progress.step(f"anvil up on port {options.port} (pid {process.pid})")
     try:
         rpc = Rpc(process.rpc_url)

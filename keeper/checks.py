@@ -1,0 +1,44 @@
+"""`keeper check-config`: everything `keeper run` would check at start, without running.
+
+Parse and validate the config, reach the RPC, check the chain id and contract code, load the
+signer, and report the wallet (native balance, each debt token's balance and allowance). Any
+failure is one line naming the key and the problem (exit 2); success prints a short report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from keeper.app import require_code, wallet_report
+from keeper.chain.pool import RpcPool, http_urls
+from keeper.config import Config
+from keeper.errors import Retryable, UsageError
+from keeper.execution.signer import Signer
+from keeper.positions import check_chain_id
+from keeper.protocols.registry import build_adapter
+from keeper.state.sync import block_ref, tracked_protocols
+
+
+async def check_config(config: Config, environ: Mapping[str, str]) -> list[str]:
+    signer = Signer.from_config(config.signer, config.chain.chain_id, environ)
+    lines = [f"signer        {signer.address}"]
+    async with RpcPool(http_urls(config.chain.rpc_urls), max_attempts=1, timeout_s=10) as rpc:
+        try:
+            await check_chain_id(rpc, config.chain.chain_id)
+            head = await block_ref(rpc)
+        except Retryable as exc:
+            raise UsageError(f"chain.rpc_urls: no endpoint answered ({exc})") from None
+        lines.insert(0, f"chain         {config.chain.chain_id}, head block {head.number}")
+        await require_code(rpc, config)
+        tracked = tracked_protocols(config.protocols, build_adapter)
+        for protocol in tracked:
+            await protocol.adapter.refresh(rpc, head, [])
+            lines.append(f"protocol      {protocol.name} ({protocol.config.kind}): contracts found")
+        wallet = await wallet_report(rpc, signer.address, tracked)
+    lines.append(f"native        {int(wallet['native_wei']) / 1e18:.6f}")
+    for label, token in sorted(wallet["tokens"].items()):
+        allowance = "approved" if int(token["allowance"]) else "NOT APPROVED"
+        lines.append(f"token         {label}: balance {token['balance']}, {allowance} for {token['spender']}")
+    if config.execution.mode == "live" and config.execution.native_asset is None:
+        raise UsageError("execution.native_asset: required to value profits in live mode")
+    return lines
