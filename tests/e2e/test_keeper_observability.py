@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import Devnet, free_port
+from tests.conftest import Devnet, free_port, run_keeper
 from tests.integration.sync_support import TcpProxy
 
 from .keeper_process import KeeperProcess, keeper_config
@@ -56,6 +56,8 @@ async def test_metrics_move_with_a_liquidation_and_readiness_follows_the_rpc(
             status, body = await get(session, base + "/readyz")
             assert status == 200 and '"ready": true' in body
             assert (await get(session, base + "/healthz"))[0] == 200
+            status = await asyncio.to_thread(run_keeper, "status", "--url", base)
+            assert status.returncode == 0 and "ready         True" in status.stdout
             before = samples((await get(session, base + "/metrics"))[1])
 
             move = await asyncio.to_thread(move_price, timed_devnet, "WETH", "-25")
@@ -72,6 +74,8 @@ async def test_metrics_move_with_a_liquidation_and_readiness_follows_the_rpc(
             while (await get(session, base + "/readyz"))[0] != 503:
                 assert time.monotonic() < deadline, "never turned not-ready with its RPC cut"
                 await asyncio.sleep(0.5)
+            status = await asyncio.to_thread(run_keeper, "status", "--url", base)
+            assert status.returncode == 1 and "no new block processed recently" in status.stdout
             proxy.accepting = True
             assert keeper.stop() == 0
     finally:

@@ -1,0 +1,97 @@
+"""`keeper check-config`: a good config reports the wallet; each bad one is one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from tests.conftest import Devnet, free_port, run_keeper
+
+pytestmark = pytest.mark.integration
+
+KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+ENV = {"KEEPER_PRIVATE_KEY": KEY, "PATH": ""}
+
+
+def check(config: Path, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = run_keeper("check-config", "--config", str(config), env=env if env is not None else ENV)
+    return proc.returncode, proc.stdout, proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
+
+
+def variant(devnet: Devnet, tmp_path: Path, old: str, new: str) -> Path:
+    text = devnet.config_path.read_text()
+    assert old in text, old
+    path = tmp_path / "keeper.toml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def test_good_config_reports_chain_signer_and_wallet(devnet: Devnet) -> None:
+    code, out, err = check(devnet.config_path)
+    assert code == 0, err
+    assert "chain         31337" in out
+    assert "signer        0x70997970C51812dc3A010C7d01b50e0d17dc79C8" in out
+    assert out.count("approved for") >= 4 and out.strip().endswith("config ok")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("[chain]", "[chain", "malformed TOML"),
+        ("[signer]", "[signer]\ncolour = 1", "signer.colour: unknown key"),
+        ("chain_id = 31337", "chain_id = 1", "chain.chain_id is 1 but the RPC endpoint serves chain 31337"),
+    ],
+)
+def test_bad_configs_are_one_line(devnet: Devnet, tmp_path: Path, old: str, new: str, message: str) -> None:
+    code, _, err = check(variant(devnet, tmp_path, old, new))
+    assert code == 2 and message in err and err.startswith("keeper: error:")
+
+
+def test_bad_checksum_names_the_key(devnet: Devnet, tmp_path: Path) -> None:
+    morpho = devnet.summary["morpho"]["address"]
+    at = next(i for i, c in enumerate(morpho) if i > 1 and c.isalpha())
+    broken = morpho[:at] + morpho[at].swapcase() + morpho[at + 1 :]  # one letter's case: a bad checksum
+    code, _, err = check(variant(devnet, tmp_path, morpho, broken))
+    assert code == 2 and "protocols.1.morpho_blue.address" in err and "checksum" in err
+
+
+def test_unreachable_rpc(devnet: Devnet, tmp_path: Path) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    text = devnet.config_path.read_text().replace(f"127.0.0.1:{devnet.port}", dead)
+    path = tmp_path / "keeper.toml"
+    path.write_text(text)
+    code, _, err = check(path)
+    assert code == 2 and err.startswith("keeper: error: chain.rpc_urls: no endpoint answered")
+
+
+def test_contract_without_code(devnet: Devnet, tmp_path: Path) -> None:
+    nobody = "0x000000000000000000000000000000000000dEaD"
+    code, _, err = check(variant(devnet, tmp_path, devnet.summary["morpho"]["address"], nobody))
+    assert (
+        code == 2
+        and err == f"keeper: error: protocols.morpho.address: {nobody} has no contract code on this chain"
+    )
+
+
+def test_missing_key_variable(devnet: Devnet) -> None:
+    code, _, err = check(devnet.config_path, {"PATH": ""})
+    assert code == 2 and err == "keeper: error: signer: environment variable KEEPER_PRIVATE_KEY is not set"
+
+
+def test_keystore_wrong_password_and_unreadable_file(devnet: Devnet, tmp_path: Path) -> None:
+    keystore = tmp_path / "key.json"
+    keystore.write_text(json.dumps(Account.encrypt(KEY, "right", kdf="pbkdf2", iterations=2)))
+    password = tmp_path / "password"
+    password.write_text("Tr0ub4dor&3\n")
+    signer = f'[signer]\nkeystore = "{keystore}"\npassword_file = "{password}"'
+    config = variant(devnet, tmp_path, '[signer]\nprivate_key_env = "KEEPER_PRIVATE_KEY"', signer)
+    code, _, err = check(config, {"PATH": ""})
+    assert code == 2 and "cannot decrypt keystore" in err and "Tr0ub4dor" not in err
+    password.write_text("right\n")
+    assert check(config, {"PATH": ""})[0] == 0
+    keystore.unlink()
+    code, _, err = check(config, {"PATH": ""})
+    assert code == 2 and str(keystore) in err
