@@ -70,8 +70,12 @@ class KeeperProcess:
         raise AssertionError(f"keeper never logged the awaited event; last lines: {self.lines[-5:]}")
 
     def stop(self) -> int:
+        """SIGTERM, then wait for the exit code."""
         self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=30)
+        return self.wait()
+
+    def wait(self, timeout_s: float = 60) -> int:
+        code = self.proc.wait(timeout=timeout_s)
         self._reader.join(timeout=10)
         assert self.proc.stderr is not None
         self.proc.stderr.close()
