@@ -187,6 +187,9 @@ async def run_keeper(
             "execution.native_asset: set the wrapped native token (e.g. WETH) to value profits in"
         )
     metrics = metrics or Metrics()
+    structlog.contextvars.bind_contextvars(
+        chain_id=config.chain.chain_id, mode="dry-run" if dry_run else "live"
+    )
     liveness = Liveness(config.metrics.ready_max_blocks_behind, config.metrics.ready_max_head_age_s)
     with Store.open(config.store.path) as store:
         async with RpcPool(http_urls(config.chain.rpc_urls), metrics=metrics) as rpc:
@@ -265,6 +268,7 @@ async def _liquidate(
     while True:
         try:
             async for update in sync.follow(stream):
+                structlog.contextvars.bind_contextvars(block=update.block.number)
                 await engine.on_block(update)
                 liveness.head, liveness.head_wall_s = update.block.number, time.monotonic()
                 liveness.chain_head = max(heads.best_head, update.block.number)

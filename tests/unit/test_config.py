@@ -113,3 +113,9 @@ def test_bad_env_override_is_one_line_naming_it(
         load_config(write(tmp_path, GOOD), {variable: value})
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["example.toml", "mainnet.example.toml"])
+def test_shipped_examples_parse(name: str) -> None:
+    config = load_config(Path(__file__).resolve().parents[2] / "config" / name, {})
+    assert {p.kind for p in config.protocols} == {"aave_v3", "morpho_blue"}
