@@ -1,4 +1,4 @@
-"""Command line: `keeper run | positions | sync | check-config | status`, and the devnet's
+"""Command line: `keeper run | positions | stress | sync | check-config | status`, and the devnet's
 `keeper devnet up | down | price | inspect | build`."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from fractions import Fraction
 from pathlib import Path
 from types import FrameType
 
@@ -121,6 +122,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, required=True, metavar="PATH", help="keeper config (TOML)")
     run.add_argument("--dry-run", action="store_true", help="simulate and report, never send")
 
+    stress = commands.add_parser(
+        "stress",
+        help="what-if: which positions a price shock makes liquidatable, and what it would move",
+        description="Shock oracle prices (e.g. --shock WETH=-30 --shock WBTC=-20) over every tracked "
+        "position (from the store when there is one) and evaluate them with the protocols' own "
+        "maths: positions liquidatable before and after, the debt to cover and the collateral "
+        "released per asset, and how many would still be liquidatable after their first "
+        "liquidation (second round, estimated). Nothing is sent.",
+    )
+    stress.add_argument("--config", type=Path, required=True, metavar="PATH", help="keeper config (TOML)")
+    stress.add_argument(
+        "--shock",
+        action="append",
+        required=True,
+        type=_shock,
+        metavar="ASSET=PERCENT",
+        help="asset symbol or address, and a price move in percent (> -100); repeatable",
+    )
+    stress.add_argument("--json", action="store_true", help="one JSON object; amounts as strings")
+
     check = commands.add_parser(
         "check-config",
         help="validate the config and everything `keeper run` checks at start, then report",
@@ -171,6 +192,19 @@ def _blocks(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} must be >= 1")
     return value
+
+
+def _shock(text: str) -> tuple[str, Fraction]:
+    asset, sep, percent = text.partition("=")
+    try:
+        move = Fraction(percent.strip()) / 100
+    except (ValueError, ZeroDivisionError):
+        move = Fraction(-2)
+    if not sep or not asset.strip() or move <= -1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected ASSET=PERCENT with PERCENT > -100, e.g. WETH=-30"
+        )
+    return asset.strip(), move
 
 
 def _health_factor(text: str) -> float:
@@ -225,6 +259,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run(args)
     if args.command == "check-config":
         return _check_config(args)
+    if args.command == "stress":
+        return _stress(args)
     if args.command == "status":
         return _status(args.url)
     raise UsageError(f"unknown command {args.command}")
@@ -314,6 +350,32 @@ def _run(args: argparse.Namespace) -> int:
 
     dry_run = args.dry_run or config.execution.mode == "dry-run"
     asyncio.run(run_keeper(config, dry_run, os.environ, report))
+    return 0
+
+
+def _stress(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from keeper import positions
+    from keeper.config import load_config
+    from keeper.risk.stress import stress
+
+    config = load_config(args.config)
+    sync, symbols = asyncio.run(positions.synced_positions(config, positions.stderr_progress))
+    by_symbol = {symbol.upper(): address for address, symbol in symbols.items() if ":" not in address}
+    shocks = {}
+    for asset, move in args.shock:
+        address = by_symbol.get(asset.upper()) or next(
+            (a for a in symbols if a.lower() == asset.lower()), None
+        )
+        if address is None:
+            raise UsageError(
+                f"--shock {asset}: unknown asset; tracked tokens: {', '.join(sorted(by_symbol))}"
+            )
+        shocks[address] = move
+    assert sync.head is not None
+    results = [stress(t.name, t.adapter, shocks, sync.head.timestamp) for t in sync.protocols]
+    print(positions.render_stress(sync.head.number, shocks, results, symbols, args.json))
     return 0
 
 

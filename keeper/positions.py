@@ -11,19 +11,26 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from eth_abi.abi import decode
+
+from keeper.chain.multicall import Call, aggregate3, selector
 from keeper.chain.pool import RpcPool, http_urls
 from keeper.chain.rpc import Rpc
 from keeper.config import Config
 from keeper.errors import UsageError
 from keeper.math.uint import UINT256_MAX
 from keeper.obs.progress import Report
+from keeper.protocols.aave_v3.adapter import AaveV3Adapter
 from keeper.protocols.base import WAD, BlockRef, PositionHealth
+from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
 from keeper.protocols.registry import build_adapter
+from keeper.risk.stress import StressResult
 from keeper.state.store import Store
 from keeper.state.sync import PositionSync, tracked_protocols
 
@@ -41,22 +48,61 @@ async def check_chain_id(rpc: Rpc, expected: int) -> None:
         raise UsageError(f"chain.chain_id is {expected} but the RPC endpoint serves chain {actual}")
 
 
-async def synced(config: Config, store: Store, report: Report) -> PositionsReport:
+async def _synced(config: Config, store: Store, report: Report) -> tuple[PositionSync, dict[str, str]]:
     async with RpcPool(http_urls(config.chain.rpc_urls)) as rpc:
         await check_chain_id(rpc, config.chain.chain_id)
         sync = PositionSync(rpc, store, tracked_protocols(config.protocols, build_adapter), report)
         await sync.start()
-    return report_of(sync)
+        return sync, await token_symbols(rpc, sync)
 
 
-async def collect(config: Config, report: Report) -> PositionsReport:
+async def token_symbols(rpc: Rpc, sync: PositionSync) -> dict[str, str]:
+    """address -> ``symbol()`` (and ``address:decimals`` -> decimals) of every reserve and market token."""
+    tokens: set[str] = set()
+    for tracked in sync.protocols:
+        adapter = tracked.adapter
+        if isinstance(adapter, AaveV3Adapter) and adapter.pool_state is not None:
+            tokens |= {r.asset for r in adapter.pool_state.reserves.values()}
+        elif isinstance(adapter, MorphoBlueAdapter):
+            tokens |= {
+                p for s in adapter.markets.values() for p in (s.params.loan_token, s.params.collateral_token)
+            }
+    ordered = sorted(tokens)
+    calls = [
+        Call(t, selector(signature), allow_failure=True)
+        for t in ordered
+        for signature in ("symbol()", "decimals()")
+    ]
+    results = await aggregate3(rpc, calls, "latest")
+    symbols = {}
+    for index, token in enumerate(ordered):
+        symbol, decimals = results[2 * index], results[2 * index + 1]
+        try:
+            name = str(decode(["string"], symbol.data)[0]) if symbol.success else token
+        except Exception:  # a token without a string symbol(): show its address
+            name = token
+        places = (
+            int.from_bytes(decimals.data[:32], "big") if decimals.success and len(decimals.data) >= 32 else 0
+        )
+        symbols[token] = name
+        symbols[f"{token}:decimals"] = str(places)
+    return symbols
+
+
+async def synced_positions(config: Config, report: Report) -> tuple[PositionSync, dict[str, str]]:
+    """Every position at head: from the store when there is one, else from a scan into a temporary one."""
     if config.store.path.exists():
         with Store.open(config.store.path) as store:
-            return await synced(config, store, report)
+            return await _synced(config, store, report)
     with tempfile.TemporaryDirectory(prefix="keeper-positions-") as scratch:
         report(f"no store at {config.store.path}: scanning events from start_block (`keeper sync` keeps one)")
         with Store.open(Path(scratch) / "positions.sqlite") as store:
-            return await synced(config, store, report)
+            return await _synced(config, store, report)
+
+
+async def collect(config: Config, report: Report) -> PositionsReport:
+    sync, _ = await synced_positions(config, report)
+    return report_of(sync)
 
 
 def below(report: PositionsReport, health_factor: float | None) -> list[tuple[str, PositionHealth]]:
@@ -137,3 +183,52 @@ def render_table(report: PositionsReport, rows: Sequence[tuple[str, PositionHeal
 
 def stderr_progress(message: str) -> None:
     print(f"[positions] {message}", file=sys.stderr, flush=True)
+
+
+def render_stress(
+    block: int,
+    shocks: Mapping[str, Fraction],
+    results: Sequence[StressResult],
+    symbols: Mapping[str, str],
+    as_json: bool,
+) -> str:
+    """The what-if as a table or one JSON object; amounts in each token's own units."""
+    if as_json:
+        return json.dumps(
+            {
+                "block": block,
+                "shocks": {symbols.get(a, a): str(float(m * 100)) for a, m in shocks.items()},
+                "protocols": [
+                    {
+                        "name": r.name,
+                        "liquidatable_before": r.liquidatable_before,
+                        "liquidatable_after": len(r.liquidatable_after),
+                        "second_round": r.second_round,
+                        "debt_to_cover": {symbols.get(a, a): str(v) for a, v in r.debt_to_cover.items()},
+                        "collateral_released": {
+                            symbols.get(a, a): str(v) for a, v in r.collateral_seized.items()
+                        },
+                        "positions": sorted(k.user for k in r.liquidatable_after),
+                    }
+                    for r in results
+                ],
+            }
+        )
+    moves = ", ".join(f"{symbols.get(a, a)} {float(m * 100):+g} %" for a, m in shocks.items())
+    lines = [f"shock: {moves} (positions as of block {block})", ""]
+    lines.append(f"{'protocol':<10}{'liquidatable now':>18}{'after shock':>14}{'second round':>14}")
+    for r in results:
+        lines.append(
+            f"{r.name:<10}{r.liquidatable_before:>18}{len(r.liquidatable_after):>14}{r.second_round:>14}"
+        )
+    lines += ["", f"{'protocol':<10}{'asset':<8}{'debt to cover':>24}{'collateral released':>26}"]
+    for r in results:
+        for asset in sorted(set(r.debt_to_cover) | set(r.collateral_seized), key=lambda a: symbols.get(a, a)):
+            unit = 10 ** int(symbols.get(f"{asset}:decimals", "0"))
+            lines.append(
+                f"{r.name:<10}{symbols.get(asset, asset)[:7]:<8}"
+                f"{r.debt_to_cover.get(asset, 0) / unit:>24,.2f}"
+                f"{r.collateral_seized.get(asset, 0) / unit:>26,.4f}"
+            )
+    lines.append("(whole tokens; second round: still liquidatable after a first liquidation, estimated)")
+    return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 from typing import Any
 
 from keeper.chain.multicall import address_arg, selector, uint_arg
@@ -71,6 +72,13 @@ class AaveV3Adapter:
 
     def tracked(self) -> list[PositionKey]:
         return [PositionKey(self.pool, user) for user in self.users]
+
+    def repriced(self, prices: dict[str, int]) -> AaveV3Adapter:
+        """The same positions under other oracle prices (for what-if questions); self is unchanged."""
+        copy = AaveV3Adapter(self.name, self.provider)
+        copy._addresses, copy.users = self._addresses, self.users
+        copy.pool_state = replace(self._state(), prices=prices)
+        return copy
 
     def forget(self, keys: Collection[PositionKey]) -> None:
         for key in keys:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 from typing import Any
 
 from keeper.chain.multicall import address_arg, selector, uint_arg
@@ -62,6 +63,15 @@ class MorphoBlueAdapter:
 
     def tracked(self) -> list[PositionKey]:
         return [PositionKey(m, u) for m, u in self.positions]
+
+    def repriced(self, prices: dict[str, int]) -> MorphoBlueAdapter:
+        """The same positions under other oracle prices, by market id (what-if); self is unchanged."""
+        copy = MorphoBlueAdapter(self.name, self.morpho)
+        copy.params, copy.positions = self.params, self.positions
+        copy.markets = {
+            m: replace(state, price=prices.get(m, state.price)) for m, state in self.markets.items()
+        }
+        return copy
 
     def forget(self, keys: Collection[PositionKey]) -> None:
         for key in keys:
