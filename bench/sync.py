@@ -167,11 +167,20 @@ async def warm_restart(config_path: Path, url: str, workdir: Path, positions: in
             start_s = time.perf_counter() - started
     return {
         "positions": loaded,
+        "rss_mb": _rss_mb(),
         "open_and_load_s": load_s,
         "start_s": start_s,
         "start_round_trips": rpc.round_trips,
         "start_eth_calls": rpc.calls["eth_call"],
     }
+
+
+def _rss_mb() -> float:
+    """Resident memory now (VmRSS), in MB: the warm-restarted keeper state is what is held."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def machine() -> dict[str, Any]:
@@ -236,7 +245,7 @@ def table(r: dict[str, Any]) -> str:
         f"| warm restart, {w['positions']:,} positions in the store | "
         f"open + load {w['open_and_load_s']:.2f} s; "
         f"start (cursor check + state read of every position) {w['start_s']:.2f} s, "
-        f"{w['start_round_trips']} round trips |"
+        f"{w['start_round_trips']} round trips; RSS after it {w['rss_mb']:.0f} MB |"
     )
     return "\n".join(lines)
 
