@@ -8,7 +8,16 @@ import pytest
 
 from tests.conftest import LARGE_BORROWERS, Devnet, devnet_up
 
+from .keeper_process import RUNNING
+
 
 @pytest.fixture(scope="session")
 def timed_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     yield from devnet_up(tmp_path_factory, LARGE_BORROWERS, LARGE_BORROWERS, "--block-time", "1")
+
+
+@pytest.fixture(autouse=True)
+def no_keeper_left_running() -> Iterator[None]:
+    yield
+    while RUNNING:
+        RUNNING.pop().kill()

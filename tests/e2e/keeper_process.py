@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Devnet
+from tests.conftest import Devnet, free_port
 
 KEEPER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 """Anvil's public dev key #1: the devnet's keeper account."""
@@ -27,11 +27,16 @@ def keeper_config(devnet: Devnet, directory: Path, mode: str, **execution: str) 
     text = devnet.config_path.read_text()
     text = re.sub(r'(?m)^path = ".*"$', f'path = "{directory / "store.sqlite"}"', text)
     text = re.sub(r'(?m)^mode = ".*"$', f'mode = "{mode}"', text)
+    text = re.sub(r'(?m)^listen = ".*"$', f'listen = "127.0.0.1:{free_port()}"', text)  # never a fixed port
     for key, value in execution.items():
         text = text.replace("[execution]\n", f"[execution]\n{key} = {value}\n", 1)
     path = directory / "keeper.toml"
     path.write_text(text)
     return path
+
+
+RUNNING: list[KeeperProcess] = []
+"""Every keeper started, so a failed test cannot leave one running into the next (see conftest)."""
 
 
 class KeeperProcess:
@@ -48,6 +53,7 @@ class KeeperProcess:
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        RUNNING.append(self)
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
@@ -80,6 +86,15 @@ class KeeperProcess:
         assert self.proc.stderr is not None
         self.proc.stderr.close()
         return code
+
+    def kill(self) -> None:
+        """Leftover after a failure: SIGKILL and reap."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+        if self.proc.stderr is not None and not self.proc.stderr.closed:
+            self._reader.join(timeout=5)
+            self.proc.stderr.close()
 
     def named(self, name: str) -> list[Event]:
         return [e for e in self.events if e.get("event") == name]

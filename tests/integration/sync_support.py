@@ -70,6 +70,7 @@ class TcpProxy:
         self.accepting = True
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -77,9 +78,19 @@ class TcpProxy:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self._drop_all()
         assert self._server is not None
+        self.accepting = False
         self._server.close()
+        for _ in range(3):  # connections accepted just before close start their handler a tick later
+            await asyncio.sleep(0.05)
+            writers = list(self._writers)
+            self._drop_all()
+            for task in list(self._handlers):
+                task.cancel()
+            await asyncio.gather(*self._handlers, return_exceptions=True)
+            for writer in writers:  # let every transport finish closing before the loop goes away
+                with contextlib.suppress(ConnectionError, OSError):
+                    await writer.wait_closed()
         await self._server.wait_closed()
 
     def _drop_all(self) -> None:
@@ -94,8 +105,20 @@ class TcpProxy:
         self.accepting = True
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            await self._serve(client_reader, client_writer)
+        finally:
+            self._handlers.discard(task)
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self._writers.add(client_writer)
         if not self.accepting:
             client_writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await client_writer.wait_closed()
             return
         upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         self._writers |= {client_writer, upstream_writer}
@@ -107,6 +130,8 @@ class TcpProxy:
         for writer in (client_writer, upstream_writer):
             self._writers.discard(writer)
             writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from keeper.app import fee_policy
 from keeper.chain.rpc import HttpRpc
@@ -18,6 +19,7 @@ from keeper.execution.executor import Executor
 from keeper.execution.nonces import NonceManager
 from keeper.execution.signer import Signer
 from keeper.execution.txstate import TxState
+from keeper.obs.metrics import Metrics
 from keeper.protocols.registry import build_adapter
 from keeper.state.store import Store
 from keeper.state.sync import PositionSync, tracked_protocols
@@ -40,7 +42,7 @@ async def test_replace_then_cancel_on_one_nonce(chain: Devnet, tmp_path: Path) -
             nonce = int(await rpc.request("eth_getTransactionCount", [signer.address, "pending"]), 16)
             policy = fee_policy(ExecutionConfig(replace_after_blocks=2, max_gas_cost_share_bps=10_000))
             executor = Executor(rpc, signer.address, policy, 2_000, store, NonceManager(nonce, []), signer)
-            engine = Engine(sync, executor, s["aave"]["reserves"]["WETH"])
+            engine = Engine(sync, executor, s["aave"]["reserves"]["WETH"], Metrics(CollectorRegistry()))
             opportunity = next(o for o in engine.opportunities(head.timestamp + 1) if o.name == "aave")
             tracked = sync.protocols[0]
             rpc_sync.call("evm_setAutomine", [False])
@@ -104,7 +106,7 @@ async def test_a_restart_rebroadcasts_what_was_in_flight_and_settles_it(
                 executor = Executor(
                     rpc, signer.address, policy, 2_000, store, NonceManager(nonce, []), signer
                 )
-                engine = Engine(sync, executor, s["aave"]["reserves"]["WETH"])
+                engine = Engine(sync, executor, s["aave"]["reserves"]["WETH"], Metrics(CollectorRegistry()))
                 opportunity = next(o for o in engine.opportunities(head.timestamp + 1) if o.name == "aave")
                 call = sync.protocols[0].adapter.liquidation_call(opportunity.quote)
                 (attempt,) = await executor.attempt_all([(opportunity, call)], head.number, 10**9)
