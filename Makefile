@@ -37,9 +37,12 @@ pytest: setup
 
 test: lint typecheck pytest
 
-# health-pass timings, written to bench/results/health.json; one BLAS thread: the screen's product is skinny
-bench: $(BIN)/keeper
+# measurements, not tests: sync, health pass (one BLAS thread: the screen's product is skinny), keeper vs
+# baseline poller; each writes bench/results/*.json and prints a table
+bench: setup
+	$(BIN)/python -m bench.sync
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m bench.health
+	$(BIN)/python -m bench.compare
 
 clean:
 	rm -rf $(VENV) $(DEVNET)/node_modules .mypy_cache .ruff_cache .pytest_cache
