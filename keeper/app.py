@@ -269,7 +269,7 @@ async def _liquidate(
         try:
             async for update in sync.follow(stream):
                 structlog.contextvars.bind_contextvars(block=update.block.number)
-                await engine.on_block(update)
+                await engine.on_block(update, at_head=heads.best_head <= update.block.number)
                 liveness.head, liveness.head_wall_s = update.block.number, time.monotonic()
                 liveness.chain_head = max(heads.best_head, update.block.number)
                 engine.metrics.blocks_behind.set(liveness.chain_head - update.block.number)

@@ -9,9 +9,11 @@ never attempted.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
 
+import numpy as np
+import numpy.typing as npt
 import structlog
 
 from keeper.execution.executor import Attempt, Executor
@@ -20,9 +22,11 @@ from keeper.obs.metrics import HEALTH_THRESHOLDS, Metrics
 from keeper.protocols.aave_v3.adapter import AaveV3Adapter
 from keeper.protocols.aave_v3.events import feed_answer
 from keeper.protocols.aave_v3.liquidation import share_out_cash
-from keeper.protocols.base import WAD, PositionHealth, PositionKey
+from keeper.protocols.base import PositionKey
+from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
 from keeper.risk.opportunity import Opportunity, TokenPrice, gross_profit_wei, ranked
-from keeper.state.sync import BlockUpdate, PositionSync
+from keeper.risk.screen import DEFAULT_MARGIN, AaveScreen, MorphoScreen
+from keeper.state.sync import BlockUpdate, PositionSync, Tracked
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +46,9 @@ class Engine:
         self.native_asset = native_asset
         self.metrics = metrics
         self.stats = EngineStats()
+        self._aave_screens: dict[str, AaveScreen] = {}
+        self._morpho_screens: dict[str, MorphoScreen] = {}
+        self._screened_reorgs = 0
         self.accepting = True
         """Cleared on shutdown: no new opportunities, in-flight ones still tracked."""
 
@@ -59,16 +66,19 @@ class Engine:
                     book.setdefault(reserve.asset, TokenPrice(price, reserve.config.decimals))
         return book
 
-    def opportunities(self, timestamp: int) -> list[Opportunity]:
+    def opportunities(
+        self, timestamp: int, touched: Mapping[str, set[PositionKey]] | None = None
+    ) -> list[Opportunity]:
+        """Liquidatable positions, quoted exactly; the float screen picks which ones to check."""
         prices = self.prices()
         found = []
         for tracked in self.sync.protocols:
-            healths = tracked.adapter.health(timestamp)
-            self._record_health(tracked.name, healths)
-            for health in healths:
-                if not health.liquidatable:
-                    continue
-                quote = tracked.adapter.quote(PositionKey(health.market, health.user), timestamp)
+            for key in self._candidates(
+                tracked, timestamp, None if touched is None else touched.get(tracked.name)
+            ):
+                if self.executor.in_flight(key):
+                    continue  # a transaction for it is already out: nothing to decide this block
+                quote = tracked.adapter.quote(key, timestamp)
                 if quote is None:
                     continue
                 gross = gross_profit_wei(quote, prices, self.native_asset)
@@ -78,12 +88,49 @@ class Engine:
                 found.append(Opportunity(tracked.name, quote, gross))
         return ranked(found)
 
-    def _record_health(self, name: str, healths: list[PositionHealth]) -> None:
-        self.metrics.positions.labels(name).set(len(healths))
+    def _candidates(
+        self, tracked: Tracked, timestamp: int, touched: set[PositionKey] | None
+    ) -> list[PositionKey]:
+        """The screen, kept in step with the adapter: rebuilt at first and after a reorg, else only
+        the rows of the positions this block touched are refreshed."""
+        rebuild = touched is None or self._screened_reorgs != self.sync.reorgs
+        adapter = tracked.adapter
+        if isinstance(adapter, AaveV3Adapter) and adapter.pool_state is not None:
+            screen = self._aave_screens.get(tracked.name)
+            if screen is None or rebuild:
+                screen = self._aave_screens[tracked.name] = AaveScreen()
+                screen.set_users(adapter.users.values())
+            else:
+                screen.update_users(adapter.users[k.user] for k in touched or () if k.user in adapter.users)
+            estimates = screen.estimates(adapter.pool_state, timestamp)
+            self._record_estimates(tracked.name, estimates)
+            flagged = np.flatnonzero(estimates < 1 + DEFAULT_MARGIN).tolist()
+            users = screen.users
+            return [PositionKey(adapter.pool, users[row]) for row in flagged]
+        if isinstance(adapter, MorphoBlueAdapter):
+            morpho = self._morpho_screens.get(tracked.name)
+            if morpho is None or rebuild:
+                morpho = self._morpho_screens[tracked.name] = MorphoScreen()
+                morpho.set_positions(adapter.positions)
+            else:
+                morpho.update_positions(
+                    {(k.market, k.user): adapter.positions[(k.market, k.user)] for k in touched or ()
+                     if (k.market, k.user) in adapter.positions}
+                )  # fmt: skip
+            estimates = morpho.estimates(adapter.markets, timestamp)
+            self._record_estimates(tracked.name, estimates)
+            keys = morpho.keys
+            return [
+                PositionKey(*keys[row]) for row in np.flatnonzero(estimates < 1 + DEFAULT_MARGIN).tolist()
+            ]
+        return [PositionKey(h.market, h.user) for h in adapter.health(timestamp) if h.liquidatable]
+
+    def _record_estimates(self, name: str, estimates: npt.NDArray[np.float64]) -> None:
+        """Gauges from the screen's conservative estimates (display, not decisions)."""
+        finite = estimates[np.isfinite(estimates)]
+        self.metrics.positions.labels(name).set(len(finite))
         for threshold in HEALTH_THRESHOLDS:
-            limit = int(Decimal(threshold) * WAD)
-            below = sum(h.health_factor_wad < limit for h in healths)
-            self.metrics.positions_below.labels(name, threshold).set(below)
+            self.metrics.positions_below.labels(name, threshold).set(int((finite < float(threshold)).sum()))
 
     def still_liquidatable(self, tx: SentTx, timestamp: int) -> bool:
         for tracked in self.sync.protocols:
@@ -91,18 +138,25 @@ class Engine:
                 return tracked.adapter.quote(PositionKey(tx.market, tx.user), timestamp) is not None
         return False
 
-    async def on_block(self, update: BlockUpdate) -> list[Attempt]:
+    async def on_block(self, update: BlockUpdate, at_head: bool = True) -> list[Attempt]:
+        """``at_head`` False: newer blocks are already out, so only settle receipts and move on: acting
+        on a stale block would be slower and likelier to lose than acting on the newest."""
         block = update.block
         at = block.timestamp + 1
         started_s = time.perf_counter()
         await self.executor.track(
             block.number, block.base_fee_wei, lambda tx: self.still_liquidatable(tx, at)
         )
-        if not self.accepting:
+        self.metrics.head_block.set(block.number)
+        self.metrics.head_timestamp.set(block.timestamp)
+        if not self.accepting or not at_head:
+            if not at_head:
+                log.info("block_skipped_behind_head", block=block.number)
             return []
         tracked_s = time.perf_counter()
         self._report_feeds(update)
-        opportunities = self._with_cash(self.opportunities(at))
+        opportunities = self._with_cash(self.opportunities(at, update.touched))
+        self._screened_reorgs = self.sync.reorgs
         screened_s = time.perf_counter()
         self.stats.opportunities += len(opportunities)
         calls = []
@@ -113,8 +167,6 @@ class Engine:
         done_s = time.perf_counter()
         for attempt in attempts:
             self._report(attempt, block.number)
-        self.metrics.head_block.set(block.number)
-        self.metrics.head_timestamp.set(block.timestamp)
         self.metrics.stage_latency.labels("received_to_screened").observe(screened_s - started_s)
         if opportunities:
             timings = self.executor.last_timings

@@ -47,6 +47,8 @@ log = structlog.get_logger(__name__)
 
 BALANCE_OF = selector("balanceOf(address)")
 ALLOWANCE = selector("allowance(address,address)")
+WAVE = 64
+"""Opportunities simulated and sent together: the best 64 leave before the next 64 are simulated."""
 BASE_FEE_MAX_RISE_BPS = 12_500
 """EIP-1559: the next block's base fee is at most 12.5 % above this one's."""
 
@@ -119,39 +121,48 @@ class Executor:
     async def attempt_all(
         self, items: Sequence[tuple[Opportunity, tuple[str, bytes]]], block_number: int, base_fee: int
     ) -> list[Attempt]:
-        """Every opportunity of a block at once: one inventory read, simulations in parallel, then
-        (live) all signed in the order given (most profitable first, so lowest nonces), persisted in
-        one commit and broadcast together."""
+        """Every opportunity of a block: one inventory read, then waves of ``WAVE`` in the order given
+        (most profitable first): each wave is simulated in parallel, then (live) signed, persisted in
+        one commit and broadcast, so the best liquidations leave before the rest are simulated."""
         started_s = time.perf_counter()
         self._reward = await self._fee_history_reward() if items else None
         wallet = await self._wallet({(o.quote.debt_asset, call[0]) for o, call in items})
         wallet_s = time.perf_counter()
         attempts: dict[int, Attempt] = {}
-        staged = []
-        for index, (opportunity, call) in enumerate(items):
-            problem = self._precheck(opportunity, call[0], wallet)
-            if problem:
-                attempts[index] = Attempt(opportunity, "skipped", problem)
-            else:
-                staged.append(index)
-        estimates = await asyncio.gather(
-            *(self._estimate(items[i][1]) for i in staged), return_exceptions=True
-        )
-        simulated_s = time.perf_counter()
+        simulate_s = send_s = 0.0
+        first_sent_s: float | None = None
         bound = next_base_fee_bound(base_fee)
-        ready: list[_Ready] = []
-        for index, estimate in zip(staged, estimates, strict=True):
-            decided = self._decide(items[index][0], items[index][1], estimate, bound, wallet)
-            if isinstance(decided, Attempt):
-                attempts[index] = decided
-            else:
-                ready.append(replace(decided, index=index))
-        if ready:
-            attempts |= await self._send_all(ready, block_number)
+        for wave_start in range(0, len(items), WAVE):
+            wave = range(wave_start, min(wave_start + WAVE, len(items)))
+            staged = []
+            for index in wave:
+                problem = self._precheck(items[index][0], items[index][1][0], wallet)
+                if problem:
+                    attempts[index] = Attempt(items[index][0], "skipped", problem)
+                else:
+                    staged.append(index)
+            wave_s = time.perf_counter()
+            estimates = await asyncio.gather(
+                *(self._estimate(items[i][1]) for i in staged), return_exceptions=True
+            )
+            simulated_s = time.perf_counter()
+            simulate_s += simulated_s - wave_s
+            ready: list[_Ready] = []
+            for index, estimate in zip(staged, estimates, strict=True):
+                decided = self._decide(items[index][0], items[index][1], estimate, bound, wallet)
+                if isinstance(decided, Attempt):
+                    attempts[index] = decided
+                else:
+                    ready.append(replace(decided, index=index))
+            if ready:
+                attempts |= await self._send_all(ready, block_number)
+                first_sent_s = first_sent_s or time.perf_counter()
+            send_s += time.perf_counter() - simulated_s
         self.last_timings = {
             "wallet_ms": round((wallet_s - started_s) * 1000, 1),
-            "simulate_ms": round((simulated_s - wallet_s) * 1000, 1),
-            "sign_and_send_ms": round((time.perf_counter() - simulated_s) * 1000, 1),
+            "simulate_ms": round(simulate_s * 1000, 1),
+            "sign_and_send_ms": round(send_s * 1000, 1),
+            "first_send_ms": round(((first_sent_s or started_s) - started_s) * 1000, 1),
         }
         return [attempts[i] for i in range(len(items))]
 
