@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import datetime
 import json
+import math
 import os
 import platform
 import re
@@ -396,6 +397,9 @@ def analyse_shock(run: dict[str, Any], index: int, last: int) -> dict[str, Any]:
         "keeper_sent_aave": sum(e["protocol"] == "aave" for e in k_sent),
         "keeper_track_ms": handled.get("track_ms"),
         "keeper_screen_plus_execute_ms": round(handled.get("screen_ms", 0) + handled.get("execute_ms", 0), 1),
+        "keeper_received_to_first_send_ms": round(handled["screen_ms"] + handled["first_send_ms"], 1)
+        if handled.get("first_send_ms") and k_sent
+        else None,
         "keeper_simulate_ms": handled.get("simulate_ms"),
         "keeper_sign_and_send_ms": handled.get("sign_and_send_ms"),
         "baseline_detected_users": len({e["user"] for e in b_detected}),
@@ -424,8 +428,18 @@ def analyse_shock(run: dict[str, Any], index: int, last: int) -> dict[str, Any]:
 def summarise(values: list[float | None]) -> dict[str, float | None]:
     xs = sorted(v for v in values if v is not None)
     if not xs:
-        return {"n": 0, "median": None, "max": None}
-    return {"n": len(xs), "median": round(statistics.median(xs), 1), "max": round(xs[-1], 1)}
+        return {"n": 0, "median": None, "p95": None, "p99": None, "max": None}
+
+    def percentile(q: float) -> float:
+        return round(xs[min(len(xs) - 1, max(0, math.ceil(q * len(xs)) - 1))], 1)
+
+    return {
+        "n": len(xs),
+        "median": round(statistics.median(xs), 1),
+        "p95": percentile(0.95),
+        "p99": percentile(0.99),
+        "max": round(xs[-1], 1),
+    }
 
 
 def machine() -> dict[str, Any]:
@@ -484,6 +498,9 @@ def analyse(run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             "keeper_react_blocks": summarise([s["keeper_react_blocks"] for s in shocks]),
             "baseline_react_blocks": summarise([s["baseline_react_blocks"] for s in shocks]),
             "keeper_screen_plus_execute_ms": summarise([s["keeper_screen_plus_execute_ms"] for s in shocks]),
+            "keeper_received_to_first_send_ms": summarise(
+                [s["keeper_received_to_first_send_ms"] for s in shocks]
+            ),
             "baseline_seen_to_last_send_ms": summarise([s["baseline_seen_to_last_send_ms"] for s in shocks]),
             "keeper_visible_to_sent_logged_ms": summarise(
                 [s["keeper_visible_to_sent_logged_ms"] for s in shocks]
@@ -519,6 +536,10 @@ def calls_cell(rpc: dict[str, Any]) -> str:
         f"{rpc['keeper_jsonrpc_calls_per_block']} ({rpc['keeper_http_round_trips_per_block']} round trips;"
         f" /metrics {rpc['keeper_metrics_requests_per_block']})"
     )
+
+
+def pct(summary: dict[str, Any]) -> str:
+    return f"{summary['median']} / {summary['p95']} / {summary['p99']} (n={summary['n']})"
 
 
 def table(result: dict[str, Any]) -> str:
@@ -577,6 +598,11 @@ def table(result: dict[str, Any]) -> str:
             "own timer, block in hand -> all sent, ms median / max",
             mm(d["keeper_screen_plus_execute_ms"]) + " (screen+execute)",
             f"{mm(d['baseline_seen_to_last_send_ms'])} (seen -> last send)",
+        ),
+        (
+            "keeper: block in hand -> first signed tx handed to the RPC, ms p50 / p95 / p99",
+            pct(d["keeper_received_to_first_send_ms"]),
+            "",
         ),
         (
             "common clock, block visible -> first send, ms median / max",
