@@ -37,12 +37,16 @@ pytest: setup
 
 test: lint typecheck pytest
 
-# measurements, not tests: sync, health pass (one BLAS thread: the screen's product is skinny), keeper vs
-# baseline poller; each writes bench/results/*.json and prints a table
+# measurements, not tests: sync, health pass at 10k / 100k / 1M positions (one BLAS thread: the screen's
+# product is skinny), keeper vs baseline poller; then bench/results/latest.json and one Markdown table
 bench: setup
 	$(BIN)/python -m bench.sync
-	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m bench.health
-	$(BIN)/python -m bench.compare
+	for n in 10000 100000 1000000; do \
+	  OPENBLAS_NUM_THREADS=1 $(BIN)/python -m bench.health --positions $$n --repeat 5 && \
+	  cp bench/results/health.json bench/results/health_$$n.json || exit 1; \
+	done
+	$(BIN)/python -m bench.compare --shocks 50
+	$(BIN)/python -m bench.latest
 
 clean:
 	rm -rf $(VENV) $(DEVNET)/node_modules .mypy_cache .ruff_cache .pytest_cache
