@@ -107,7 +107,7 @@ class Proc:
 
     def __init__(self, args: list[str], env: dict[str, str], json_on: str) -> None:
         out = subprocess.PIPE if json_on == "stdout" else subprocess.DEVNULL
-        err = subprocess.PIPE if json_on == "stderr" else subprocess.DEVNULL
+        err = subprocess.PIPE if json_on == "stderr" else None  # else inherited: a crash stays visible
         self.proc = subprocess.Popen(args, stdout=out, stderr=err, text=True, env=env)
         self.events: list[Event] = []
         self.stream = self.proc.stdout if json_on == "stdout" else self.proc.stderr
