@@ -6,16 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from types import FrameType
 
-from keeper.errors import DevnetError, KeeperError, UsageError
+from keeper.devnet.commands import add_devnet_parser, run_devnet
+from keeper.errors import KeeperError, UsageError
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -31,69 +28,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="keeper", description="Liquidation keeper for Aave V3 and Morpho Blue.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    devnet = commands.add_parser("devnet", help="local Anvil devnet with real Aave V3 and Morpho Blue")
-    devnet_commands = devnet.add_subparsers(dest="devnet_command", required=True, parser_class=_Parser)
-
-    up = devnet_commands.add_parser(
-        "up",
-        help="start Anvil, deploy both protocols, seed borrowers, print a JSON summary",
-        description="Start Anvil, deploy Aave V3 and Morpho Blue with settable price feeds and "
-        "Multicall3, seed borrowers and a funded keeper account, write a keeper config and print "
-        "one JSON object on stdout (progress goes to stderr).",
-    )
-    up.add_argument("--port", type=int, default=8545, help="Anvil port (default 8545)")
-    up.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address Anvil listens on (default 127.0.0.1; 0.0.0.0 in a container)",
-    )
-    up.add_argument("--aave-borrowers", type=_count, default=200, metavar="N", help="default 200")
-    up.add_argument("--morpho-borrowers", type=_count, default=200, metavar="M", help="default 200")
-    up.add_argument("--seed", type=int, default=1, metavar="S", help="random seed for borrowers (default 1)")
-    up.add_argument(
-        "--block-time",
-        type=_seconds,
-        default=None,
-        metavar="SECONDS",
-        help="mine a block every SECONDS after seeding (default: a block per transaction)",
-    )
-    up.add_argument(
-        "--config-out",
-        type=Path,
-        default=Path("config/devnet.toml"),
-        metavar="PATH",
-        help="where to write the keeper config (default config/devnet.toml)",
-    )
-    up.add_argument(
-        "--detach",
-        action="store_true",
-        help="return once ready and leave Anvil running (stop it with `keeper devnet down`)",
-    )
-
-    down = devnet_commands.add_parser("down", help="stop a devnet started with --detach")
-    down.add_argument("--port", type=int, default=8545, help="Anvil port (default 8545)")
-
-    price = devnet_commands.add_parser(
-        "price", help="move one asset's price feed with a real feed transaction"
-    )
-    price.add_argument("--rpc", required=True, metavar="URL", help="devnet RPC, e.g. http://127.0.0.1:8545")
-    price.add_argument("--asset", required=True, metavar="SYMBOL", help="e.g. WETH, WBTC, USDC, DAI")
-    target = price.add_mutually_exclusive_group(required=True)
-    target.add_argument("--set", metavar="USD", help="new price in USD, e.g. 1650.5")
-    target.add_argument("--move", metavar="PERCENT", help="relative move in percent, e.g. -20")
-    devnet_commands.add_parser(
-        "build", help="check the npm packages and compile the devnet's Solidity into the cache"
-    )
-    inspect = devnet_commands.add_parser(
-        "inspect", help="print reserves, markets and borrower health read from the contracts"
-    )
-    inspect.add_argument(
-        "--config",
-        type=Path,
-        default=Path("config/devnet.toml"),
-        metavar="PATH",
-        help="the config `devnet up` wrote (default config/devnet.toml)",
-    )
+    add_devnet_parser(commands, _Parser)
     positions = commands.add_parser(
         "positions",
         help="every borrower's health, computed locally at head, lowest first",
@@ -217,20 +152,6 @@ def _health_factor(text: str) -> float:
     return value
 
 
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
-    return value
-
-
-def _seconds(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be a whole number of seconds >= 1")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -250,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "devnet":
-        return _devnet(args)
+        return run_devnet(args)
     if args.command == "positions":
         return _positions(args)
     if args.command == "sync":
@@ -264,62 +185,6 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "status":
         return _status(args.url)
     raise UsageError(f"unknown command {args.command}")
-
-
-def _devnet(args: argparse.Namespace) -> int:
-    from keeper.devnet import anvil, feeds, toolchain, up
-    from keeper.devnet.config_out import devnet_config_toml
-    from keeper.devnet.rpc import Rpc
-
-    chain = toolchain.toolchain()
-    if args.devnet_command == "down":
-        if not anvil.stop_anvil(chain, args.port):
-            raise UsageError(f"no detached devnet recorded on port {args.port}")
-        return 0
-    if args.devnet_command == "price":
-        rpc = Rpc(args.rpc, timeout_s=10)
-        try:
-            rpc.call("eth_chainId")
-        except DevnetError as exc:
-            raise UsageError(f"--rpc: {exc}") from None
-        if args.set is not None:
-            update = feeds.set_price(rpc, args.asset, usd=feeds.parse_usd(args.set))
-        else:
-            update = feeds.set_price(rpc, args.asset, move=feeds.parse_percent(args.move))
-        print(
-            json.dumps(
-                asdict(update) | {"old_answer": str(update.old_answer), "new_answer": str(update.new_answer)}
-            )
-        )
-        return 0
-    if args.devnet_command == "build":
-        toolchain.find_anvil(chain)
-        toolchain.aave_artifact(chain, "Pool")
-        toolchain.multicall3_creation_code(chain)
-        compiled = toolchain.compiled_contracts(chain)
-        print(f"devnet toolchain ready: {len(compiled)} contracts compiled, cache {chain.cache_dir}")
-        return 0
-    if args.devnet_command == "inspect":
-        print(_inspect(args.config))
-        return 0
-    options = up.UpOptions(
-        port=args.port,
-        aave_borrowers=args.aave_borrowers,
-        morpho_borrowers=args.morpho_borrowers,
-        seed=args.seed,
-        block_time_s=args.block_time,
-        config_out=args.config_out,
-        host=args.host,
-    )
-    process, summary = up.devnet_up(chain, options)
-    if options.config_out is not None:
-        options.config_out.parent.mkdir(parents=True, exist_ok=True)
-        options.config_out.write_text(devnet_config_toml(summary))
-        summary["config"] = str(options.config_out)
-    print(json.dumps(summary), flush=True)
-    if args.detach:
-        return 0
-    return _wait_for_stop(lambda: anvil.stop_anvil(chain, options.port), process.pid)
 
 
 def _positions(args: argparse.Namespace) -> int:
@@ -439,43 +304,3 @@ def _sync(args: argparse.Namespace) -> int:
 
     asyncio.run(run_sync(config, SyncOptions(follow=args.follow, max_log_span=args.max_log_span), report))
     return 0
-
-
-def _inspect(config_path: Path) -> str:
-    from keeper.config import AaveV3Config, MorphoBlueConfig, load_config
-    from keeper.devnet.inspect import report
-    from keeper.devnet.rpc import Rpc
-
-    config = load_config(config_path)
-    http = [u for u in config.chain.rpc_urls if u.startswith("http")]
-    if not http:
-        raise UsageError(f"{config_path}: chain.rpc_urls has no http(s) endpoint")
-    aave = [p for p in config.protocols if isinstance(p, AaveV3Config)]
-    blue = [p for p in config.protocols if isinstance(p, MorphoBlueConfig)]
-    if not aave or not blue:
-        raise UsageError(f"{config_path}: a devnet config has one aave_v3 and one morpho_blue protocol")
-    return report(Rpc(http[0], timeout_s=30), aave[0].pool_addresses_provider, blue[0].address)
-
-
-def _wait_for_stop(stop: Callable[[], object], pid: int) -> int:
-    """Foreground devnet: keep Anvil until Ctrl-C or SIGTERM, then stop it."""
-
-    def _interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
-    print("devnet running; Ctrl-C stops it", file=sys.stderr, flush=True)
-    try:
-        while True:
-            try:
-                finished, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                finished = pid
-            if finished:
-                print("keeper: failed: anvil exited", file=sys.stderr)
-                return EXIT_FAILURE
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        stop()
-        return 0
