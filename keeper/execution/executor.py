@@ -12,6 +12,7 @@ and cancels (same nonce, empty self-transfer) one whose position is no longer li
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -47,8 +48,10 @@ log = structlog.get_logger(__name__)
 
 BALANCE_OF = selector("balanceOf(address)")
 ALLOWANCE = selector("allowance(address,address)")
+FIRST_WAVE = 8
 WAVE = 64
-"""Opportunities simulated and sent together: the best 64 leave before the next 64 are simulated."""
+"""Opportunities simulated and sent together, best first: the first 8 leave as soon as they are
+simulated, then 64 at a time, each wave sent before the next is simulated."""
 BASE_FEE_MAX_RISE_BPS = 12_500
 """EIP-1559: the next block's base fee is at most 12.5 % above this one's."""
 
@@ -121,9 +124,9 @@ class Executor:
     async def attempt_all(
         self, items: Sequence[tuple[Opportunity, tuple[str, bytes]]], block_number: int, base_fee: int
     ) -> list[Attempt]:
-        """Every opportunity of a block: one inventory read, then waves of ``WAVE`` in the order given
-        (most profitable first): each wave is simulated in parallel, then (live) signed, persisted in
-        one commit and broadcast, so the best liquidations leave before the rest are simulated."""
+        """Every opportunity of a block: one inventory read, then waves in the order given (most
+        profitable first): each wave is simulated in parallel, then (live) signed, persisted in one
+        commit and broadcast, so the best liquidations leave before the rest are simulated."""
         started_s = time.perf_counter()
         self._reward = await self._fee_history_reward() if items else None
         wallet = await self._wallet({(o.quote.debt_asset, call[0]) for o, call in items})
@@ -132,8 +135,9 @@ class Executor:
         simulate_s = send_s = 0.0
         first_sent_s: float | None = None
         bound = next_base_fee_bound(base_fee)
-        for wave_start in range(0, len(items), WAVE):
-            wave = range(wave_start, min(wave_start + WAVE, len(items)))
+        bounds = [0, *range(FIRST_WAVE, len(items), WAVE), len(items)]
+        for wave_start, wave_end in itertools.pairwise(bounds):
+            wave = range(wave_start, wave_end)
             staged = []
             for index in wave:
                 problem = self._precheck(items[index][0], items[index][1][0], wallet)
