@@ -36,6 +36,7 @@ from keeper.protocols.aave_v3.adapter import AaveV3Adapter
 from keeper.protocols.base import LogFilter
 from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
 from keeper.protocols.registry import build_adapter
+from keeper.risk.prices import PriceGuard
 from keeper.state.store import Store
 from keeper.state.sync import PositionSync, Tracked, tracked_protocols
 
@@ -244,7 +245,8 @@ async def _keep(
     )
     if not dry_run:
         await executor.rebroadcast()  # a restart never loses track of what it sent
-    engine = Engine(sync, executor, native_asset, metrics)
+    guard = PriceGuard(config.execution.max_price_age_s, config.execution.max_price_jump_bps)
+    engine = Engine(sync, executor, native_asset, metrics, guard)
     heads = _heads(config, rpc, 0.25)
     stream = BlockStream(rpc, heads, lambda: combined_filter(sync.protocols))
     shutdown = Shutdown(config.execution.shutdown_grace_s)

@@ -74,6 +74,10 @@ class ExecutionConfig(_Section):
     max_gas_cost_share_bps: int = Field(default=5_000, ge=0, le=10_000)
     gas_limit_margin_bps: int = Field(default=2_000, ge=0)
     replace_after_blocks: int = Field(default=2, ge=1)
+    max_price_age_s: int = Field(default=90_000, ge=0)
+    """Refuse a price whose feed was last updated longer ago (0 = no limit); 25 h covers 24 h heartbeats."""
+    max_price_jump_bps: int = Field(default=5_000, ge=0)
+    """Refuse, for one block, a price that moved more than this since the previous block (0 = no limit)."""
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     """On SIGTERM/SIGINT, how long to keep following blocks so in-flight transactions settle."""
 

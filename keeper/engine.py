@@ -22,13 +22,16 @@ from keeper.obs.metrics import HEALTH_THRESHOLDS, Metrics
 from keeper.protocols.aave_v3.adapter import AaveV3Adapter
 from keeper.protocols.aave_v3.events import feed_answer
 from keeper.protocols.aave_v3.liquidation import share_out_cash
-from keeper.protocols.base import PositionKey
+from keeper.protocols.base import LiquidationQuote, PositionKey
 from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
 from keeper.risk.opportunity import Opportunity, TokenPrice, gross_profit_wei, ranked
+from keeper.risk.prices import PriceGuard, rejected_prices
 from keeper.risk.screen import DEFAULT_MARGIN, AaveScreen, MorphoScreen
 from keeper.state.sync import BlockUpdate, PositionSync, Tracked
 
 log = structlog.get_logger(__name__)
+
+DEFAULT_GUARD = PriceGuard(max_age_s=90_000, max_jump_bps=5_000)
 
 
 @dataclass
@@ -40,17 +43,62 @@ class EngineStats:
 
 
 class Engine:
-    def __init__(self, sync: PositionSync, executor: Executor, native_asset: str, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        sync: PositionSync,
+        executor: Executor,
+        native_asset: str,
+        metrics: Metrics,
+        guard: PriceGuard = DEFAULT_GUARD,
+    ) -> None:
         self.sync = sync
         self.executor = executor
         self.native_asset = native_asset
         self.metrics = metrics
+        self.guard = guard
+        self.rejected: dict[str, str] = {}
+        """asset (Aave) or market id (Morpho) -> why its price is refused at this block."""
+        self._last_prices: dict[str, int] = {}
         self.stats = EngineStats()
         self._aave_screens: dict[str, AaveScreen] = {}
         self._morpho_screens: dict[str, MorphoScreen] = {}
         self._screened_reorgs = 0
         self.accepting = True
         """Cleared on shutdown: no new opportunities, in-flight ones still tracked."""
+
+    def check_prices(self, timestamp: int) -> None:
+        """Refuse this block's bad prices (zero, stale, jumping): their positions are left alone."""
+        prices: dict[str, int] = {}
+        updated_at: dict[str, int] = {}
+        labels: dict[str, tuple[str, str]] = {}
+        for tracked in self.sync.protocols:
+            adapter = tracked.adapter
+            if isinstance(adapter, AaveV3Adapter) and adapter.pool_state is not None:
+                for reserve in adapter.pool_state.reserves.values():
+                    prices[reserve.asset] = adapter.pool_state.prices[reserve.asset]
+                    updated_at[reserve.asset] = reserve.price_updated_at
+                    labels[reserve.asset] = (tracked.name, "asset")
+            elif isinstance(adapter, MorphoBlueAdapter):
+                for market_id, state in adapter.markets.items():
+                    prices[market_id] = state.price
+                    labels[market_id] = (tracked.name, "market")
+        self.rejected = rejected_prices(prices, updated_at, self._last_prices, timestamp, self.guard)
+        self._last_prices = prices
+        for key, reason in self.rejected.items():
+            name, kind = labels[key]
+            self.metrics.prices_rejected.labels(name, key).inc()
+            log.warning("price_rejected", protocol=name, reason=reason, **{kind: key})
+
+    def _uses_rejected(self, tracked: Tracked, quote: LiquidationQuote) -> bool:
+        if not self.rejected:
+            return False
+        adapter = tracked.adapter
+        if isinstance(adapter, AaveV3Adapter) and adapter.pool_state is not None:
+            user = adapter.users.get(quote.user)
+            reserves = adapter.pool_state.reserves
+            used = {reserves[i].asset for i in user.flagged_reserve_ids() if i in reserves} if user else set()
+            return bool(used & set(self.rejected))
+        return quote.market in self.rejected
 
     def prices(self) -> dict[str, TokenPrice]:
         """Reference prices: every Aave reserve, from the pool state read at this block."""
@@ -60,10 +108,8 @@ class Engine:
             if isinstance(adapter, AaveV3Adapter) and adapter.pool_state is not None:
                 for reserve in adapter.pool_state.reserves.values():
                     price = adapter.pool_state.prices[reserve.asset]
-                    if price == 0:  # its users are left alone: any liquidation would revert in the oracle
-                        log.warning("price_rejected", protocol=tracked.name, asset=reserve.asset, price=0)
-                        continue
-                    book.setdefault(reserve.asset, TokenPrice(price, reserve.config.decimals))
+                    if reserve.asset not in self.rejected:
+                        book.setdefault(reserve.asset, TokenPrice(price, reserve.config.decimals))
         return book
 
     def opportunities(
@@ -79,7 +125,7 @@ class Engine:
                 if self.executor.in_flight(key):
                     continue  # a transaction for it is already out: nothing to decide this block
                 quote = tracked.adapter.quote(key, timestamp)
-                if quote is None:
+                if quote is None or self._uses_rejected(tracked, quote):
                     continue
                 gross = gross_profit_wei(quote, prices, self.native_asset)
                 if gross is None:
@@ -155,6 +201,7 @@ class Engine:
             return []
         tracked_s = time.perf_counter()
         self._report_feeds(update)
+        self.check_prices(block.timestamp)
         opportunities = self._with_cash(self.opportunities(at, update.touched))
         self._screened_reorgs = self.sync.reorgs
         screened_s = time.perf_counter()
@@ -207,9 +254,6 @@ class Engine:
                     feed=feed,
                     answer=str(value),
                 )
-                if value <= 0:
-                    self.metrics.prices_rejected.labels(tracked.name, feeds[feed]).inc()
-                    log.warning("price_rejected", protocol=tracked.name, asset=feeds[feed], answer=str(value))
 
     def _with_cash(self, opportunities: list[Opportunity]) -> list[Opportunity]:
         """Aave liquidations share each reserve's underlying cash, best first; the rest take aTokens."""

@@ -113,3 +113,35 @@ def test_a_dead_feed_leaves_its_positions_alone(timed_devnet: Devnet, tmp_path: 
     touched = keeper.named("liquidation_sent") + keeper.named("opportunity_skipped")
     assert not [e for e in touched if usdc in (e["collateral_asset"], e["debt_asset"])]
     assert keeper.named("liquidation_reverted") == []
+
+
+def test_stale_and_jumping_prices_are_refused(timed_devnet: Devnet, tmp_path: Path) -> None:
+    rpc, s = timed_devnet.rpc, timed_devnet.summary
+    weth, usdc = s["aave"]["reserves"]["WETH"], s["aave"]["reserves"]["USDC"]
+    snapshot = rpc.call("evm_snapshot")
+    try:
+        config = keeper_config(
+            timed_devnet, tmp_path, "live", max_price_age_s="600", max_price_jump_bps="4000"
+        )
+        keeper = KeeperProcess(config)
+        keeper.wait_for(lambda e: e.get("event") == "keeper_ready")
+        rpc.call("evm_increaseTime", [3_600])  # every feed is now an hour old ...
+        move = move_price(timed_devnet, "WETH", "-45")  # ... except WETH, which jumps 45 %
+        wait_for_block(rpc, move.block + 3)
+        keeper.wait_for(lambda e, b=move.block + 2: e.get("event") == "block_handled" and e["block"] >= b)
+        assert keeper.stop() == 0
+    finally:
+        assert rpc.call("evm_revert", [snapshot]) is True
+        rpc.call("anvil_dropAllTransactions")
+    reasons = {
+        (e["block"], e.get("asset") or e.get("market")): e["reason"] for e in keeper.named("price_rejected")
+    }
+    assert reasons[(move.block, usdc)].startswith("stale: updated")
+    assert reasons[(move.block, weth)].startswith("moved -45.00 % in one block")
+    assert (move.block + 1, weth) not in reasons  # a jump is refused for one block, not forever
+    # every Aave borrower uses a stale asset (USDC, DAI, WBTC); Morpho's markets are liquidatable once
+    # the jump has passed, but their loan token's reference price is stale, so they cannot be valued
+    assert keeper.named("liquidation_sent") == []
+    assert any(
+        e["protocol"] == "morpho" and e["block"] > move.block for e in keeper.named("opportunity_unpriced")
+    )

@@ -13,6 +13,8 @@ import sys
 import pytest
 
 PURE_MODULES = [
+    "keeper.risk.prices",
+    "keeper.risk.opportunity",
     "keeper.math",
     "keeper.protocols.base",
     "keeper.protocols.aave_v3.state",

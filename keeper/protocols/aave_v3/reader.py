@@ -27,6 +27,7 @@ GET_RESERVES_LIST = selector("getReservesList()")
 GET_RESERVE_DATA = selector("getReserveData(address)")
 GET_ASSET_PRICE = selector("getAssetPrice(address)")
 GET_SOURCE_OF_ASSET = selector("getSourceOfAsset(address)")
+LATEST_ROUND_DATA = selector("latestRoundData()")
 TOTAL_SUPPLY = selector("totalSupply()")
 BALANCE_OF = selector("balanceOf(address)")
 GET_USER_CONFIGURATION = selector("getUserConfiguration(address)")
@@ -137,6 +138,8 @@ async def _round_one(
             Call(known[asset].stable_debt_token, TOTAL_SUPPLY),
             Call(asset, BALANCE_OF + address_arg(known[asset].a_token)),
             Call(addresses.oracle, GET_SOURCE_OF_ASSET + address_arg(asset), allow_failure=True),
+            # the source learnt last block: its updatedAt tells how fresh the price is
+            Call(known[asset].price_source or addresses.oracle, LATEST_ROUND_DATA, allow_failure=True),
         ]
     calls += [Call(addresses.pool, GET_USER_CONFIGURATION + address_arg(user)) for user in users]
     results = await aggregate3(rpc, calls, block)
@@ -146,13 +149,16 @@ async def _round_one(
     reserves: dict[int, Reserve] = {}
     prices: dict[str, int] = {}
     for index, asset in enumerate(assets):
-        data, price, stable_supply, cash, source = results[1 + 5 * index : 6 + 5 * index]
+        data, price, stable_supply, cash, source, round_data = results[1 + 6 * index : 7 + 6 * index]
         source_word = words(source.data)[0] if source.success and len(source.data) >= 32 else 0
         feed = _address(source_word) if source_word else ""
+        fresh = known[asset].price_source and round_data.success and len(round_data.data) >= 160
         reserve = _decode_reserve(asset, data.data, words(stable_supply.data)[0], words(cash.data)[0])
-        reserves[reserve.id] = replace(reserve, price_source=feed)
+        reserves[reserve.id] = replace(
+            reserve, price_source=feed, price_updated_at=words(round_data.data)[3] if fresh else 0
+        )
         prices[asset] = words(price.data)[0] if price.success and len(price.data) >= 32 else 0
-    offset = 1 + 5 * len(assets)
+    offset = 1 + 6 * len(assets)
     configs = {user: words(results[offset + i].data)[0] for i, user in enumerate(users)}
     return reserves, prices, configs
 

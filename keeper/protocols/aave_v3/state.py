@@ -67,6 +67,8 @@ class Reserve:
     """Underlying held by the aToken: what a liquidation can pay out as the underlying itself."""
     price_source: str = ""
     """The oracle's source (a Chainlink-style feed) for this asset, when it reports one."""
+    price_updated_at: int = 0
+    """The source's ``latestRoundData().updatedAt``; 0 when unknown (first block, or no such view)."""
 
 
 @dataclass(frozen=True, slots=True)
