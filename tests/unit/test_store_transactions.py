@@ -19,6 +19,7 @@ from keeper.errors import Halt
 from keeper.execution.txstate import SentTx, TxState
 from keeper.protocols.base import BlockRef, PositionKey
 from keeper.state import store as store_module
+from keeper.state import transactions as transactions_module
 from keeper.state.store import SCHEMA_VERSION, Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -231,7 +232,7 @@ def test_mark_replaced_is_all_or_nothing(store: Store, path: Path, monkeypatch: 
         seen_mid_transaction.append(rows(path, "SELECT tx_hash, state FROM transactions"))
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(store_module, "_tx_row", fail_after_the_update)
+    monkeypatch.setattr(transactions_module, "_tx_row", fail_after_the_update)
     with pytest.raises(RuntimeError, match="disk full"):
         store.mark_replaced("0xa", sent(7, "0xa2"))
     assert seen_mid_transaction == [[("0xa", "pending")]]
