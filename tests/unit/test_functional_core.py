@@ -14,6 +14,7 @@ import pytest
 
 PURE_MODULES = [
     "keeper.risk.prices",
+    "keeper.risk.screen",
     "keeper.risk.opportunity",
     "keeper.math",
     "keeper.protocols.base",
