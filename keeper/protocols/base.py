@@ -11,12 +11,19 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from eth_utils.crypto import keccak
+
 from keeper.math.uint import UINT256_MAX
 
 if TYPE_CHECKING:  # the data types stay importable from the pure core without the I/O stack
     from keeper.chain.rpc import Rpc
 
 WAD = 10**18
+
+
+def event_topic(signature: str) -> str:
+    """topic0 of an event, e.g. ``Borrow(address,address,address,uint256,uint8,uint256,uint16)``."""
+    return "0x" + keccak(text=signature).hex()
 
 
 class NotLiquidatable(Exception):

@@ -10,34 +10,30 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 
-
-def topic(signature: str) -> str:
-    return "0x" + keccak(text=signature).hex()
-
+from keeper.protocols.base import event_topic
 
 POOL_USER_TOPICS: dict[str, tuple[int, ...]] = {
-    topic("Supply(address,address,address,uint256,uint16)"): (2,),
-    topic("MintUnbacked(address,address,address,uint256,uint16)"): (2,),
-    topic("Withdraw(address,address,address,uint256)"): (2,),
-    topic("Borrow(address,address,address,uint256,uint8,uint256,uint16)"): (2,),
-    topic("Repay(address,address,address,uint256,bool)"): (2,),
-    topic("SwapBorrowRateMode(address,address,uint8)"): (2,),
-    topic("RebalanceStableBorrowRate(address,address)"): (2,),
-    topic("UserEModeSet(address,uint8)"): (1,),
-    topic("ReserveUsedAsCollateralEnabled(address,address)"): (2,),
-    topic("ReserveUsedAsCollateralDisabled(address,address)"): (2,),
-    topic("LiquidationCall(address,address,address,uint256,uint256,address,bool)"): (3,),
+    event_topic("Supply(address,address,address,uint256,uint16)"): (2,),
+    event_topic("MintUnbacked(address,address,address,uint256,uint16)"): (2,),
+    event_topic("Withdraw(address,address,address,uint256)"): (2,),
+    event_topic("Borrow(address,address,address,uint256,uint8,uint256,uint16)"): (2,),
+    event_topic("Repay(address,address,address,uint256,bool)"): (2,),
+    event_topic("SwapBorrowRateMode(address,address,uint8)"): (2,),
+    event_topic("RebalanceStableBorrowRate(address,address)"): (2,),
+    event_topic("UserEModeSet(address,uint8)"): (1,),
+    event_topic("ReserveUsedAsCollateralEnabled(address,address)"): (2,),
+    event_topic("ReserveUsedAsCollateralDisabled(address,address)"): (2,),
+    event_topic("LiquidationCall(address,address,address,uint256,uint256,address,bool)"): (3,),
 }
 """Pool event topic0 -> indexes of the topics that name an affected user."""
 
 A_TOKEN_USER_TOPICS: dict[str, tuple[int, ...]] = {
-    topic("BalanceTransfer(address,address,uint256,uint256)"): (1, 2),
+    event_topic("BalanceTransfer(address,address,uint256,uint256)"): (1, 2),
 }
 """aToken transfers move collateral without a pool event (unless a balance reaches zero)."""
 
-BORROW_TOPIC = topic("Borrow(address,address,address,uint256,uint8,uint256,uint16)")
+BORROW_TOPIC = event_topic("Borrow(address,address,address,uint256,uint8,uint256,uint16)")
 
 
 def _user(word: str) -> str:
@@ -65,7 +61,7 @@ def touched_users(logs: Iterable[dict[str, Any]], pool: str, a_tokens: Sequence[
     return users
 
 
-LIQUIDATION_CALL = topic("LiquidationCall(address,address,address,uint256,uint256,address,bool)")
+LIQUIDATION_CALL = event_topic("LiquidationCall(address,address,address,uint256,uint256,address,bool)")
 
 
 def liquidation(log: dict[str, Any]) -> dict[str, Any] | None:
@@ -85,7 +81,7 @@ def liquidation(log: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-ANSWER_UPDATED = topic("AnswerUpdated(int256,uint256,uint256)")
+ANSWER_UPDATED = event_topic("AnswerUpdated(int256,uint256,uint256)")
 """Chainlink-style feeds emit it on every new answer (the devnet's feeds and Chainlink aggregators)."""
 
 

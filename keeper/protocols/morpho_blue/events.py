@@ -10,24 +10,20 @@ from collections.abc import Iterable
 from typing import Any
 
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
+
+from keeper.protocols.base import event_topic
 
 from .state import MarketParams
 
-
-def topic(signature: str) -> str:
-    return "0x" + keccak(text=signature).hex()
-
-
 MARKET_PARAMS = "(address,address,address,address,uint256)"
-CREATE_MARKET = topic(f"CreateMarket(bytes32,{MARKET_PARAMS})")
+CREATE_MARKET = event_topic(f"CreateMarket(bytes32,{MARKET_PARAMS})")
 
 BORROWER_TOPICS: dict[str, int] = {
-    topic("SupplyCollateral(bytes32,address,address,uint256)"): 3,
-    topic("WithdrawCollateral(bytes32,address,address,address,uint256)"): 2,
-    topic("Borrow(bytes32,address,address,address,uint256,uint256)"): 2,
-    topic("Repay(bytes32,address,address,uint256,uint256)"): 3,
-    topic("Liquidate(bytes32,address,address,uint256,uint256,uint256,uint256,uint256)"): 3,
+    event_topic("SupplyCollateral(bytes32,address,address,uint256)"): 3,
+    event_topic("WithdrawCollateral(bytes32,address,address,address,uint256)"): 2,
+    event_topic("Borrow(bytes32,address,address,address,uint256,uint256)"): 2,
+    event_topic("Repay(bytes32,address,address,uint256,uint256)"): 3,
+    event_topic("Liquidate(bytes32,address,address,uint256,uint256,uint256,uint256,uint256)"): 3,
 }
 """Event topic0 -> index of the topic naming the borrower (topic 1 is always the market id)."""
 
@@ -63,7 +59,7 @@ def touched_positions(logs: Iterable[dict[str, Any]], morpho: str) -> set[tuple[
     return touched
 
 
-LIQUIDATE = topic("Liquidate(bytes32,address,address,uint256,uint256,uint256,uint256,uint256)")
+LIQUIDATE = event_topic("Liquidate(bytes32,address,address,uint256,uint256,uint256,uint256,uint256)")
 
 
 def liquidation(log: dict[str, Any]) -> dict[str, Any] | None:
