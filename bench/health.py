@@ -33,6 +33,7 @@ import numpy as np
 from keeper.math.morpho import VIRTUAL_SHARES
 from keeper.math.wad_ray import RAY, WAD
 from keeper.protocols.aave_v3.math import account_data, reserves_at
+from keeper.protocols.aave_v3.screen import AaveScreen
 from keeper.protocols.aave_v3.state import (
     ZERO_ADDRESS,
     EModeCategory,
@@ -43,8 +44,8 @@ from keeper.protocols.aave_v3.state import (
     UserState,
 )
 from keeper.protocols.morpho_blue.math import ORACLE_PRICE_SCALE, health_factor, market_at
+from keeper.protocols.morpho_blue.screen import MorphoScreen
 from keeper.protocols.morpho_blue.state import Market, MarketParams, MarketState, Position
-from keeper.risk.screen import AaveScreen, MorphoScreen
 
 T0 = 1_700_000_000
 BLOCK_S = 12

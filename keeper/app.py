@@ -19,22 +19,21 @@ from typing import Any
 import structlog
 
 from keeper.chain.blocks import BlockStream, Heads, PollingHeads, WebSocketHeads
-from keeper.chain.multicall import Call, address_arg, aggregate3, words
 from keeper.chain.pool import RpcPool, http_urls
-from keeper.config import AaveV3Config, Config, ExecutionConfig
+from keeper.chain.preflight import check_chain_id, require_code
+from keeper.config import Config, ExecutionConfig
 from keeper.engine import Engine, EngineStats
 from keeper.errors import Retryable, UsageError
-from keeper.execution.executor import ALLOWANCE, BALANCE_OF, Executor
+from keeper.execution.executor import Executor
 from keeper.execution.gas import FeePolicy
 from keeper.execution.nonces import NonceManager
 from keeper.execution.signer import Signer
+from keeper.execution.wallet import wallet_report
 from keeper.obs.metrics import Metrics
 from keeper.obs.progress import Report
 from keeper.obs.server import StatusServer
-from keeper.positions import check_chain_id, json_object, report_of
-from keeper.protocols.aave_v3.adapter import AaveV3Adapter
+from keeper.positions import json_object, report_of
 from keeper.protocols.base import LogFilter
-from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
 from keeper.protocols.registry import build_adapter
 from keeper.risk.prices import PriceGuard
 from keeper.state.store import Store
@@ -109,49 +108,6 @@ def fee_policy(execution: ExecutionConfig) -> FeePolicy:
         min_profit_wei=execution.min_profit_wei,
         replace_after_blocks=execution.replace_after_blocks,
     )
-
-
-async def require_code(rpc: RpcPool, config: Config) -> None:
-    """Every configured contract must exist on this chain: a wrong address is an error, not a quiet keeper."""
-    for protocol in config.protocols:
-        key, address = (
-            ("pool_addresses_provider", protocol.pool_addresses_provider)
-            if isinstance(protocol, AaveV3Config)
-            else ("address", protocol.address)
-        )
-        if await rpc.request("eth_getCode", [address, "latest"]) in ("0x", "0x0", None):
-            raise UsageError(f"protocols.{protocol.name}.{key}: {address} has no contract code on this chain")
-
-
-async def wallet_report(rpc: RpcPool, address: str, protocols: Sequence[Tracked]) -> dict[str, Any]:
-    """Native balance, and per debt token the balance and the allowance for each protocol contract."""
-    tokens: dict[str, str] = {}  # token -> a protocol target (pool / Morpho) that pulls it
-    for tracked in protocols:
-        adapter = tracked.adapter
-        if isinstance(adapter, AaveV3Adapter) and adapter.pool_state is not None:
-            for reserve in adapter.pool_state.reserves.values():
-                tokens[f"{tracked.name}:{reserve.asset}"] = adapter.pool
-        elif isinstance(adapter, MorphoBlueAdapter):
-            for state in adapter.markets.values():
-                tokens[f"{tracked.name}:{state.params.loan_token}"] = adapter.morpho
-    calls = []
-    for label, target in tokens.items():
-        token = label.split(":", 1)[1]
-        calls += [
-            Call(token, BALANCE_OF + address_arg(address)),
-            Call(token, ALLOWANCE + address_arg(address) + address_arg(target)),
-        ]
-    results = await aggregate3(rpc, calls, "latest")
-    native = int(await rpc.request("eth_getBalance", [address, "latest"]), 16)
-    report: dict[str, Any] = {"address": address, "native_wei": str(native), "tokens": {}}
-    for index, (label, target) in enumerate(tokens.items()):
-        balance, allowance = words(results[2 * index].data)[0], words(results[2 * index + 1].data)[0]
-        report["tokens"][label] = {"balance": str(balance), "allowance": str(allowance), "spender": target}
-        if allowance == 0:
-            log.warning(
-                "approval_missing", token=label.split(":", 1)[1], spender=target, protocol=label.split(":")[0]
-            )
-    return report
 
 
 @dataclass

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from keeper.app import require_code, wallet_report
 from keeper.chain.pool import RpcPool, http_urls
+from keeper.chain.preflight import check_chain_id, require_code
 from keeper.config import Config
 from keeper.errors import Retryable, UsageError
 from keeper.execution.signer import Signer
-from keeper.positions import check_chain_id
+from keeper.execution.wallet import wallet_report
 from keeper.protocols.registry import build_adapter
 from keeper.state.sync import block_ref, tracked_protocols
 

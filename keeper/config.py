@@ -108,6 +108,11 @@ class AaveV3Config(_Section):
     pool_addresses_provider: Address
     start_block: int = Field(default=0, ge=0)
 
+    @property
+    def entry_contract(self) -> tuple[str, str]:
+        """(config key, address) of the contract everything else is discovered from."""
+        return "pool_addresses_provider", self.pool_addresses_provider
+
 
 class MorphoBlueConfig(_Section):
     kind: Literal["morpho_blue"]
@@ -115,6 +120,10 @@ class MorphoBlueConfig(_Section):
     address: Address
     start_block: int = Field(default=0, ge=0)
     markets: tuple[str, ...] = ()  # optional whitelist of market ids; empty = every market
+
+    @property
+    def entry_contract(self) -> tuple[str, str]:
+        return "address", self.address
 
 
 ProtocolConfig = Annotated[AaveV3Config | MorphoBlueConfig, Field(discriminator="kind")]

@@ -19,14 +19,9 @@ import structlog
 from keeper.execution.executor import Attempt, Executor
 from keeper.execution.txstate import SentTx
 from keeper.obs.metrics import HEALTH_THRESHOLDS, Metrics
-from keeper.protocols.aave_v3.adapter import AaveV3Adapter
-from keeper.protocols.aave_v3.events import feed_answer
-from keeper.protocols.aave_v3.liquidation import share_out_cash
-from keeper.protocols.base import LiquidationQuote, PositionKey
-from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
-from keeper.risk.opportunity import Opportunity, TokenPrice, gross_profit_wei, ranked
+from keeper.protocols.base import PositionKey, TokenPrice
+from keeper.risk.opportunity import Opportunity, gross_profit_wei, ranked
 from keeper.risk.prices import PriceGuard, rejected_prices
-from keeper.risk.screen import DEFAULT_MARGIN, AaveScreen, MorphoScreen
 from keeper.state.sync import BlockUpdate, PositionSync, Tracked
 
 log = structlog.get_logger(__name__)
@@ -57,12 +52,11 @@ class Engine:
         self.metrics = metrics
         self.guard = guard
         self.rejected: dict[str, str] = {}
-        """asset (Aave) or market id (Morpho) -> why its price is refused at this block."""
+        """Price key (Aave: asset; Morpho: market id) -> why its price is refused at this block."""
         self._last_prices: dict[str, int] = {}
         self.stats = EngineStats()
-        self._aave_screens: dict[str, AaveScreen] = {}
-        self._morpho_screens: dict[str, MorphoScreen] = {}
-        self._screened_reorgs = 0
+        self._screened_reorgs: int | None = None
+        """The sync's reorg count when the screens were last built: None rebuilds them."""
         self.accepting = True
         """Cleared on shutdown: no new opportunities, in-flight ones still tracked."""
 
@@ -72,16 +66,10 @@ class Engine:
         updated_at: dict[str, int] = {}
         labels: dict[str, tuple[str, str]] = {}
         for tracked in self.sync.protocols:
-            adapter = tracked.adapter
-            if isinstance(adapter, AaveV3Adapter) and adapter.pool_state is not None:
-                for reserve in adapter.pool_state.reserves.values():
-                    prices[reserve.asset] = adapter.pool_state.prices[reserve.asset]
-                    updated_at[reserve.asset] = reserve.price_updated_at
-                    labels[reserve.asset] = (tracked.name, "asset")
-            elif isinstance(adapter, MorphoBlueAdapter):
-                for market_id, state in adapter.markets.items():
-                    prices[market_id] = state.price
-                    labels[market_id] = (tracked.name, "market")
+            snapshot = tracked.adapter.snapshot()
+            for key, price in snapshot.prices.items():
+                prices[key], updated_at[key] = price.price, price.updated_at
+                labels[key] = (tracked.name, snapshot.price_kind)
         self.rejected = rejected_prices(prices, updated_at, self._last_prices, timestamp, self.guard)
         self._last_prices = prices
         for key, reason in self.rejected.items():
@@ -89,27 +77,13 @@ class Engine:
             self.metrics.prices_rejected.labels(name, key).inc()
             log.warning("price_rejected", protocol=name, reason=reason, **{kind: key})
 
-    def _uses_rejected(self, tracked: Tracked, quote: LiquidationQuote) -> bool:
-        if not self.rejected:
-            return False
-        adapter = tracked.adapter
-        if isinstance(adapter, AaveV3Adapter) and adapter.pool_state is not None:
-            user = adapter.users.get(quote.user)
-            reserves = adapter.pool_state.reserves
-            used = {reserves[i].asset for i in user.flagged_reserve_ids() if i in reserves} if user else set()
-            return bool(used & set(self.rejected))
-        return quote.market in self.rejected
-
     def prices(self) -> dict[str, TokenPrice]:
-        """Reference prices: every Aave reserve, from the pool state read at this block."""
+        """Reference prices for valuing: the first protocol to price a token wins; refused ones are out."""
         book: dict[str, TokenPrice] = {}
         for tracked in self.sync.protocols:
-            adapter = tracked.adapter
-            if isinstance(adapter, AaveV3Adapter) and adapter.pool_state is not None:
-                for reserve in adapter.pool_state.reserves.values():
-                    price = adapter.pool_state.prices[reserve.asset]
-                    if reserve.asset not in self.rejected:
-                        book.setdefault(reserve.asset, TokenPrice(price, reserve.config.decimals))
+            for token, price in tracked.adapter.snapshot().reference_prices.items():
+                if token not in self.rejected:
+                    book.setdefault(token, price)
         return book
 
     def opportunities(
@@ -120,12 +94,12 @@ class Engine:
         found = []
         for tracked in self.sync.protocols:
             for key in self._candidates(
-                tracked, timestamp, None if touched is None else touched.get(tracked.name)
+                tracked, timestamp, None if touched is None else touched.get(tracked.name, set())
             ):
                 if self.executor.in_flight(key):
                     continue  # a transaction for it is already out: nothing to decide this block
                 quote = tracked.adapter.quote(key, timestamp)
-                if quote is None or self._uses_rejected(tracked, quote):
+                if quote is None or quote.priced_by & self.rejected.keys():
                     continue
                 gross = gross_profit_wei(quote, prices, self.native_asset)
                 if gross is None:
@@ -137,39 +111,13 @@ class Engine:
     def _candidates(
         self, tracked: Tracked, timestamp: int, touched: set[PositionKey] | None
     ) -> list[PositionKey]:
-        """The screen, kept in step with the adapter: rebuilt at first and after a reorg, else only
+        """The adapter's screen, kept in step with it: rebuilt at first and after a reorg, else only
         the rows of the positions this block touched are refreshed."""
         rebuild = touched is None or self._screened_reorgs != self.sync.reorgs
-        adapter = tracked.adapter
-        if isinstance(adapter, AaveV3Adapter) and adapter.pool_state is not None:
-            screen = self._aave_screens.get(tracked.name)
-            if screen is None or rebuild:
-                screen = self._aave_screens[tracked.name] = AaveScreen()
-                screen.set_users(adapter.users.values())
-            else:
-                screen.update_users(adapter.users[k.user] for k in touched or () if k.user in adapter.users)
-            estimates = screen.estimates(adapter.pool_state, timestamp)
-            self._record_estimates(tracked.name, estimates)
-            flagged = np.flatnonzero(estimates < 1 + DEFAULT_MARGIN).tolist()
-            users = screen.users
-            return [PositionKey(adapter.pool, users[row]) for row in flagged]
-        if isinstance(adapter, MorphoBlueAdapter):
-            morpho = self._morpho_screens.get(tracked.name)
-            if morpho is None or rebuild:
-                morpho = self._morpho_screens[tracked.name] = MorphoScreen()
-                morpho.set_positions(adapter.positions)
-            else:
-                morpho.update_positions(
-                    {(k.market, k.user): adapter.positions[(k.market, k.user)] for k in touched or ()
-                     if (k.market, k.user) in adapter.positions}
-                )  # fmt: skip
-            estimates = morpho.estimates(adapter.markets, timestamp)
-            self._record_estimates(tracked.name, estimates)
-            keys = morpho.keys
-            return [
-                PositionKey(*keys[row]) for row in np.flatnonzero(estimates < 1 + DEFAULT_MARGIN).tolist()
-            ]
-        return [PositionKey(h.market, h.user) for h in adapter.health(timestamp) if h.liquidatable]
+        screen = tracked.adapter.screen()
+        estimates = screen.estimates(timestamp, None if rebuild else touched)
+        self._record_estimates(tracked.name, estimates)
+        return [screen.key(row) for row in np.flatnonzero(estimates < 1 + screen.margin).tolist()]
 
     def _record_estimates(self, name: str, estimates: npt.NDArray[np.float64]) -> None:
         """Gauges from the screen's conservative estimates (display, not decisions)."""
@@ -234,37 +182,26 @@ class Engine:
 
     def _report_feeds(self, update: BlockUpdate) -> None:
         """Price feed updates in this block: every position is re-screened at the new prices below
-        (they were re-read at this block), so this only says what moved, and rejects bad answers."""
+        (they were re-read at this block), so this only says what moved."""
         for tracked in self.sync.protocols:
-            if not isinstance(tracked.adapter, AaveV3Adapter):
-                continue
-            feeds = tracked.adapter.feeds()
-            for entry in update.block.logs:
-                answer = feed_answer(entry)
-                if answer is None or answer[0] not in feeds:
-                    continue
-                feed, value = answer
+            for feed_update in tracked.adapter.feed_updates(update.block.logs):
                 self.stats.feed_updates += 1
-                self.metrics.feed_updates.labels(tracked.name, feeds[feed]).inc()
+                self.metrics.feed_updates.labels(tracked.name, feed_update.price_key).inc()
                 log.info(
                     "feed_updated",
                     block=update.block.number,
                     protocol=tracked.name,
-                    asset=feeds[feed],
-                    feed=feed,
-                    answer=str(value),
+                    asset=feed_update.price_key,
+                    feed=feed_update.feed,
+                    answer=str(feed_update.answer),
                 )
 
     def _with_cash(self, opportunities: list[Opportunity]) -> list[Opportunity]:
-        """Aave liquidations share each reserve's underlying cash, best first; the rest take aTokens."""
+        """Each protocol's quotes share what they draw on (Aave: a reserve's cash), best first."""
         out = list(opportunities)
         for tracked in self.sync.protocols:
-            adapter = tracked.adapter
-            if not isinstance(adapter, AaveV3Adapter) or adapter.pool_state is None:
-                continue
             indexes = [i for i, o in enumerate(out) if o.name == tracked.name]
-            cash = {r.asset: r.cash for r in adapter.pool_state.reserves.values()}
-            shared = share_out_cash([out[i].quote for i in indexes], cash)
+            shared = tracked.adapter.share_cash([out[i].quote for i in indexes])
             for i, quote in zip(indexes, shared, strict=True):
                 out[i] = replace(out[i], quote=quote)
         return out

@@ -21,14 +21,12 @@ from eth_abi.abi import decode
 
 from keeper.chain.multicall import Call, aggregate3, selector
 from keeper.chain.pool import RpcPool, http_urls
+from keeper.chain.preflight import check_chain_id
 from keeper.chain.rpc import Rpc
 from keeper.config import Config
-from keeper.errors import UsageError
 from keeper.math.uint import UINT256_MAX
 from keeper.obs.progress import Report
-from keeper.protocols.aave_v3.adapter import AaveV3Adapter
 from keeper.protocols.base import WAD, BlockRef, PositionHealth
-from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
 from keeper.protocols.registry import build_adapter
 from keeper.risk.stress import StressResult
 from keeper.state.store import Store
@@ -42,12 +40,6 @@ class PositionsReport:
     """(protocol name from the config, health), sorted by health factor, lowest first."""
 
 
-async def check_chain_id(rpc: Rpc, expected: int) -> None:
-    actual = int(await rpc.request("eth_chainId"), 16)
-    if actual != expected:
-        raise UsageError(f"chain.chain_id is {expected} but the RPC endpoint serves chain {actual}")
-
-
 async def _synced(config: Config, store: Store, report: Report) -> tuple[PositionSync, dict[str, str]]:
     async with RpcPool(http_urls(config.chain.rpc_urls)) as rpc:
         await check_chain_id(rpc, config.chain.chain_id)
@@ -58,16 +50,7 @@ async def _synced(config: Config, store: Store, report: Report) -> tuple[Positio
 
 async def token_symbols(rpc: Rpc, sync: PositionSync) -> dict[str, str]:
     """address -> ``symbol()`` (and ``address:decimals`` -> decimals) of every reserve and market token."""
-    tokens: set[str] = set()
-    for tracked in sync.protocols:
-        adapter = tracked.adapter
-        if isinstance(adapter, AaveV3Adapter) and adapter.pool_state is not None:
-            tokens |= {r.asset for r in adapter.pool_state.reserves.values()}
-        elif isinstance(adapter, MorphoBlueAdapter):
-            tokens |= {
-                p for s in adapter.markets.values() for p in (s.params.loan_token, s.params.collateral_token)
-            }
-    ordered = sorted(tokens)
+    ordered = sorted({token for t in sync.protocols for token in t.adapter.snapshot().tokens})
     calls = [
         Call(t, selector(signature), allow_failure=True)
         for t in ordered

@@ -1,4 +1,4 @@
 """Protocol adapters.
 
-Each folder uses the same file names: events, state, math, liquidation, reader, adapter.
+Each folder uses the same file names: events, state, math, liquidation, screen, reader, adapter.
 """

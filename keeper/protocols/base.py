@@ -7,8 +7,9 @@ computes health and liquidation outcomes. The engine never asks the chain for a 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Protocol
 
 from eth_utils.crypto import keccak
@@ -16,6 +17,9 @@ from eth_utils.crypto import keccak
 from keeper.math.uint import UINT256_MAX
 
 if TYPE_CHECKING:  # the data types stay importable from the pure core without the I/O stack
+    import numpy as np
+    import numpy.typing as npt
+
     from keeper.chain.rpc import Rpc
 
 WAD = 10**18
@@ -24,6 +28,11 @@ WAD = 10**18
 def event_topic(signature: str) -> str:
     """topic0 of an event, e.g. ``Borrow(address,address,address,uint256,uint8,uint256,uint16)``."""
     return "0x" + keccak(text=signature).hex()
+
+
+def shocked_price(price: int, shock: Fraction) -> int:
+    """``price * (1 + shock)``, rounded down like a feed answer moved by that fraction."""
+    return int(price * (1 + shock))
 
 
 class NotLiquidatable(Exception):
@@ -101,13 +110,78 @@ class LiquidationQuote:
     bad_debt: int = 0
     debt_value_base: int = 0
     collateral_value_base: int = 0
+    """Values in the protocol's pricing unit (Aave base currency; Morpho loan-token units)."""
     receive_a_token: bool = False
     """Aave: take the collateral as aTokens (when the reserve lacks the underlying cash to pay out)."""
-    """Values in the protocol's pricing unit (Aave base currency; Morpho loan-token units)."""
+    priced_by: frozenset[str] = frozenset()
+    """Keys of `MarketSnapshot.prices` this liquidation depends on: refused prices rule it out."""
 
 
-class LendingAdapter(Protocol):
-    """What the engine needs from a protocol; both Aave V3 and Morpho Blue implement it."""
+@dataclass(frozen=True, slots=True)
+class TokenPrice:
+    price: int
+    """Price of one whole token, in the source's base-currency units (Aave's oracle: 1e8 USD)."""
+    decimals: int
+
+
+@dataclass(frozen=True, slots=True)
+class PriceInput:
+    """One price positions are valued with, as read at this block."""
+
+    price: int
+    """In the protocol's own units; 0 when the oracle reverted."""
+    updated_at: int = 0
+    """The feed's ``updatedAt``; 0 when unknown (no age check)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedUpdate:
+    feed: str
+    price_key: str
+    """The `MarketSnapshot.prices` key the feed moves."""
+    answer: int
+
+
+@dataclass(frozen=True)
+class MarketSnapshot:
+    """What the engine and the wallet need to know about a protocol at the block last read.
+
+    Plain data, so the engine never looks inside an adapter's state: the price guard checks
+    ``prices``, valuation uses ``reference_prices``, the wallet report reads ``spenders``.
+    """
+
+    price_kind: str
+    """What a key of ``prices`` names, for logs: ``asset`` (Aave) or ``market`` (Morpho)."""
+    prices: Mapping[str, PriceInput] = field(default_factory=dict)
+    reference_prices: Mapping[str, TokenPrice] = field(default_factory=dict)
+    """Token -> price usable to value any token against any other (a common base currency)."""
+    tokens: frozenset[str] = frozenset()
+    """Every token a position of this protocol can hold or owe."""
+    spenders: Mapping[str, str] = field(default_factory=dict)
+    """Debt token -> the contract that pulls it from the liquidator."""
+    feeds: Mapping[str, str] = field(default_factory=dict)
+    """Price feed address -> the ``prices`` key it moves."""
+
+
+class Screen(Protocol):
+    """A vectorized float estimate of every position's health, kept in step with the adapter.
+
+    Estimates are proven lower bounds within the screen's margin (never miss a position the exact
+    maths calls liquidatable); a row at or under ``1 + margin`` must be checked exactly.
+    """
+
+    margin: float
+
+    def estimates(self, timestamp: int, touched: Collection[PositionKey] | None) -> npt.NDArray[np.float64]:
+        """Health estimates, one per row; ``touched`` None rebuilds every row from the adapter."""
+        ...
+
+    def key(self, row: int) -> PositionKey:
+        ...
+
+
+class PositionSource(Protocol):
+    """What the position sync needs: which logs matter, and reading exact state at a block."""
 
     protocol: str
     name: str
@@ -132,6 +206,14 @@ class LendingAdapter(Protocol):
         """Drop positions (a reorg abandoned the blocks that revealed them)."""
         ...
 
+
+class LendingAdapter(PositionSource, Protocol):
+    """What the engine needs from a protocol on top of tracking; every protocol implements it.
+
+    Nothing outside ``keeper/protocols`` names a concrete adapter: a new protocol (or version) is
+    a new folder and one line in `keeper.protocols.registry`.
+    """
+
     def health(self, timestamp: int) -> list[PositionHealth]:
         """Every known position with debt, computed locally as the contract would at ``timestamp``."""
         ...
@@ -142,4 +224,24 @@ class LendingAdapter(Protocol):
 
     def liquidation_call(self, quote: LiquidationQuote) -> tuple[str, bytes]:
         """Target contract and calldata that realise ``quote``."""
+        ...
+
+    def snapshot(self) -> MarketSnapshot:
+        """Prices, tokens, spenders and feeds as of the last refresh."""
+        ...
+
+    def screen(self) -> Screen:
+        """The float screen over this adapter's positions (one per adapter, kept between blocks)."""
+        ...
+
+    def share_cash(self, quotes: Sequence[LiquidationQuote]) -> list[LiquidationQuote]:
+        """Quotes, best first, adjusted for the liquidity they share (Aave: the underlying cash)."""
+        ...
+
+    def feed_updates(self, logs: Sequence[dict[str, Any]]) -> list[FeedUpdate]:
+        """The price feed answers these logs carry (feeds named by ``snapshot().feeds``)."""
+        ...
+
+    def shocked(self, shocks: Mapping[str, Fraction]) -> LendingAdapter:
+        """The same positions with each token's price multiplied by ``1 + shock`` (what-if)."""
         ...

@@ -11,14 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from keeper.protocols.base import LiquidationQuote
+from keeper.protocols.base import LiquidationQuote, TokenPrice
 
-
-@dataclass(frozen=True, slots=True)
-class TokenPrice:
-    price: int
-    """Oracle price of one whole token, in the oracle's base-currency units."""
-    decimals: int
+__all__ = ["Opportunity", "TokenPrice", "gross_profit_wei", "ranked", "value_wei"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,14 +14,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from keeper.math.wad_ray import WAD
-from keeper.protocols.aave_v3.adapter import AaveV3Adapter
 from keeper.protocols.base import LendingAdapter, LiquidationQuote, PositionHealth, PositionKey
-from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
-
-
-def shocked_price(price: int, shock: Fraction) -> int:
-    """``price * (1 + shock)``, rounded down like a feed answer moved by that fraction."""
-    return int(price * (1 + shock))
 
 
 @dataclass
@@ -35,28 +28,12 @@ class StressResult:
     quotes: list[LiquidationQuote] = field(default_factory=list)
 
 
-def shocked_copy(adapter: LendingAdapter, shocks: Mapping[str, Fraction]) -> LendingAdapter:
-    """An adapter over the same positions with shocked prices (the original is left untouched)."""
-    if isinstance(adapter, AaveV3Adapter):
-        assert adapter.pool_state is not None
-        prices = adapter.pool_state.prices
-        return adapter.repriced({a: shocked_price(p, shocks.get(a, Fraction(0))) for a, p in prices.items()})
-    if isinstance(adapter, MorphoBlueAdapter):
-        ratios = {}
-        for market_id, state in adapter.markets.items():
-            collateral = 1 + shocks.get(state.params.collateral_token, Fraction(0))
-            loan = 1 + shocks.get(state.params.loan_token, Fraction(0))
-            ratios[market_id] = int(state.price * collateral / loan)
-        return adapter.repriced(ratios)
-    raise TypeError(f"no stress model for {type(adapter).__name__}")
-
-
 def stress(
     name: str, adapter: LendingAdapter, shocks: Mapping[str, Fraction], timestamp: int
 ) -> StressResult:
     result = StressResult(name)
     result.liquidatable_before = sum(h.liquidatable for h in adapter.health(timestamp))
-    shocked = shocked_copy(adapter, shocks)
+    shocked = adapter.shocked(shocks)
     for health in shocked.health(timestamp):
         if not health.liquidatable:
             continue

@@ -14,7 +14,9 @@ import pytest
 
 PURE_MODULES = [
     "keeper.risk.prices",
-    "keeper.risk.screen",
+    "keeper.protocols.screening",
+    "keeper.protocols.aave_v3.screen",
+    "keeper.protocols.morpho_blue.screen",
     "keeper.risk.opportunity",
     "keeper.math",
     "keeper.protocols.base",

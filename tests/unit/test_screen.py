@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -24,7 +25,10 @@ from hypothesis import strategies as st
 
 from keeper.math.uint import UINT256_MAX
 from keeper.math.wad_ray import RAY, WAD
+from keeper.protocols import screening
+from keeper.protocols.aave_v3 import screen as aave_screen
 from keeper.protocols.aave_v3.math import account_data, reserves_at
+from keeper.protocols.aave_v3.screen import AaveScreen
 from keeper.protocols.aave_v3.state import (
     ZERO_ADDRESS,
     EModeCategory,
@@ -35,10 +39,11 @@ from keeper.protocols.aave_v3.state import (
     UserReserve,
     UserState,
 )
+from keeper.protocols.morpho_blue import screen as morpho_screen
 from keeper.protocols.morpho_blue.math import health_factor, market_at
+from keeper.protocols.morpho_blue.screen import MorphoScreen
 from keeper.protocols.morpho_blue.state import Market, MarketParams, MarketState, Position
-from keeper.risk import screen as screen_module
-from keeper.risk.screen import DEFAULT_MARGIN, AaveScreen, MorphoScreen
+from keeper.protocols.screening import DEFAULT_MARGIN
 
 T0 = 1_700_000_000
 PRICE_SOURCE = "0x" + "ee" * 20
@@ -500,14 +505,15 @@ def test_morpho_position_without_market_state_is_skipped() -> None:
 # ------------------------------------------------------------------------------------------ purity
 
 
-def test_screen_imports_no_io_and_reads_no_clock() -> None:
+@pytest.mark.parametrize("module", [screening, aave_screen, morpho_screen], ids=lambda m: m.__name__)
+def test_screen_imports_no_io_and_reads_no_clock(module: ModuleType) -> None:
     """Transitively no network, database or event loop; directly no clock or randomness."""
-    probe = "import json, sys, keeper.risk.screen; print(json.dumps(sorted(sys.modules)))"
+    probe = f"import json, sys, {module.__name__}; print(json.dumps(sorted(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     loaded = {name.split(".")[0] for name in json.loads(result.stdout)}
     assert not loaded & {"aiohttp", "asyncio", "web3", "sqlite3", "requests"}
     assert not {n for n in json.loads(result.stdout) if n.startswith(("keeper.chain", "keeper.devnet"))}
-    source = ast.parse(Path(screen_module.__file__).read_text())
+    source = ast.parse(Path(str(module.__file__)).read_text())
     imported = {
         alias.name for node in ast.walk(source) if isinstance(node, ast.Import) for alias in node.names
     }

@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
+from fractions import Fraction
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from keeper.chain.multicall import address_arg, selector, uint_arg
 from keeper.chain.rpc import Rpc
 from keeper.math.wad_ray import WAD
 from keeper.protocols.base import (
     BlockRef,
+    FeedUpdate,
     LiquidationQuote,
     LogFilter,
+    MarketSnapshot,
     NotLiquidatable,
     PositionHealth,
     PositionKey,
+    PriceInput,
+    TokenPrice,
+    shocked_price,
 )
+from keeper.protocols.screening import DEFAULT_MARGIN
 
-from .events import A_TOKEN_USER_TOPICS, ANSWER_UPDATED, POOL_USER_TOPICS, touched_users
-from .liquidation import liquidation_outcome, max_debt_to_cover
+from .events import A_TOKEN_USER_TOPICS, ANSWER_UPDATED, POOL_USER_TOPICS, feed_answer, touched_users
+from .liquidation import liquidation_outcome, max_debt_to_cover, share_out_cash
 from .math import account_data, reserves_at
 from .reader import PoolAddresses, read_addresses, read_pool_and_users
+from .screen import AaveScreen
 from .state import PoolState, UserState
 
 LIQUIDATION_CALL = selector("liquidationCall(address,address,address,uint256,bool)")
@@ -36,7 +47,7 @@ class AaveV3Adapter:
         self._addresses: PoolAddresses | None = None
         self.pool_state: PoolState | None = None
         self.users: dict[str, UserState] = {}
-        self._timestamp = 0
+        self._screen: PoolScreen | None = None
 
     @property
     def pool(self) -> str:
@@ -73,12 +84,52 @@ class AaveV3Adapter:
     def tracked(self) -> list[PositionKey]:
         return [PositionKey(self.pool, user) for user in self.users]
 
+    def shocked(self, shocks: Mapping[str, Fraction]) -> AaveV3Adapter:
+        """The same positions under shocked oracle prices (what-if questions); self is unchanged."""
+        prices = self._state().prices
+        return self.repriced({a: shocked_price(p, shocks.get(a, Fraction(0))) for a, p in prices.items()})
+
     def repriced(self, prices: dict[str, int]) -> AaveV3Adapter:
-        """The same positions under other oracle prices (for what-if questions); self is unchanged."""
+        """The same positions under other oracle prices (asset -> price); self is unchanged."""
         copy = AaveV3Adapter(self.name, self.provider)
         copy._addresses, copy.users = self._addresses, self.users
         copy.pool_state = replace(self._state(), prices=prices)
         return copy
+
+    def snapshot(self) -> MarketSnapshot:
+        if self.pool_state is None:
+            return MarketSnapshot("asset")
+        state, reserves = self.pool_state, self.pool_state.reserves.values()
+        return MarketSnapshot(
+            price_kind="asset",
+            prices={r.asset: PriceInput(state.prices[r.asset], r.price_updated_at) for r in reserves},
+            reference_prices={
+                r.asset: TokenPrice(state.prices[r.asset], r.config.decimals) for r in reserves
+            },
+            tokens=frozenset(r.asset for r in reserves),
+            spenders={r.asset: state.pool for r in reserves},
+            feeds=self.feeds(),
+        )
+
+    def screen(self) -> PoolScreen:
+        if self._screen is None:
+            self._screen = PoolScreen(self)
+        return self._screen
+
+    def share_cash(self, quotes: Sequence[LiquidationQuote]) -> list[LiquidationQuote]:
+        """Liquidations share each reserve's underlying cash, best first; the rest take aTokens."""
+        if self.pool_state is None:
+            return list(quotes)
+        return share_out_cash(quotes, {r.asset: r.cash for r in self.pool_state.reserves.values()})
+
+    def feed_updates(self, logs: Sequence[dict[str, Any]]) -> list[FeedUpdate]:
+        feeds = self.feeds()
+        updates = []
+        for entry in logs:
+            answer = feed_answer(entry)
+            if answer is not None and answer[0] in feeds:
+                updates.append(FeedUpdate(answer[0], feeds[answer[0]], answer[1]))
+        return updates
 
     def forget(self, keys: Collection[PositionKey]) -> None:
         for key in keys:
@@ -118,6 +169,8 @@ class AaveV3Adapter:
         if account_data(pool, at, user, timestamp).health_factor >= WAD:
             return None
         best: LiquidationQuote | None = None
+        reserves = pool.reserves
+        priced_by = frozenset(reserves[i].asset for i in user.flagged_reserve_ids() if i in reserves)
         for collateral_id in user.flagged_reserve_ids():
             if not user.is_using_as_collateral(collateral_id) or collateral_id not in at:
                 continue
@@ -149,6 +202,7 @@ class AaveV3Adapter:
                     debt_value_base=outcome.debt_repaid * debt.price // debt.unit,
                     collateral_value_base=outcome.collateral_seized * collateral.price // collateral.unit,
                     receive_a_token=outcome.collateral_seized > collateral.reserve.cash,
+                    priced_by=priced_by,
                 )
                 if best is None or _gain(candidate) > _gain(best):
                     best = candidate
@@ -175,6 +229,29 @@ class AaveV3Adapter:
         if self.pool_state is None:
             raise RuntimeError("refresh() has not run yet")
         return self.pool_state
+
+
+class PoolScreen:
+    """The adapter's users on an `AaveScreen`: rows rebuilt on request, else only touched ones."""
+
+    margin = DEFAULT_MARGIN
+
+    def __init__(self, adapter: AaveV3Adapter) -> None:
+        self._adapter = adapter
+        self._screen = AaveScreen()
+
+    def estimates(self, timestamp: int, touched: Collection[PositionKey] | None) -> npt.NDArray[np.float64]:
+        adapter = self._adapter
+        if adapter.pool_state is None:
+            return np.zeros(0)
+        if touched is None:
+            self._screen.set_users(adapter.users.values())
+        else:
+            self._screen.update_users(adapter.users[k.user] for k in touched if k.user in adapter.users)
+        return self._screen.estimates(adapter.pool_state, timestamp)
+
+    def key(self, row: int) -> PositionKey:
+        return PositionKey(self._adapter.pool, self._screen.user(row))
 
 
 def _gain(quote: LiquidationQuote) -> int:

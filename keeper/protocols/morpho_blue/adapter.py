@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
+from fractions import Fraction
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from keeper.chain.multicall import address_arg, selector, uint_arg
 from keeper.chain.rpc import Rpc
 from keeper.protocols.base import (
     BlockRef,
+    FeedUpdate,
     LiquidationQuote,
     LogFilter,
+    MarketSnapshot,
     NotLiquidatable,
     PositionHealth,
     PositionKey,
+    PriceInput,
 )
+from keeper.protocols.screening import DEFAULT_MARGIN
 
 from .events import BORROWER_TOPICS, CREATE_MARKET, created_markets, touched_positions
 from .liquidation import largest_liquidation
 from .math import ORACLE_PRICE_SCALE, borrowed_assets, health_factor, market_at
 from .reader import read_market_params, read_markets_and_positions
+from .screen import MorphoScreen
 from .state import MarketParams, MarketState, Position
 
 LIQUIDATE = selector("liquidate((address,address,address,address,uint256),address,uint256,uint256,bytes)")
@@ -36,6 +45,7 @@ class MorphoBlueAdapter:
         self.params: dict[str, MarketParams] = {}
         self.markets: dict[str, MarketState] = {}
         self.positions: dict[tuple[str, str], Position] = {}
+        self._screen: PositionsScreen | None = None
 
     def _wanted(self, market_id: str) -> bool:
         return not self._whitelist or market_id.lower() in self._whitelist
@@ -63,6 +73,38 @@ class MorphoBlueAdapter:
 
     def tracked(self) -> list[PositionKey]:
         return [PositionKey(m, u) for m, u in self.positions]
+
+    def shocked(self, shocks: Mapping[str, Fraction]) -> MorphoBlueAdapter:
+        """Each market's collateral/loan price ratio moves with both tokens' shocks (what-if)."""
+        ratios = {}
+        for market_id, state in self.markets.items():
+            collateral = 1 + shocks.get(state.params.collateral_token, Fraction(0))
+            loan = 1 + shocks.get(state.params.loan_token, Fraction(0))
+            ratios[market_id] = int(state.price * collateral / loan)
+        return self.repriced(ratios)
+
+    def snapshot(self) -> MarketSnapshot:
+        """Morpho's oracles price a market, not a token: there are no reference prices to lend."""
+        params = [state.params for state in self.markets.values()]
+        return MarketSnapshot(
+            price_kind="market",
+            prices={market_id: PriceInput(state.price) for market_id, state in self.markets.items()},
+            tokens=frozenset(t for p in params for t in (p.loan_token, p.collateral_token)),
+            spenders={p.loan_token: self.morpho for p in params},
+        )
+
+    def screen(self) -> PositionsScreen:
+        if self._screen is None:
+            self._screen = PositionsScreen(self)
+        return self._screen
+
+    def share_cash(self, quotes: Sequence[LiquidationQuote]) -> list[LiquidationQuote]:
+        """Morpho pays seized collateral out of the market's own collateral: nothing is shared."""
+        return list(quotes)
+
+    def feed_updates(self, logs: Sequence[dict[str, Any]]) -> list[FeedUpdate]:
+        """Market oracles are read every block; their feeds are not watched."""
+        return []
 
     def repriced(self, prices: dict[str, int]) -> MorphoBlueAdapter:
         """The same positions under other oracle prices, by market id (what-if); self is unchanged."""
@@ -119,6 +161,7 @@ class MorphoBlueAdapter:
             bad_debt=outcome.bad_debt_assets,
             debt_value_base=outcome.repaid_assets,
             collateral_value_base=outcome.seized_assets * state.price // ORACLE_PRICE_SCALE,
+            priced_by=frozenset((key.market,)),
         )
 
     def liquidation_call(self, quote: LiquidationQuote) -> tuple[str, bytes]:
@@ -141,3 +184,25 @@ class MorphoBlueAdapter:
             + uint_arg(0)
         )
         return self.morpho, data
+
+
+class PositionsScreen:
+    """The adapter's positions on a `MorphoScreen`: rebuilt on request, else only touched rows."""
+
+    margin = DEFAULT_MARGIN
+
+    def __init__(self, adapter: MorphoBlueAdapter) -> None:
+        self._adapter = adapter
+        self._screen = MorphoScreen()
+
+    def estimates(self, timestamp: int, touched: Collection[PositionKey] | None) -> npt.NDArray[np.float64]:
+        positions = self._adapter.positions
+        if touched is None:
+            self._screen.set_positions(positions)
+        else:
+            pairs = ((k.market, k.user) for k in touched)
+            self._screen.update_positions({pair: positions[pair] for pair in pairs if pair in positions})
+        return self._screen.estimates(self._adapter.markets, timestamp)
+
+    def key(self, row: int) -> PositionKey:
+        return PositionKey(*self._screen.key(row))

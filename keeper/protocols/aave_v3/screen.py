@@ -1,42 +1,6 @@
-"""Vectorized float screen: the positions worth an exact integer health check this block.
+"""The Aave V3 float screen: every user of one pool as a row of scaled balances, one matrix product.
 
-Interest and prices move every position every block, so every position is looked at every block,
-and the exact integer maths costs microseconds per position in Python. The screen evaluates all
-positions at once (one numpy matrix product for Aave, a few vector operations for Morpho) and
-returns those that could be liquidatable; only they go through ``account_data`` /
-``health_factor``. A candidate is a position to check, never a decision.
-
-Why it never misses a liquidatable position
--------------------------------------------
-Per-reserve and per-market state is exact: indexes come from ``reserves_at``, market totals from
-``market_at``, both integer. Per position the screen computes in float64 a *lower bound* ``num`` of
-the exact collateral side and an *upper bound* ``den`` of the exact debt side, and flags it when
-``num < den * (1 + margin)``. Exact ``HF < 1e18`` implies ``collateral side < debt side`` (Aave's
-``wadDiv`` rounds half up, Morpho's ``wDivDown`` down), hence ``num < den``: flagged even with
-``margin = 0``. The bounds are the real-valued terms of the exact formula, widened twice:
-
-* Integer rounding, an absolute slack per term. Aave: ``rayMul`` half-up moves a balance by at most
-  half a token unit and the ``price / unit`` floor loses less than one base unit, so a collateral
-  value is within ``0.5 * price / unit + 1`` base units of its real value and a debt value within
-  ``price / unit`` (variable and stable half-ups); ``percentMul`` loses half a unit. The average
-  liquidation threshold is floored to whole basis points: exact when all of a user's collateral
-  has one threshold, otherwise it loses up to ``total_collateral / 1e4`` (1/LT, ~1.2e-4 of the
-  health factor), which the bound subtracts for those users only. Stable debt uses the exact integer
-  powers of the rate and skips the three floors of ``calculateCompoundedInterest``: above the exact
-  value. Morpho: the two floors of the max borrow lose under ``1 + lltv / 1e18`` loan units; the
-  borrowed assets round up by under one.
-* Float rounding, relative. Integers convert to float64 within 2**-53 (~1.1e-16) and Python's
-  int / int division is correctly rounded, so each per-reserve factor is exact to one rounding;
-  each bound is a sum of at most 128 (Aave's reserve limit) non-negative products, so it carries a
-  relative error below (128 + 4) * 2**-53 ~ 1.5e-14. ``FLOAT_ERROR = 1e-12`` pushes every bound
-  outwards by more than that (the unit tests find a miss at HF 1 - 8e-17 without it).
-
-The absolute slack is what catches tiny positions: a debt of a few wei has a bound dominated by
-rounding and is flagged unless its collateral clears the slack. For ordinary positions it is
-negligible (half a WBTC satoshi is 0.0003 USD: under 1e-6 of any debt above 300 USD), so the screen
-is as tight as the float value. ``margin`` is therefore not needed for safety: it is headroom
-(default 1e-6, a handful of extra candidates per block; a second line of defence should this model
-ever diverge from the protocol's).
+Why its bounds never miss a liquidatable position: `keeper.protocols.screening`.
 """
 
 from __future__ import annotations
@@ -45,23 +9,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from keeper.math.interest import SECONDS_PER_YEAR
-from keeper.math.morpho import VIRTUAL_ASSETS, VIRTUAL_SHARES
-from keeper.math.wad_ray import PERCENTAGE_FACTOR, RAY, WAD, ray_mul
-from keeper.protocols.aave_v3.math import emode_price, reserves_at
-from keeper.protocols.aave_v3.state import PoolState, StableDebt, UserState
-from keeper.protocols.morpho_blue.math import ORACLE_PRICE_SCALE, market_at
-from keeper.protocols.morpho_blue.state import MarketState, Position
+from keeper.math.wad_ray import PERCENTAGE_FACTOR, RAY, ray_mul
+from keeper.protocols.screening import DEFAULT_MARGIN, FLOAT_ERROR, Floats, Indices, flag, ratio
 
-Floats = npt.NDArray[np.float64]
-Indices = npt.NDArray[np.intp]
-
-FLOAT_ERROR = 1e-12
-"""Relative widening of every bound; the float error it covers is below 1.5e-14 (module docstring)."""
-DEFAULT_MARGIN = 1e-6
-"""Headroom on top of the proven bounds: flag when ``num < den * (1 + margin)``."""
+from .math import emode_price, reserves_at
+from .state import PoolState, StableDebt, UserState
 
 _COLLATERAL, _COLLATERAL_NONZERO, _VARIABLE, _DEBT_NONZERO = range(4)
 """The four per-user balance rows, as planes of ``AaveScreen._matrix``."""
@@ -78,19 +32,6 @@ _COLLATERAL, _COLLATERAL_NONZERO, _VARIABLE, _DEBT_NONZERO = range(4)
 ) = range(9)
 """The nine per-user sums one matrix product yields (see ``_AaveTables``)."""
 _YEAR = float(SECONDS_PER_YEAR)
-
-
-def _flag(num: Floats, den: Floats, margin: float) -> npt.NDArray[np.bool_]:
-    if margin < 0:
-        raise ValueError(f"margin {margin} is negative: the screen could miss liquidatable positions")
-    return (den > 0) & (num < den * (1.0 + margin))
-
-
-def _ratio(num: Floats, den: Floats) -> Floats:
-    """``num / den`` where there is debt, +inf elsewhere."""
-    out = np.full(num.shape, np.inf)
-    np.divide(num, den, out=out, where=den > 0)
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +88,9 @@ class AaveScreen:
     def users(self) -> list[str]:
         """Users in row order: the order of ``estimates``."""
         return list(self._users)
+
+    def user(self, row: int) -> str:
+        return self._users[row]
 
     def set_users(self, users: Iterable[UserState]) -> None:
         self._clear()
@@ -211,11 +155,11 @@ class AaveScreen:
     def candidates(self, pool: PoolState, timestamp: int, margin: float = DEFAULT_MARGIN) -> list[str]:
         """Users who may be liquidatable at ``timestamp``: a superset of those with exact HF < 1."""
         num, den = self._bounds(pool, timestamp)
-        return [self._users[row] for row in np.flatnonzero(_flag(num, den, margin)).tolist()]
+        return [self._users[row] for row in np.flatnonzero(flag(num, den, margin)).tolist()]
 
     def estimates(self, pool: PoolState, timestamp: int) -> Floats:
         """Conservative health per user in row order: never above the exact HF beyond float noise."""
-        return _ratio(*self._bounds(pool, timestamp))
+        return ratio(*self._bounds(pool, timestamp))
 
     def _bounds(self, pool: PoolState, timestamp: int) -> tuple[Floats, Floats]:
         """One product (users x 4 planes x reserves) @ (4 planes x reserves, categories x 9 sums),
@@ -313,84 +257,3 @@ class _AaveTables:
                 mask[_ROUNDING] = rounding / (2 * unit)
                 mask[_HELD], mask[_LT_SUM], mask[_LT_SQUARES] = 1.0, threshold, threshold * threshold
         return cls(factors, stable_price)
-
-
-class MorphoScreen:
-    """Every (market, user) borrow position of one Morpho Blue instance as flat float columns."""
-
-    def __init__(self) -> None:
-        self._clear()
-
-    def _clear(self) -> None:
-        self._rows: dict[tuple[str, str], int] = {}
-        self._keys: list[tuple[str, str]] = []
-        self._markets: dict[str, int] = {}
-        self._market: Indices = np.zeros(0, np.intp)
-        self._columns: Floats = np.zeros((2, 0))
-        """Collateral assets and borrow shares."""
-
-    @property
-    def keys(self) -> list[tuple[str, str]]:
-        """(market id, user) in row order: the order of ``estimates``."""
-        return list(self._keys)
-
-    def set_positions(self, positions: Mapping[tuple[str, str], Position]) -> None:
-        self._clear()
-        self.update_positions(positions)
-
-    def update_positions(self, positions: Mapping[tuple[str, str], Position]) -> None:
-        for key in positions:
-            if key not in self._rows:
-                self._rows[key] = len(self._keys)
-                self._keys.append(key)
-            self._markets.setdefault(key[0], len(self._markets))
-        count, capacity = len(self._keys), self._market.shape[0]
-        if count > capacity:
-            new_capacity = max(count, 2 * capacity)
-            market, columns = np.zeros(new_capacity, np.intp), np.zeros((2, new_capacity))
-            market[:capacity], columns[:, :capacity] = self._market, self._columns
-            self._market, self._columns = market, columns
-        rows = np.array([self._rows[key] for key in positions], np.intp)
-        self._market[rows] = [self._markets[market_id] for market_id, _ in positions]
-        self._columns[:, rows] = np.array(
-            [
-                [float(p.collateral) for p in positions.values()],
-                [float(p.borrow_shares) for p in positions.values()],
-            ]
-        ).reshape(2, -1)
-
-    def candidates(
-        self, markets: Mapping[str, MarketState], timestamp: int, margin: float = DEFAULT_MARGIN
-    ) -> list[tuple[str, str]]:
-        """Positions that may be unhealthy at ``timestamp``: a superset of those with exact HF < 1."""
-        num, den = self._bounds(markets, timestamp)
-        return [self._keys[row] for row in np.flatnonzero(_flag(num, den, margin)).tolist()]
-
-    def estimates(self, markets: Mapping[str, MarketState], timestamp: int) -> Floats:
-        """Conservative health per position in row order (+inf without debt or market state)."""
-        return _ratio(*self._bounds(markets, timestamp))
-
-    def _bounds(self, markets: Mapping[str, MarketState], timestamp: int) -> tuple[Floats, Floats]:
-        """Per market: exact accrual (``market_at``), then max-borrow and share-price factors in float."""
-        kinds = len(self._markets)
-        collateral_factor, share_price, slack = np.zeros(kinds), np.zeros(kinds), np.zeros(kinds)
-        for market_id, k in self._markets.items():
-            state = markets.get(market_id)
-            if state is None:
-                continue  # no state, no health: the adapter skips these positions too
-            market = market_at(state, timestamp)
-            lltv = state.params.lltv
-            collateral_factor[k] = state.price * lltv / (ORACLE_PRICE_SCALE * WAD)
-            share_price[k] = (market.total_borrow_assets + VIRTUAL_ASSETS) / (
-                market.total_borrow_shares + VIRTUAL_SHARES
-            )
-            slack[k] = (WAD + lltv) / WAD
-        count = len(self._keys)
-        market_index = self._market[:count]
-        collateral, shares = self._columns[:, :count]
-        num = collateral * collateral_factor[market_index] * (1.0 - FLOAT_ERROR) - slack[market_index] * (
-            1.0 + FLOAT_ERROR
-        )
-        den = (shares * share_price[market_index] + 1.0) * (1.0 + FLOAT_ERROR)
-        den[(shares == 0) | (share_price[market_index] == 0)] = 0.0
-        return num, den
