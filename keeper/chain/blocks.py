@@ -22,9 +22,8 @@ from typing import Any, Protocol
 import structlog
 from web3 import AsyncWeb3, WebSocketProvider
 
-from keeper.protocols.base import BlockRef, LogFilter
-
 from .rpc import Rpc
+from .types import BlockRef, LogFilter
 
 log = structlog.get_logger(__name__)
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from eth_utils.crypto import keccak
 
+from keeper.chain.types import BlockRef as BlockRef  # noqa: PLC0414 (re-exported for the adapters)
+from keeper.chain.types import LogFilter as LogFilter  # noqa: PLC0414
 from keeper.math.uint import UINT256_MAX
 
 if TYPE_CHECKING:  # the data types stay importable from the pure core without the I/O stack
@@ -49,20 +51,6 @@ class PositionKey:
 
     market: str
     user: str
-
-
-@dataclass(frozen=True, slots=True)
-class BlockRef:
-    number: int
-    hash: str
-    timestamp: int
-
-
-@dataclass(frozen=True, slots=True)
-class LogFilter:
-    addresses: tuple[str, ...]
-    topics: tuple[str, ...]
-    """Any of these topic0 values."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,8 +31,9 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import NamedTuple, Self
 
+from keeper.chain.types import BlockRef
 from keeper.errors import Halt, UsageError
-from keeper.protocols.base import BlockRef, PositionKey
+from keeper.protocols.base import PositionKey
 from keeper.state.transactions import TransactionLog
 
 RECENT_BLOCKS_KEPT = 128

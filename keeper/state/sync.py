@@ -19,10 +19,11 @@ import structlog
 from keeper.chain.blocks import Block, BlockStream
 from keeper.chain.logs import MAX_SPAN_BLOCKS, iter_logs
 from keeper.chain.rpc import Rpc
+from keeper.chain.types import BlockRef
 from keeper.config import ProtocolConfig
 from keeper.errors import Halt
 from keeper.obs.progress import Progress, Report
-from keeper.protocols.base import BlockRef, LendingAdapter, PositionKey
+from keeper.protocols.base import LendingAdapter, PositionKey
 from keeper.state.store import RECENT_BLOCKS_KEPT, Store
 
 log = structlog.get_logger(__name__)
