@@ -17,12 +17,12 @@ import numpy.typing as npt
 import structlog
 
 from keeper.execution.executor import Attempt, Executor
-from keeper.execution.txstate import SentTx
 from keeper.obs.metrics import HEALTH_THRESHOLDS, Metrics
 from keeper.protocols.base import PositionKey, TokenPrice
 from keeper.risk.opportunity import Opportunity, gross_profit_wei, ranked
 from keeper.risk.prices import PriceGuard, rejected_prices
 from keeper.state.sync import BlockUpdate, PositionSync, Tracked
+from keeper.state.txstate import SentTx
 
 log = structlog.get_logger(__name__)
 

@@ -37,12 +37,12 @@ from keeper.execution.gas import (
 )
 from keeper.execution.nonces import NonceManager
 from keeper.execution.signer import Signer
-from keeper.execution.txstate import SentTx
 from keeper.obs.metrics import Metrics
 from keeper.protocols.base import PositionKey
 from keeper.protocols.registry import liquidation_events
 from keeper.risk.opportunity import Opportunity
 from keeper.state.store import Store
+from keeper.state.txstate import SentTx
 
 log = structlog.get_logger(__name__)
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from keeper.errors import Halt
-from keeper.execution.txstate import SentTx
 from keeper.protocols.base import PositionKey
+from keeper.state.txstate import SentTx
 
 
 class NonceManager:

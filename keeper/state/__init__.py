@@ -1,5 +1,4 @@
-"""Position state: the durable SQLite store (and, next to it, the in-memory book)."""
+"""Position state: the durable SQLite store, the sent transactions and their pure state machine, sync.
 
-from keeper.state.store import Cursor, RecentBlock, Store
-
-__all__ = ["Cursor", "RecentBlock", "Store"]
+Nothing is re-exported here, so importing the pure `keeper.state.txstate` does not open SQLite.
+"""

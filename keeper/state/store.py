@@ -3,7 +3,7 @@
 A restart must resume from where the keeper stopped, not re-index from ``start_block``. The store
 keeps the discovered positions, immutable protocol metadata (e.g. Morpho market params), one cursor
 per protocol and a short ring of recent block hashes for reorg detection. It also records every
-transaction the keeper sends and its state (``keeper.execution.txstate``), so a restart knows which
+transaction the keeper sends and its state (``keeper.state.txstate``), so a restart knows which
 nonces are in flight and can re-broadcast them instead of sending anew. Each block's changes and
 the cursor move commit in ONE transaction, so after any crash the cursor's block has all of its
 positions and no later block has any.

@@ -2,7 +2,7 @@
 
 A mixin of `keeper.state.store.Store` (same connection, same lock, same write transactions): each
 sent transaction is recorded before it is broadcast, and every state change is checked against
-`keeper.execution.txstate.allowed`. A move outside it means the store (or the caller's picture of
+`keeper.state.txstate.allowed`. A move outside it means the store (or the caller's picture of
 its own transactions) is wrong, and the keeper must stop rather than guess. These commits are
 synced to disk (``durable``): a forgotten sent transaction cannot be re-read from the chain.
 """
@@ -18,7 +18,7 @@ from dataclasses import fields
 from typing import Any
 
 from keeper.errors import Halt
-from keeper.execution.txstate import SentTx, TxState, allowed
+from keeper.state.txstate import SentTx, TxState, allowed
 
 _TX_FIELDS = tuple(field.name for field in fields(SentTx))
 _TX_COLUMNS = ", ".join(_TX_FIELDS)

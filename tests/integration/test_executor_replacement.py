@@ -18,11 +18,11 @@ from keeper.engine import Engine
 from keeper.execution.executor import Executor
 from keeper.execution.nonces import NonceManager
 from keeper.execution.signer import Signer
-from keeper.execution.txstate import TxState
 from keeper.obs.metrics import Metrics
 from keeper.protocols.registry import build_adapter
 from keeper.state.store import Store
 from keeper.state.sync import PositionSync, tracked_protocols
+from keeper.state.txstate import TxState
 from tests.conftest import Devnet
 
 pytestmark = pytest.mark.integration

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from keeper.errors import Halt
-from keeper.execution.txstate import SentTx, TxState
 from keeper.protocols.base import BlockRef, PositionKey
 from keeper.state import store as store_module
 from keeper.state import transactions as transactions_module
 from keeper.state.store import SCHEMA_VERSION, Store
+from keeper.state.txstate import SentTx, TxState
 
 ROOT = Path(__file__).resolve().parents[2]
 S = TxState
@@ -245,7 +245,7 @@ def test_reopen_keeps_every_transaction(path: Path) -> None:
 WRITER = """
 import os, sys
 from pathlib import Path
-from keeper.execution.txstate import SentTx
+from keeper.state.txstate import SentTx
 from keeper.state.store import Store
 
 store = Store.open(Path(sys.argv[1]))

@@ -11,8 +11,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from keeper.errors import Halt
 from keeper.execution.nonces import NonceManager
-from keeper.execution.txstate import TERMINAL, SentTx, TxState, allowed
 from keeper.protocols.base import PositionKey
+from keeper.state.txstate import TERMINAL, SentTx, TxState, allowed
 
 S = TxState
 LEGAL = {
