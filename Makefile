@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 DEVNET := deploy/devnet
 DEMO_PORT ?= 8545
 
-.PHONY: setup demo test lint typecheck pytest clean bench
+.PHONY: setup demo test lint typecheck layers pytest clean bench
 
 $(BIN)/keeper: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,10 +32,14 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy --strict keeper
 
+# the layer contract in pyproject.toml [tool.importlinter]: imports point down the stack only
+layers: setup
+	$(BIN)/lint-imports --no-cache
+
 pytest: setup
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+test: lint typecheck layers pytest
 
 # measurements, not tests: sync, health pass at 10k / 100k / 1M positions (one BLAS thread: the screen's
 # product is skinny), keeper vs baseline poller; then bench/results/latest.json and one Markdown table
