@@ -203,8 +203,8 @@ def _positions(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from keeper.app import run_keeper
     from keeper.config import load_config
+    from keeper.daemon import Daemon, Mode
     from keeper.obs.logs import configure
 
     config = load_config(args.config)
@@ -214,7 +214,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"[run] {message}", file=sys.stderr, flush=True)
 
     dry_run = args.dry_run or config.execution.mode == "dry-run"
-    asyncio.run(run_keeper(config, dry_run, os.environ, report))
+    asyncio.run(Daemon(config, Mode.DRY_RUN if dry_run else Mode.LIVE, report, os.environ).serve())
     return 0
 
 
@@ -294,13 +294,14 @@ def _status(url: str) -> int:
 def _sync(args: argparse.Namespace) -> int:
     import asyncio
 
-    from keeper.app import SyncOptions, run_sync
     from keeper.config import load_config
+    from keeper.daemon import Daemon, Mode, SyncOptions
 
     config = load_config(args.config)
 
     def report(message: str) -> None:
         print(f"[sync] {message}", file=sys.stderr, flush=True)
 
-    asyncio.run(run_sync(config, SyncOptions(follow=args.follow, max_log_span=args.max_log_span), report))
+    options = SyncOptions(follow=args.follow, max_log_span=args.max_log_span)
+    asyncio.run(Daemon(config, Mode.SYNC, report, options=options).serve())
     return 0
