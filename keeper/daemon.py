@@ -187,35 +187,12 @@ class Daemon:
         """Follow the chain block by block until a signal stops it (or an error halts it)."""
         heads = heads_for(self.config, rpc, self.options.poll_interval_s)
         stream = BlockStream(rpc, heads, lambda: combined_filter(sync.protocols))
+        listener = heads.run if isinstance(heads, WebSocketHeads) else None
         engine = self.engine
         if engine is None:
-            await self.supervise(lambda: self._apply_blocks(sync, stream), heads)
+            await supervise(lambda: self._apply_blocks(sync, stream), self.shutdown, listener)
         else:
-            await self.supervise(lambda: self._liquidate(sync, stream, engine, heads), heads)
-
-    async def supervise(self, work: Work, heads: Heads) -> None:
-        """The one TaskGroup: ``work``, the WebSocket listener, the stop timer; signals captured."""
-        with self._signals():
-            try:
-                async with asyncio.TaskGroup() as group:
-                    main = group.create_task(work())
-                    listener = group.create_task(heads.run()) if isinstance(heads, WebSocketHeads) else None
-                    group.create_task(_stop_when_due(self.shutdown, main, listener))
-            except* KeeperError as failed:
-                error = _first(failed)
-                log.error("keeper_halted", error=str(error), kind=type(error).__name__)
-                raise error from None
-
-    @contextlib.contextmanager
-    def _signals(self) -> Iterator[None]:
-        loop = asyncio.get_running_loop()
-        for signum in SIGNALS:
-            loop.add_signal_handler(signum, self.shutdown.signal)
-        try:
-            yield
-        finally:
-            for signum in SIGNALS:
-                loop.remove_signal_handler(signum)
+            await supervise(lambda: self._liquidate(sync, stream, engine, heads), self.shutdown, listener)
 
     async def _apply_blocks(self, sync: PositionSync, stream: BlockStream) -> None:
         async for update in sync.follow(stream):
@@ -254,6 +231,36 @@ class Daemon:
             return
         settled = {k: str(v) for k, v in self.engine.executor.settled.items()}
         log.info("keeper_stopped", block=block, **asdict(self.engine.stats), **settled)
+
+
+async def supervise(work: Work, shutdown: Shutdown, listener: Work | None = None) -> None:
+    """The one TaskGroup: ``work``, the head ``listener``, the stop timer, with the signals captured.
+
+    Returns when ``work`` does or the timer stops it; a `KeeperError` from inside leaves alone,
+    out of its `ExceptionGroup` (anything else is a bug and keeps its group and traceback)."""
+    with captured_signals(shutdown):
+        try:
+            async with asyncio.TaskGroup() as group:
+                main = group.create_task(work())
+                listening = group.create_task(listener()) if listener is not None else None
+                group.create_task(_stop_when_due(shutdown, main, listening))
+        except* KeeperError as failed:
+            error = _first(failed)
+            log.error("keeper_halted", error=str(error), kind=type(error).__name__)
+            raise error from None
+
+
+@contextlib.contextmanager
+def captured_signals(shutdown: Shutdown) -> Iterator[None]:
+    """SIGINT/SIGTERM go to ``shutdown`` while the daemon runs; their handlers are removed after."""
+    loop = asyncio.get_running_loop()
+    for signum in SIGNALS:
+        loop.add_signal_handler(signum, shutdown.signal)
+    try:
+        yield
+    finally:
+        for signum in SIGNALS:
+            loop.remove_signal_handler(signum)
 
 
 def _first(group: BaseExceptionGroup[KeeperError]) -> KeeperError:
