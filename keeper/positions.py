@@ -17,9 +17,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from eth_abi.abi import decode
-
-from keeper.chain.multicall import Call, aggregate3, selector
+from keeper.chain.abi import contract
+from keeper.chain.multicall import Call, aggregate3
 from keeper.chain.pool import RpcPool, http_urls
 from keeper.chain.preflight import check_chain_id
 from keeper.chain.rpc import Rpc
@@ -51,22 +50,18 @@ async def _synced(config: Config, store: Store, report: Report) -> tuple[Positio
 async def token_symbols(rpc: Rpc, sync: PositionSync) -> dict[str, str]:
     """address -> ``symbol()`` (and ``address:decimals`` -> decimals) of every reserve and market token."""
     ordered = sorted({token for t in sync.protocols for token in t.adapter.snapshot().tokens})
-    calls = [
-        Call(t, selector(signature), allow_failure=True)
-        for t in ordered
-        for signature in ("symbol()", "decimals()")
-    ]
+    erc20 = contract("common/IERC20")
+    symbol_of, decimals_of = erc20.fn("symbol"), erc20.fn("decimals")
+    calls = [Call(t, fn.call(), allow_failure=True) for t in ordered for fn in (symbol_of, decimals_of)]
     results = await aggregate3(rpc, calls, "latest")
     symbols = {}
     for index, token in enumerate(ordered):
         symbol, decimals = results[2 * index], results[2 * index + 1]
         try:
-            name = str(decode(["string"], symbol.data)[0]) if symbol.success else token
+            name = str(symbol_of.value(symbol.data)) if symbol.success else token
         except Exception:  # a token without a string symbol(): show its address
             name = token
-        places = (
-            int.from_bytes(decimals.data[:32], "big") if decimals.success and len(decimals.data) >= 32 else 0
-        )
+        places = decimals_of.value(decimals.data) if decimals.success and len(decimals.data) >= 32 else 0
         symbols[token] = name
         symbols[f"{token}:decimals"] = str(places)
     return symbols

@@ -16,12 +16,14 @@ from eth_utils.crypto import keccak
 
 from keeper.errors import KeeperError
 
+from .abi import contract
 from .rpc import BlockTag, Rpc, block_param
 
 MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
 """Deployed at the same address on every major chain (and by `keeper devnet up`)."""
 
-AGGREGATE3_SELECTOR = bytes.fromhex("82ad56cb")
+AGGREGATE3_SELECTOR = contract("common/Multicall3").fn("aggregate3").selector
+"""From the ABI; the encoder below writes the ``(address,bool,bytes)[]`` argument by hand, for speed."""
 MAX_CALLS_PER_CHUNK = 500
 MAX_CALLDATA_BYTES_PER_CHUNK = 120_000
 """Kept well under common node limits on request size and eth_call gas for one aggregate3."""
@@ -151,7 +153,9 @@ async def aggregate3(
 
 @cache
 def selector(signature: str) -> bytes:
-    """4-byte selector of a canonical signature such as ``getUserEMode(address)``."""
+    """4-byte selector of a canonical signature such as ``getUserEMode(address)``.
+
+    For the devnet's deployer and tests; the keeper's own calls take theirs from `keeper.chain.abi`."""
     return keccak(text=signature)[:4]
 
 

@@ -24,7 +24,8 @@ import structlog
 from eth_utils.address import to_checksum_address
 from prometheus_client import CollectorRegistry
 
-from keeper.chain.multicall import Call, address_arg, aggregate3, selector, words
+from keeper.chain.abi import contract
+from keeper.chain.multicall import Call, aggregate3
 from keeper.chain.rpc import Rpc, RpcError
 from keeper.errors import Retryable
 from keeper.execution.gas import (
@@ -46,8 +47,9 @@ from keeper.state.txstate import SentTx
 
 log = structlog.get_logger(__name__)
 
-BALANCE_OF = selector("balanceOf(address)")
-ALLOWANCE = selector("allowance(address,address)")
+ERC20 = contract("common/IERC20")
+BALANCE_OF = ERC20.fn("balanceOf")
+ALLOWANCE = ERC20.fn("allowance")
 FIRST_WAVE = 8
 WAVE = 64
 """Opportunities simulated and sent together, best first: the first 8 leave as soon as they are
@@ -251,14 +253,14 @@ class Executor:
         calls = []
         for token, spender in ordered:
             calls += [
-                Call(token, BALANCE_OF + address_arg(self.address)),
-                Call(token, ALLOWANCE + address_arg(self.address) + address_arg(spender)),
+                Call(token, BALANCE_OF.call(self.address)),
+                Call(token, ALLOWANCE.call(self.address, spender)),
             ]
         results = await aggregate3(self.rpc, calls, "latest")
         for index, (token, _) in enumerate(ordered):
-            self.metrics.wallet.labels(token).set(words(results[2 * index].data)[0])
+            self.metrics.wallet.labels(token).set(BALANCE_OF.value(results[2 * index].data))
         return {
-            pair: [words(results[2 * i].data)[0], words(results[2 * i + 1].data)[0]]
+            pair: [BALANCE_OF.value(results[2 * i].data), ALLOWANCE.value(results[2 * i + 1].data)]
             for i, pair in enumerate(ordered)
         }
 

@@ -7,12 +7,16 @@ from typing import Any
 
 import structlog
 
-from keeper.chain.multicall import Call, address_arg, aggregate3, words
+from keeper.chain.abi import contract
+from keeper.chain.multicall import Call, aggregate3
 from keeper.chain.rpc import Rpc
-from keeper.execution.executor import ALLOWANCE, BALANCE_OF
 from keeper.state.sync import Tracked
 
 log = structlog.get_logger(__name__)
+
+ERC20 = contract("common/IERC20")
+BALANCE_OF = ERC20.fn("balanceOf")
+ALLOWANCE = ERC20.fn("allowance")
 
 
 async def wallet_report(rpc: Rpc, address: str, protocols: Sequence[Tracked]) -> dict[str, Any]:
@@ -25,14 +29,15 @@ async def wallet_report(rpc: Rpc, address: str, protocols: Sequence[Tracked]) ->
     for label, target in tokens.items():
         token = label.split(":", 1)[1]
         calls += [
-            Call(token, BALANCE_OF + address_arg(address)),
-            Call(token, ALLOWANCE + address_arg(address) + address_arg(target)),
+            Call(token, BALANCE_OF.call(address)),
+            Call(token, ALLOWANCE.call(address, target)),
         ]
     results = await aggregate3(rpc, calls, "latest")
     native = int(await rpc.request("eth_getBalance", [address, "latest"]), 16)
     report: dict[str, Any] = {"address": address, "native_wei": str(native), "tokens": {}}
     for index, (label, target) in enumerate(tokens.items()):
-        balance, allowance = words(results[2 * index].data)[0], words(results[2 * index + 1].data)[0]
+        balance = BALANCE_OF.value(results[2 * index].data)
+        allowance = ALLOWANCE.value(results[2 * index + 1].data)
         report["tokens"][label] = {"balance": str(balance), "allowance": str(allowance), "spender": target}
         if allowance == 0:
             log.warning(

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Protocol
 
-from eth_utils.crypto import keccak
-
 from keeper.chain.types import BlockRef as BlockRef  # noqa: PLC0414 (re-exported for the adapters)
 from keeper.chain.types import LogFilter as LogFilter  # noqa: PLC0414
 from keeper.math.uint import UINT256_MAX
@@ -25,11 +23,6 @@ if TYPE_CHECKING:  # the data types stay importable from the pure core without t
     from keeper.chain.rpc import Rpc
 
 WAD = 10**18
-
-
-def event_topic(signature: str) -> str:
-    """topic0 of an event, e.g. ``Borrow(address,address,address,uint256,uint8,uint256,uint16)``."""
-    return "0x" + keccak(text=signature).hex()
 
 
 def shocked_price(price: int, shock: Fraction) -> int:

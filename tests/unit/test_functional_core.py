@@ -32,12 +32,14 @@ PURE_MODULES = [
     "keeper.execution.gas",
     "keeper.state.txstate",
     "keeper.execution.nonces",
+    "keeper.chain.abi",
 ]
 FORBIDDEN = {"aiohttp", "asyncio", "web3", "sqlite3", "requests", "keeper.chain", "keeper.devnet"}
 """(``socket`` itself is loaded by ``importlib.metadata`` under eth_utils; no network code is.)"""
 IO_PACKAGES = ("keeper.chain", "keeper.devnet")
-CHAIN_DATA = {"keeper.chain", "keeper.chain.types"}
-"""The chain layer's plain data types (`BlockRef`, `LogFilter`) and its docstring-only package: no I/O."""
+CHAIN_DATA = {"keeper.chain", "keeper.chain.types", "keeper.chain.abi"}
+"""The chain layer's plain data types (`BlockRef`, `LogFilter`), its docstring-only package, and the ABI
+codec (eth_abi, eth_utils, json, importlib: the event decoders are built from it): no I/O."""
 
 
 @pytest.mark.parametrize("module", PURE_MODULES)
@@ -55,3 +57,15 @@ def test_pure_module_imports_no_io(module: str) -> None:
         and (n in FORBIDDEN or n.split(".")[0] in FORBIDDEN or n.startswith(IO_PACKAGES))
     )
     assert offending == []
+
+
+def test_the_rest_of_the_chain_layer_still_counts_as_io() -> None:
+    """The allowance names modules, not the package: the RPC side of chain stays forbidden."""
+    probe = "import json, sys, keeper.chain.multicall; print(json.dumps(sorted(sys.modules)))"
+    loaded = set(
+        json.loads(
+            subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+        )
+    )
+    assert "keeper.chain.multicall" in loaded - CHAIN_DATA
+    assert {"asyncio", "aiohttp"} <= loaded

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from keeper.chain.multicall import address_arg, selector, uint_arg
 from keeper.chain.rpc import Rpc
 from keeper.math.wad_ray import WAD
 from keeper.protocols.base import (
@@ -31,11 +30,11 @@ from keeper.protocols.screening import DEFAULT_MARGIN
 from .events import A_TOKEN_USER_TOPICS, ANSWER_UPDATED, POOL_USER_TOPICS, feed_answer, touched_users
 from .liquidation import liquidation_outcome, max_debt_to_cover, share_out_cash
 from .math import account_data, reserves_at
-from .reader import PoolAddresses, read_addresses, read_pool_and_users
+from .reader import POOL, PoolAddresses, read_addresses, read_pool_and_users
 from .screen import AaveScreen
 from .state import PoolState, UserState
 
-LIQUIDATION_CALL = selector("liquidationCall(address,address,address,uint256,bool)")
+LIQUIDATION_CALL = POOL.fn("liquidationCall")
 
 
 class AaveV3Adapter:
@@ -215,13 +214,8 @@ class AaveV3Adapter:
         collateral limits with the state it sees at inclusion, so a block of interest cannot make
         the call ask for more than the user owes.
         """
-        data = (
-            LIQUIDATION_CALL
-            + address_arg(quote.collateral_asset)
-            + address_arg(quote.debt_asset)
-            + address_arg(quote.user)
-            + uint_arg(max_debt_to_cover())
-            + uint_arg(int(quote.receive_a_token))
+        data = LIQUIDATION_CALL.call(
+            quote.collateral_asset, quote.debt_asset, quote.user, max_debt_to_cover(), quote.receive_a_token
         )
         return self.pool, data
 

@@ -11,29 +11,42 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 
-from keeper.protocols.base import event_topic
+from keeper.chain.abi import Contract, contract
 
-POOL_USER_TOPICS: dict[str, tuple[int, ...]] = {
-    event_topic("Supply(address,address,address,uint256,uint16)"): (2,),
-    event_topic("MintUnbacked(address,address,address,uint256,uint16)"): (2,),
-    event_topic("Withdraw(address,address,address,uint256)"): (2,),
-    event_topic("Borrow(address,address,address,uint256,uint8,uint256,uint16)"): (2,),
-    event_topic("Repay(address,address,address,uint256,bool)"): (2,),
-    event_topic("SwapBorrowRateMode(address,address,uint8)"): (2,),
-    event_topic("RebalanceStableBorrowRate(address,address)"): (2,),
-    event_topic("UserEModeSet(address,uint8)"): (1,),
-    event_topic("ReserveUsedAsCollateralEnabled(address,address)"): (2,),
-    event_topic("ReserveUsedAsCollateralDisabled(address,address)"): (2,),
-    event_topic("LiquidationCall(address,address,address,uint256,uint256,address,bool)"): (3,),
-}
-"""Pool event topic0 -> indexes of the topics that name an affected user."""
+POOL = contract("aave_v3_0/IPool")
+A_TOKEN = contract("aave_v3_0/IAToken")
+FEED = contract("common/AggregatorV3Interface")
 
-A_TOKEN_USER_TOPICS: dict[str, tuple[int, ...]] = {
-    event_topic("BalanceTransfer(address,address,uint256,uint256)"): (1, 2),
+POOL_USER_FIELDS: dict[str, tuple[str, ...]] = {
+    "Supply": ("onBehalfOf",),
+    "MintUnbacked": ("onBehalfOf",),
+    "Withdraw": ("user",),
+    "Borrow": ("onBehalfOf",),
+    "Repay": ("user",),
+    "SwapBorrowRateMode": ("user",),
+    "RebalanceStableBorrowRate": ("user",),
+    "UserEModeSet": ("user",),
+    "ReserveUsedAsCollateralEnabled": ("user",),
+    "ReserveUsedAsCollateralDisabled": ("user",),
+    "LiquidationCall": ("user",),
 }
+"""Pool events that change a position -> the indexed fields naming the affected user."""
+
+A_TOKEN_USER_FIELDS: dict[str, tuple[str, ...]] = {"BalanceTransfer": ("from", "to")}
 """aToken transfers move collateral without a pool event (unless a balance reaches zero)."""
 
-BORROW_TOPIC = event_topic("Borrow(address,address,address,uint256,uint8,uint256,uint16)")
+
+def _user_topics(abi: Contract, fields: dict[str, tuple[str, ...]]) -> dict[str, tuple[int, ...]]:
+    events = {name: abi.event(name) for name in fields}
+    return {event.topic: tuple(event.topic_index(f) for f in fields[name]) for name, event in events.items()}
+
+
+POOL_USER_TOPICS = _user_topics(POOL, POOL_USER_FIELDS)
+"""Pool event topic0 -> indexes of the topics that name an affected user."""
+
+A_TOKEN_USER_TOPICS = _user_topics(A_TOKEN, A_TOKEN_USER_FIELDS)
+
+BORROW_TOPIC = POOL.event("Borrow").topic
 
 
 def _user(word: str) -> str:
@@ -61,34 +74,34 @@ def touched_users(logs: Iterable[dict[str, Any]], pool: str, a_tokens: Sequence[
     return users
 
 
-LIQUIDATION_CALL = event_topic("LiquidationCall(address,address,address,uint256,uint256,address,bool)")
+LIQUIDATION_CALL_EVENT = POOL.event("LiquidationCall")
+LIQUIDATION_CALL = LIQUIDATION_CALL_EVENT.topic
 
 
 def liquidation(log: dict[str, Any]) -> dict[str, Any] | None:
     """What a ``LiquidationCall`` event says happened (amounts as the pool moved them)."""
-    topics = log["topics"]
-    if not topics or topics[0] != LIQUIDATION_CALL:
+    if not LIQUIDATION_CALL_EVENT.matches(log):
         return None
-    data = bytes.fromhex(log["data"][2:])
+    fields = LIQUIDATION_CALL_EVENT.decode(log)
     return {
-        "collateral_asset": _user(topics[1]),
-        "debt_asset": _user(topics[2]),
-        "user": _user(topics[3]),
-        "debt_repaid": int.from_bytes(data[0:32], "big"),
-        "collateral_seized": int.from_bytes(data[32:64], "big"),
-        "liquidator": to_checksum_address(data[76:96]),
-        "receive_a_token": data[127] == 1,
+        "collateral_asset": fields["collateralAsset"],
+        "debt_asset": fields["debtAsset"],
+        "user": fields["user"],
+        "debt_repaid": fields["debtToCover"],
+        "collateral_seized": fields["liquidatedCollateralAmount"],
+        "liquidator": fields["liquidator"],
+        "receive_a_token": fields["receiveAToken"],
     }
 
 
-ANSWER_UPDATED = event_topic("AnswerUpdated(int256,uint256,uint256)")
+ANSWER_UPDATED_EVENT = FEED.event("AnswerUpdated")
+ANSWER_UPDATED = ANSWER_UPDATED_EVENT.topic
 """Chainlink-style feeds emit it on every new answer (the devnet's feeds and Chainlink aggregators)."""
 
 
 def feed_answer(log: dict[str, Any]) -> tuple[str, int] | None:
     """(feed, new answer) of an ``AnswerUpdated`` log; the answer is a signed int256 topic."""
-    topics = log["topics"]
-    if not topics or topics[0] != ANSWER_UPDATED or len(topics) < 2:
+    if not ANSWER_UPDATED_EVENT.matches(log):
         return None
-    raw = int(topics[1], 16)
-    return to_checksum_address(log["address"]), raw - (1 << 256) if raw >= 1 << 255 else raw
+    current: int = ANSWER_UPDATED_EVENT.decode(log)["current"]
+    return to_checksum_address(log["address"]), current

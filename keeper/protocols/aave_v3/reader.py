@@ -12,31 +12,54 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from eth_abi.abi import decode
-from eth_utils.address import to_checksum_address
-
-from keeper.chain.multicall import Call, address_arg, aggregate3, selector, uint_arg, words
+from keeper.chain.abi import Binding, Function, contract
+from keeper.chain.multicall import Call, aggregate3
 from keeper.chain.rpc import BlockTag, Rpc
 from keeper.errors import KeeperError
 
 from .state import EModeCategory, PoolState, Reserve, ReserveConfig, StableDebt, UserReserve, UserState
 
-GET_POOL = selector("getPool()")
-GET_PRICE_ORACLE = selector("getPriceOracle()")
-GET_RESERVES_LIST = selector("getReservesList()")
-GET_RESERVE_DATA = selector("getReserveData(address)")
-GET_ASSET_PRICE = selector("getAssetPrice(address)")
-GET_SOURCE_OF_ASSET = selector("getSourceOfAsset(address)")
-LATEST_ROUND_DATA = selector("latestRoundData()")
-TOTAL_SUPPLY = selector("totalSupply()")
-BALANCE_OF = selector("balanceOf(address)")
-GET_USER_CONFIGURATION = selector("getUserConfiguration(address)")
-GET_USER_EMODE = selector("getUserEMode(address)")
-GET_EMODE_CATEGORY = selector("getEModeCategoryData(uint8)")
-SCALED_BALANCE_OF = selector("scaledBalanceOf(address)")
-PRINCIPAL_BALANCE_OF = selector("principalBalanceOf(address)")
-GET_USER_STABLE_RATE = selector("getUserStableRate(address)")
-GET_USER_LAST_UPDATED = selector("getUserLastUpdated(address)")
+PROVIDER = contract("aave_v3_0/IPoolAddressesProvider")
+POOL = contract("aave_v3_0/IPool")
+ORACLE = contract("aave_v3_0/IAaveOracle")
+A_TOKEN = contract("aave_v3_0/IAToken")
+VARIABLE_DEBT_TOKEN = contract("aave_v3_0/IVariableDebtToken")
+STABLE_DEBT_TOKEN = contract("aave_v3_0/IStableDebtToken")
+ERC20 = contract("common/IERC20")
+FEED = contract("common/AggregatorV3Interface")
+
+GET_POOL = PROVIDER.fn("getPool")
+GET_PRICE_ORACLE = PROVIDER.fn("getPriceOracle")
+GET_RESERVES_LIST = POOL.fn("getReservesList")
+GET_RESERVE_DATA = POOL.fn("getReserveData")
+GET_USER_CONFIGURATION = POOL.fn("getUserConfiguration")
+GET_USER_EMODE = POOL.fn("getUserEMode")
+GET_EMODE_CATEGORY = POOL.fn("getEModeCategoryData")
+GET_ASSET_PRICE = ORACLE.fn("getAssetPrice")
+GET_SOURCE_OF_ASSET = ORACLE.fn("getSourceOfAsset")
+LATEST_ROUND_DATA = FEED.fn("latestRoundData")
+TOTAL_SUPPLY = ERC20.fn("totalSupply")
+BALANCE_OF = ERC20.fn("balanceOf")
+A_TOKEN_SCALED_BALANCE_OF = A_TOKEN.fn("scaledBalanceOf")
+VARIABLE_SCALED_BALANCE_OF = VARIABLE_DEBT_TOKEN.fn("scaledBalanceOf")
+PRINCIPAL_BALANCE_OF = STABLE_DEBT_TOKEN.fn("principalBalanceOf")
+GET_USER_STABLE_RATE = STABLE_DEBT_TOKEN.fn("getUserStableRate")
+GET_USER_LAST_UPDATED = STABLE_DEBT_TOKEN.fn("getUserLastUpdated")
+
+RESERVE = Binding(
+    Reserve,
+    GET_RESERVE_DATA.fields,
+    renames={
+        "a_token": "aTokenAddress",
+        "stable_debt_token": "stableDebtTokenAddress",
+        "variable_debt_token": "variableDebtTokenAddress",
+    },
+    given=("asset", "config", "stable_debt_supply", "cash", "price_source", "price_updated_at"),
+    source="IPool.getReserveData",
+)
+EMODE_CATEGORY = Binding(
+    EModeCategory, GET_EMODE_CATEGORY.fields, given=("id",), source="IPool.getEModeCategoryData"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,41 +69,29 @@ class PoolAddresses:
     oracle: str
 
 
-def _address(word: int) -> str:
-    return to_checksum_address(word.to_bytes(20, "big"))
-
-
 async def read_addresses(rpc: Rpc, provider: str, block: BlockTag) -> PoolAddresses:
-    pool, oracle = await aggregate3(rpc, [Call(provider, GET_POOL), Call(provider, GET_PRICE_ORACLE)], block)
-    return PoolAddresses(provider, _address(words(pool.data)[0]), _address(words(oracle.data)[0]))
+    pool, oracle = await aggregate3(
+        rpc, [Call(provider, GET_POOL.call()), Call(provider, GET_PRICE_ORACLE.call())], block
+    )
+    return PoolAddresses(provider, GET_POOL.value(pool.data), GET_PRICE_ORACLE.value(oracle.data))
 
 
 def _decode_reserve(asset: str, raw: bytes, stable_supply: int, cash: int = 0) -> Reserve:
-    w = words(raw)
-    return Reserve(
-        asset=asset,
-        id=w[7],
-        config=ReserveConfig.decode(w[0]),
-        liquidity_index=w[1],
-        current_liquidity_rate=w[2],
-        variable_borrow_index=w[3],
-        current_variable_borrow_rate=w[4],
-        last_update_timestamp=w[6],
-        a_token=_address(w[8]),
-        stable_debt_token=_address(w[9]),
-        variable_debt_token=_address(w[10]),
-        stable_debt_supply=stable_supply,
-        cash=cash,
-    )
+    fields = GET_RESERVE_DATA.decode(raw)
+    config = ReserveConfig.decode(fields["configuration"]["data"])
+    return RESERVE.fill_named(fields, asset=asset, config=config, stable_debt_supply=stable_supply, cash=cash)
+
+
+def _listed(data: bytes) -> list[str]:
+    listed: list[str] = GET_RESERVES_LIST.value(data)
+    return listed
 
 
 async def _reserve_tokens(rpc: Rpc, addresses: PoolAddresses, block: BlockTag) -> dict[str, Reserve]:
     """The reserve list and each reserve's data (token addresses), for a pool seen for the first time."""
-    (listed,) = await aggregate3(rpc, [Call(addresses.pool, GET_RESERVES_LIST)], block)
-    assets = [to_checksum_address(a) for a in decode(["address[]"], listed.data)[0]]
-    results = await aggregate3(
-        rpc, [Call(addresses.pool, GET_RESERVE_DATA + address_arg(a)) for a in assets], block
-    )
+    (listed,) = await aggregate3(rpc, [Call(addresses.pool, GET_RESERVES_LIST.call())], block)
+    assets = _listed(listed.data)
+    results = await aggregate3(rpc, [Call(addresses.pool, GET_RESERVE_DATA.call(a)) for a in assets], block)
     return {a: _decode_reserve(a, r.data, 0) for a, r in zip(assets, results, strict=True)}
 
 
@@ -130,51 +141,53 @@ async def _round_one(
 ) -> tuple[dict[int, Reserve] | None, dict[str, int], dict[str, int]]:
     """Returns ``None`` reserves when the pool lists assets this reader has not seen yet."""
     assets = list(known)
-    calls = [Call(addresses.pool, GET_RESERVES_LIST)]
+    calls = [Call(addresses.pool, GET_RESERVES_LIST.call())]
     for asset in assets:
         calls += [
-            Call(addresses.pool, GET_RESERVE_DATA + address_arg(asset)),
-            Call(addresses.oracle, GET_ASSET_PRICE + address_arg(asset), allow_failure=True),
-            Call(known[asset].stable_debt_token, TOTAL_SUPPLY),
-            Call(asset, BALANCE_OF + address_arg(known[asset].a_token)),
-            Call(addresses.oracle, GET_SOURCE_OF_ASSET + address_arg(asset), allow_failure=True),
+            Call(addresses.pool, GET_RESERVE_DATA.call(asset)),
+            Call(addresses.oracle, GET_ASSET_PRICE.call(asset), allow_failure=True),
+            Call(known[asset].stable_debt_token, TOTAL_SUPPLY.call()),
+            Call(asset, BALANCE_OF.call(known[asset].a_token)),
+            Call(addresses.oracle, GET_SOURCE_OF_ASSET.call(asset), allow_failure=True),
             # the source learnt last block: its updatedAt tells how fresh the price is
-            Call(known[asset].price_source or addresses.oracle, LATEST_ROUND_DATA, allow_failure=True),
+            Call(known[asset].price_source or addresses.oracle, LATEST_ROUND_DATA.call(), allow_failure=True),
         ]
-    calls += [Call(addresses.pool, GET_USER_CONFIGURATION + address_arg(user)) for user in users]
+    calls += [Call(addresses.pool, GET_USER_CONFIGURATION.call(user)) for user in users]
     results = await aggregate3(rpc, calls, block)
-    listed = [to_checksum_address(a) for a in decode(["address[]"], results[0].data)[0]]
+    listed = _listed(results[0].data)
     if not known or sorted(listed) != sorted(assets):
         return None, {}, {}
     reserves: dict[int, Reserve] = {}
     prices: dict[str, int] = {}
     for index, asset in enumerate(assets):
         data, price, stable_supply, cash, source, round_data = results[1 + 6 * index : 7 + 6 * index]
-        source_word = words(source.data)[0] if source.success and len(source.data) >= 32 else 0
-        feed = _address(source_word) if source_word else ""
+        feed = GET_SOURCE_OF_ASSET.value(source.data) if source.success and len(source.data) >= 32 else ""
         fresh = known[asset].price_source and round_data.success and len(round_data.data) >= 160
-        reserve = _decode_reserve(asset, data.data, words(stable_supply.data)[0], words(cash.data)[0])
+        stable = TOTAL_SUPPLY.value(stable_supply.data)
+        reserve = _decode_reserve(asset, data.data, stable, BALANCE_OF.value(cash.data))
         reserves[reserve.id] = replace(
-            reserve, price_source=feed, price_updated_at=words(round_data.data)[3] if fresh else 0
+            reserve,
+            price_source=feed if feed and int(feed, 16) else "",
+            price_updated_at=LATEST_ROUND_DATA.decode(round_data.data)["updatedAt"] if fresh else 0,
         )
-        prices[asset] = words(price.data)[0] if price.success and len(price.data) >= 32 else 0
+        prices[asset] = GET_ASSET_PRICE.value(price.data) if price.success and len(price.data) >= 32 else 0
     offset = 1 + 6 * len(assets)
-    configs = {user: words(results[offset + i].data)[0] for i, user in enumerate(users)}
+    configs = {user: GET_USER_CONFIGURATION.value(results[offset + i].data) for i, user in enumerate(users)}
     return reserves, prices, configs
 
 
-def _balance_calls(reserve: Reserve, user: str, config: int) -> list[Call]:
+def _balance_calls(reserve: Reserve, user: str, config: int) -> list[tuple[Call, Function]]:
+    """The balance views this user's configuration bits make relevant, each with the function it calls."""
     calls = []
-    arg = address_arg(user)
     if (config >> ((reserve.id << 1) + 1)) & 1:
-        calls.append(Call(reserve.a_token, SCALED_BALANCE_OF + arg))
+        calls.append((Call(reserve.a_token, A_TOKEN_SCALED_BALANCE_OF.call(user)), A_TOKEN_SCALED_BALANCE_OF))
     if (config >> (reserve.id << 1)) & 1:
-        calls.append(Call(reserve.variable_debt_token, SCALED_BALANCE_OF + arg))
+        debt = VARIABLE_SCALED_BALANCE_OF
+        calls.append((Call(reserve.variable_debt_token, debt.call(user)), debt))
         if reserve.stable_debt_supply:
             calls += [
-                Call(reserve.stable_debt_token, PRINCIPAL_BALANCE_OF + arg),
-                Call(reserve.stable_debt_token, GET_USER_STABLE_RATE + arg),
-                Call(reserve.stable_debt_token, GET_USER_LAST_UPDATED + arg),
+                (Call(reserve.stable_debt_token, fn.call(user)), fn)
+                for fn in (PRINCIPAL_BALANCE_OF, GET_USER_STABLE_RATE, GET_USER_LAST_UPDATED)
             ]
     return calls
 
@@ -191,34 +204,32 @@ async def _round_two(
     """eMode categories, their price sources, and each user's eMode and balances (users with a position)."""
     category_ids = sorted(({r.config.emode_category for r in reserves.values()} | emode_ids) - {0})
     sources = [s for s in emode_sources if int(s, 16)]
-    calls = [Call(addresses.pool, GET_EMODE_CATEGORY + uint_arg(c)) for c in category_ids]
-    calls += [Call(addresses.oracle, GET_ASSET_PRICE + address_arg(s)) for s in sources]
-    plan: list[tuple[str, Reserve | None, int]] = []
+    calls = [Call(addresses.pool, GET_EMODE_CATEGORY.call(c)) for c in category_ids]
+    calls += [Call(addresses.oracle, GET_ASSET_PRICE.call(s)) for s in sources]
+    plan: list[tuple[str, Reserve | None, list[Function]]] = []
     for user, config in configs.items():
         if config == 0:  # no position: nothing else about this user matters
             continue
-        plan.append((user, None, 1))
-        calls.append(Call(addresses.pool, GET_USER_EMODE + address_arg(user)))
+        plan.append((user, None, [GET_USER_EMODE]))
+        calls.append(Call(addresses.pool, GET_USER_EMODE.call(user)))
         for reserve in reserves.values():
             user_calls = _balance_calls(reserve, user, config)
             if user_calls:
-                plan.append((user, reserve, len(user_calls)))
-                calls += user_calls
+                plan.append((user, reserve, [fn for _, fn in user_calls]))
+                calls += [call for call, _ in user_calls]
     results = await aggregate3(rpc, calls, block)
-    categories = {}
-    for category_id, result in zip(category_ids, results[: len(category_ids)], strict=True):
-        ltv, threshold, bonus, source, _ = decode(["(uint16,uint16,uint16,address,string)"], result.data)[0]
-        categories[category_id] = EModeCategory(
-            category_id, ltv, threshold, bonus, to_checksum_address(source)
-        )
+    categories = {
+        category_id: EMODE_CATEGORY.fill_named(GET_EMODE_CATEGORY.decode(result.data), id=category_id)
+        for category_id, result in zip(category_ids, results[: len(category_ids)], strict=True)
+    }
     offset = len(category_ids)
-    source_prices = {s: words(results[offset + i].data)[0] for i, s in enumerate(sources)}
+    source_prices = {s: GET_ASSET_PRICE.value(results[offset + i].data) for i, s in enumerate(sources)}
     offset += len(sources)
     emodes: dict[str, int] = {}
     balances: dict[str, dict[int, UserReserve]] = {}
-    for user, target, count in plan:
-        values = [words(r.data)[0] for r in results[offset : offset + count]]
-        offset += count
+    for user, target, fns in plan:
+        values = [fn.value(r.data) for fn, r in zip(fns, results[offset : offset + len(fns)], strict=True)]
+        offset += len(fns)
         if target is None:
             emodes[user] = values[0]
         else:

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from keeper.chain.multicall import address_arg, selector, uint_arg
 from keeper.chain.rpc import Rpc
 from keeper.protocols.base import (
     BlockRef,
@@ -25,14 +24,14 @@ from keeper.protocols.base import (
 )
 from keeper.protocols.screening import DEFAULT_MARGIN
 
-from .events import BORROWER_TOPICS, CREATE_MARKET, created_markets, touched_positions
+from .events import BORROWER_TOPICS, CREATE_MARKET, MARKET_PARAMS, MORPHO, created_markets, touched_positions
 from .liquidation import largest_liquidation
 from .math import ORACLE_PRICE_SCALE, borrowed_assets, health_factor, market_at
 from .reader import read_market_params, read_markets_and_positions
 from .screen import MorphoScreen
 from .state import MarketParams, MarketState, Position
 
-LIQUIDATE = selector("liquidate((address,address,address,address,uint256),address,uint256,uint256,bytes)")
+LIQUIDATE = MORPHO.fn("liquidate")
 
 
 class MorphoBlueAdapter:
@@ -170,20 +169,7 @@ class MorphoBlueAdapter:
         position = self.positions[(quote.market, quote.user)]
         by_shares = quote.repaid_shares == position.borrow_shares
         seized, shares = (0, quote.repaid_shares) if by_shares else (quote.collateral_seized, 0)
-        data = (
-            LIQUIDATE
-            + b"".join(
-                address_arg(a)
-                for a in (params.loan_token, params.collateral_token, params.oracle, params.irm)
-            )
-            + uint_arg(params.lltv)
-            + address_arg(quote.user)
-            + uint_arg(seized)
-            + uint_arg(shares)
-            + uint_arg(9 * 32)  # offset of the empty ``data`` bytes: after the 9 head words
-            + uint_arg(0)
-        )
-        return self.morpho, data
+        return self.morpho, LIQUIDATE.call(MARKET_PARAMS.named(params), quote.user, seized, shares, b"")
 
 
 class PositionsScreen:

@@ -11,19 +11,39 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 
-from keeper.protocols.base import event_topic
+from keeper.chain.abi import Binding, Param, contract
 
 from .state import MarketParams
 
-MARKET_PARAMS = "(address,address,address,address,uint256)"
-CREATE_MARKET = event_topic(f"CreateMarket(bytes32,{MARKET_PARAMS})")
+MORPHO = contract("morpho_blue_1_0/IMorpho")
+CREATE_MARKET_EVENT = MORPHO.event("CreateMarket")
+CREATE_MARKET = CREATE_MARKET_EVENT.topic
+
+
+def _market_params_struct() -> Param:
+    (struct,) = (p for p in CREATE_MARKET_EVENT.inputs if p.name == "marketParams")
+    return struct
+
+
+MARKET_PARAMS = Binding(
+    MarketParams,
+    [c.name for c in _market_params_struct().components],
+    given=("id",),
+    source="IMorpho MarketParams",
+)
+"""``MarketParams`` as Morpho spells it (``CreateMarket``, ``idToMarketParams``, ``liquidate``, the IRM)."""
+
+BORROWER_FIELDS: dict[str, str] = {
+    "SupplyCollateral": "onBehalf",
+    "WithdrawCollateral": "onBehalf",
+    "Borrow": "onBehalf",
+    "Repay": "onBehalf",
+    "Liquidate": "borrower",
+}
+"""Events that change a borrower's position -> the indexed field naming the borrower."""
 
 BORROWER_TOPICS: dict[str, int] = {
-    event_topic("SupplyCollateral(bytes32,address,address,uint256)"): 3,
-    event_topic("WithdrawCollateral(bytes32,address,address,address,uint256)"): 2,
-    event_topic("Borrow(bytes32,address,address,address,uint256,uint256)"): 2,
-    event_topic("Repay(bytes32,address,address,uint256,uint256)"): 3,
-    event_topic("Liquidate(bytes32,address,address,uint256,uint256,uint256,uint256,uint256)"): 3,
+    MORPHO.event(name).topic: MORPHO.event(name).topic_index(field) for name, field in BORROWER_FIELDS.items()
 }
 """Event topic0 -> index of the topic naming the borrower (topic 1 is always the market id)."""
 
@@ -35,14 +55,10 @@ def _address(word: str) -> str:
 def created_markets(logs: Iterable[dict[str, Any]], morpho: str) -> list[MarketParams]:
     markets = []
     for log in logs:
-        if log["address"].lower() != morpho.lower() or not log["topics"] or log["topics"][0] != CREATE_MARKET:
+        if log["address"].lower() != morpho.lower() or not CREATE_MARKET_EVENT.matches(log):
             continue
-        data = bytes.fromhex(log["data"][2:])
-        loan, collateral, oracle, irm = (
-            to_checksum_address(data[i * 32 + 12 : i * 32 + 32]) for i in range(4)
-        )
-        lltv = int.from_bytes(data[128:160], "big")
-        markets.append(MarketParams(log["topics"][1], loan, collateral, oracle, irm, lltv))
+        fields = CREATE_MARKET_EVENT.decode(log)
+        markets.append(MARKET_PARAMS.fill_named(fields["marketParams"], id=log["topics"][1]))
     return markets
 
 
@@ -59,25 +75,22 @@ def touched_positions(logs: Iterable[dict[str, Any]], morpho: str) -> set[tuple[
     return touched
 
 
-LIQUIDATE = event_topic("Liquidate(bytes32,address,address,uint256,uint256,uint256,uint256,uint256)")
+LIQUIDATE_EVENT = MORPHO.event("Liquidate")
+LIQUIDATE = LIQUIDATE_EVENT.topic
 
 
 def liquidation(log: dict[str, Any]) -> dict[str, Any] | None:
     """What a ``Liquidate`` event says happened (amounts as Morpho moved them)."""
-    topics = log["topics"]
-    if not topics or topics[0] != LIQUIDATE:
+    if not LIQUIDATE_EVENT.matches(log):
         return None
-    data = bytes.fromhex(log["data"][2:])
-    repaid, shares, seized, bad_assets, bad_shares = (
-        int.from_bytes(data[i : i + 32], "big") for i in range(0, 160, 32)
-    )
+    fields = LIQUIDATE_EVENT.decode(log)
     return {
-        "market": topics[1],
-        "liquidator": _address(topics[2]),
-        "user": _address(topics[3]),
-        "debt_repaid": repaid,
-        "repaid_shares": shares,
-        "collateral_seized": seized,
-        "bad_debt": bad_assets,
-        "bad_debt_shares": bad_shares,
+        "market": log["topics"][1],
+        "liquidator": fields["caller"],
+        "user": fields["borrower"],
+        "debt_repaid": fields["repaidAssets"],
+        "repaid_shares": fields["repaidShares"],
+        "collateral_seized": fields["seizedAssets"],
+        "bad_debt": fields["badDebtAssets"],
+        "bad_debt_shares": fields["badDebtShares"],
     }

@@ -9,62 +9,42 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from eth_utils.address import to_checksum_address
-
-from keeper.chain.multicall import Call, address_arg, aggregate3, selector, words
+from keeper.chain.abi import Binding, contract
+from keeper.chain.multicall import Call, aggregate3
 from keeper.chain.rpc import BlockTag, Rpc
 
+from .events import MARKET_PARAMS, MORPHO
 from .state import Market, MarketParams, MarketState, Position
 
-MARKET = selector("market(bytes32)")
-POSITION = selector("position(bytes32,address)")
-ID_TO_MARKET_PARAMS = selector("idToMarketParams(bytes32)")
-PRICE = selector("price()")
-BORROW_RATE_VIEW = selector(
-    "borrowRateView((address,address,address,address,uint256),(uint128,uint128,uint128,uint128,uint128,uint128))"
+ORACLE = contract("morpho_blue_1_0/IOracle")
+IRM = contract("morpho_blue_1_0/IIrm")
+
+MARKET = MORPHO.fn("market")
+POSITION = MORPHO.fn("position")
+ID_TO_MARKET_PARAMS = MORPHO.fn("idToMarketParams")
+PRICE = ORACLE.fn("price")
+BORROW_RATE_VIEW = IRM.fn("borrowRateView")
+
+MARKET_FIELDS = Binding(Market, MARKET.fields, source="IMorpho.market")
+POSITION_FIELDS = Binding(Position, POSITION.fields, source="IMorpho.position")
+ID_TO_MARKET_PARAMS_FIELDS = Binding(
+    MarketParams, ID_TO_MARKET_PARAMS.fields, given=("id",), source="IMorpho.idToMarketParams"
 )
-
-
-def _id(market_id: str) -> bytes:
-    return bytes.fromhex(market_id[2:])
-
-
-def _address(word: int) -> str:
-    return to_checksum_address(word.to_bytes(20, "big"))
 
 
 async def read_market_params(
     rpc: Rpc, morpho: str, ids: Collection[str], block: BlockTag
 ) -> list[MarketParams]:
     ordered = sorted(ids)
-    results = await aggregate3(rpc, [Call(morpho, ID_TO_MARKET_PARAMS + _id(i)) for i in ordered], block)
-    params = []
-    for market_id, result in zip(ordered, results, strict=True):
-        loan, collateral, oracle, irm, lltv = words(result.data)
-        params.append(
-            MarketParams(
-                market_id, _address(loan), _address(collateral), _address(oracle), _address(irm), lltv
-            )
-        )
-    return params
+    results = await aggregate3(rpc, [Call(morpho, ID_TO_MARKET_PARAMS.call(i)) for i in ordered], block)
+    return [
+        ID_TO_MARKET_PARAMS_FIELDS.fill(ID_TO_MARKET_PARAMS.values(result.data), id=market_id)
+        for market_id, result in zip(ordered, results, strict=True)
+    ]
 
 
 def _rate_call(params: MarketParams, market: Market) -> Call:
-    encoded_params = b"".join(
-        address_arg(a) for a in (params.loan_token, params.collateral_token, params.oracle, params.irm)
-    ) + params.lltv.to_bytes(32, "big")
-    encoded_market = b"".join(
-        v.to_bytes(32, "big")
-        for v in (
-            market.total_supply_assets,
-            market.total_supply_shares,
-            market.total_borrow_assets,
-            market.total_borrow_shares,
-            market.last_update,
-            market.fee,
-        )
-    )
-    return Call(params.irm, BORROW_RATE_VIEW + encoded_params + encoded_market)
+    return Call(params.irm, BORROW_RATE_VIEW.call(MARKET_PARAMS.named(params), MARKET_FIELDS.named(market)))
 
 
 async def read_markets_and_positions(
@@ -77,20 +57,24 @@ async def read_markets_and_positions(
     """Markets (with price and rate) and positions, all at ``block``."""
     calls = []
     for params in markets:
-        calls += [Call(morpho, MARKET + _id(params.id)), Call(params.oracle, PRICE, allow_failure=True)]
-    calls += [Call(morpho, POSITION + _id(m) + address_arg(u)) for m, u in positions]
+        calls += [Call(morpho, MARKET.call(params.id)), Call(params.oracle, PRICE.call(), allow_failure=True)]
+    calls += [Call(morpho, POSITION.call(m, u)) for m, u in positions]
     results = await aggregate3(rpc, calls, block)
     stored: list[tuple[MarketParams, Market, int]] = []
     for index, params in enumerate(markets):
-        market = Market(*words(results[2 * index].data))
+        market = MARKET_FIELDS.fill(MARKET.values(results[2 * index].data))
         price = results[2 * index + 1]
-        if price.success and len(price.data) >= 32 and words(price.data)[0] > 0:  # else liquidate reverts
-            stored.append((params, market, words(price.data)[0]))
+        value = PRICE.value(price.data) if price.success and len(price.data) >= 32 else 0
+        if value > 0:  # else liquidate reverts
+            stored.append((params, market, value))
     offset = 2 * len(markets)
-    read_positions = {key: Position(*words(results[offset + i].data)) for i, key in enumerate(positions)}
+    read_positions = {
+        key: POSITION_FIELDS.fill(POSITION.values(result.data))
+        for key, result in zip(positions, results[offset:], strict=True)
+    }
     with_irm = [(p, m) for p, m, _ in stored if p.has_irm]
     rates = await aggregate3(rpc, [_rate_call(p, m) for p, m in with_irm], block)
-    rate_by_id = {p.id: words(r.data)[0] for (p, _), r in zip(with_irm, rates, strict=True)}
+    rate_by_id = {p.id: BORROW_RATE_VIEW.value(r.data) for (p, _), r in zip(with_irm, rates, strict=True)}
     states = {
         params.id: MarketState(params, market, price, rate_by_id.get(params.id, 0))
         for params, market, price in stored
