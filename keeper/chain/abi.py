@@ -51,9 +51,10 @@ class Param:
     indexed: bool = False
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any]) -> Param:
-        parts = tuple(cls.parse(c) for c in raw.get("components", ()))
-        return cls(raw.get("name", ""), raw["type"], parts, bool(raw.get("indexed", False)))
+    def parse(cls, raw: Mapping[str, Any], position: int = 0) -> Param:
+        """An unnamed parameter (``returns (uint256, uint256)``) is named by its position: "0", "1"."""
+        parts = tuple(cls.parse(c, i) for i, c in enumerate(raw.get("components", ())))
+        return cls(raw.get("name") or str(position), raw["type"], parts, bool(raw.get("indexed", False)))
 
     @property
     def canonical(self) -> str:
@@ -217,8 +218,8 @@ class Function:
 
     def __init__(self, raw: Mapping[str, Any]) -> None:
         self.name: str = raw["name"]
-        self.inputs = tuple(Param.parse(p) for p in raw.get("inputs", ()))
-        outputs = tuple(Param.parse(p) for p in raw.get("outputs", ()))
+        self.inputs = tuple(Param.parse(p, i) for i, p in enumerate(raw.get("inputs", ())))
+        outputs = tuple(Param.parse(p, i) for i, p in enumerate(raw.get("outputs", ())))
         self.signature = f"{self.name}({','.join(p.canonical for p in self.inputs)})"
         self.selector = keccak(text=self.signature)[:4]
         self._static_inputs = all(p.static_words is not None for p in self.inputs)
@@ -267,7 +268,7 @@ class Event:
 
     def __init__(self, raw: Mapping[str, Any]) -> None:
         self.name: str = raw["name"]
-        self.inputs = tuple(Param.parse(p) for p in raw.get("inputs", ()))
+        self.inputs = tuple(Param.parse(p, i) for i, p in enumerate(raw.get("inputs", ())))
         self.signature = f"{self.name}({','.join(p.canonical for p in self.inputs)})"
         self.topic = "0x" + keccak(text=self.signature).hex()
         self.fields = tuple(p.name for p in self.inputs)
