@@ -1,4 +1,4 @@
-"""An installed keeper finds its ABIs: the wheel carries abis/ as keeper/abis/, and the codec loads them."""
+"""An installed keeper finds its ABIs: the wheel carries abis/ as keeper/abis/, and the codec loads them.
 
 Built from a copy of the sources (no build/ left in the checkout) with ``pip wheel --no-deps``, then
 imported from the unpacked wheel in a fresh interpreter, ahead of the editable install.
