@@ -52,5 +52,10 @@ bench: setup
 	$(BIN)/python -m bench.compare --shocks 50
 	$(BIN)/python -m bench.latest
 
+# regenerate abis/ from the pinned npm artifacts (and the devnet's cached solc build for Morpho Blue)
+.PHONY: abis
+abis: setup
+	$(BIN)/python -m keeper.devnet.abis
+
 clean:
 	rm -rf $(VENV) $(DEVNET)/node_modules .mypy_cache .ruff_cache .pytest_cache
