@@ -25,9 +25,7 @@ import json
 import math
 import os
 import platform
-import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,19 +45,14 @@ from keeper.devnet.feeds import set_price
 from keeper.devnet.rpc import Rpc
 from keeper.protocols.aave_v3.events import liquidation as aave_liquidation
 from keeper.protocols.morpho_blue.events import liquidation as morpho_liquidation
+from tests.support.config import variant
+from tests.support.devnet import Devnet, running_devnet
+from tests.support.keeper import Event, KeeperProcess, LoggedProcess, named
+from tests.support.ports import free_port
 
 RESULTS = Path(__file__).parent / "results" / "compare.json"
-KEEPER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # Anvil dev #1
 BASELINE_KEY = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"  # Anvil dev #2
 AGGREGATE3 = "0x82ad56cb"
-Event = dict[str, Any]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class CountingProxy:
@@ -100,45 +93,6 @@ class CountingProxy:
                 data = call["params"][0].get("data") or call["params"][0].get("input") or ""
                 if data.startswith(AGGREGATE3):
                     self.inner_calls += int(data[10 + 64 : 10 + 128], 16)  # array length after its offset
-
-
-class Proc:
-    """A subprocess whose JSON lines (on stdout or stderr) are collected by a thread."""
-
-    def __init__(self, args: list[str], env: dict[str, str], json_on: str) -> None:
-        out = subprocess.PIPE if json_on == "stdout" else subprocess.DEVNULL
-        err = subprocess.PIPE if json_on == "stderr" else None  # else inherited: a crash stays visible
-        self.proc = subprocess.Popen(args, stdout=out, stderr=err, text=True, env=env)
-        self.events: list[Event] = []
-        self.stream = self.proc.stdout if json_on == "stdout" else self.proc.stderr
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.stream is not None
-        for line in self.stream:
-            if line.startswith("{"):
-                self.events.append(json.loads(line))
-
-    def wait_for(self, name: str, timeout_s: float) -> Event:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for event in list(self.events):
-                if event.get("event") == name:
-                    return event
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.proc.args[2]} never logged {name}")
-
-    def named(self, name: str) -> list[Event]:
-        return [e for e in self.events if e.get("event") == name]
-
-    def stop(self, sig: int) -> None:
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 class Sampler:
@@ -191,72 +145,43 @@ def keeper_rpc_requests(url: str) -> int:
     )
 
 
-def devnet_up(port: int, aave: int, morpho: int, config: Path) -> dict[str, Any]:
-    args = [
-        "devnet",
-        "up",
-        "--port",
-        str(port),
-        "--aave-borrowers",
-        str(aave),
-        "--morpho-borrowers",
-        str(morpho),
-    ]
-    args += ["--block-time", "1", "--detach", "--config-out", str(config)]
-    proc = subprocess.run(
-        [sys.executable, "-m", "keeper", *args], capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"devnet up failed: {proc.stderr[-2000:]}")
-    summary: dict[str, Any] = json.loads(proc.stdout)
-    return summary
-
-
-def keeper_config(
-    devnet_config: Path, directory: Path, ws_url: str, http_url: str, metrics_port: int
-) -> Path:
-    text = devnet_config.read_text()
-    text = re.sub(r"(?m)^rpc_urls = .*$", f'rpc_urls = ["{ws_url}", "{http_url}"]', text)
-    text = re.sub(r'(?m)^path = ".*"$', f'path = "{directory / "store.sqlite"}"', text)
-    text = re.sub(r'(?m)^mode = ".*"$', 'mode = "live"', text)
-    text = re.sub(r'(?m)^listen = ".*"$', f'listen = "127.0.0.1:{metrics_port}"', text)
-    path = directory / "keeper.toml"
-    path.write_text(text)
-    return path
-
-
 def iso_seconds(text: str) -> float:
     return datetime.datetime.fromisoformat(text).timestamp()
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix="bench-compare-"))
-    port, metrics_port = free_port(), free_port()
     aave, morpho = args.borrowers - args.borrowers // 2, args.borrowers // 2
     started = time.monotonic()
-    summary = devnet_up(port, aave, morpho, directory / "devnet.toml")
-    seed_s = time.monotonic() - started
-    print(
-        f"devnet ready on {port} in {seed_s:.1f} s ({aave} Aave + {morpho} Morpho borrowers)", file=sys.stderr
-    )
+    with running_devnet(directory / "devnet.toml", aave, morpho, "--block-time", "1") as devnet:
+        seed_s = time.monotonic() - started
+        print(
+            f"devnet ready on {devnet.port} in {seed_s:.1f} s ({aave} Aave + {morpho} Morpho borrowers)",
+            file=sys.stderr,
+        )
+        return {"seed_s": seed_s, "aave": aave, "morpho": morpho} | measure(args, devnet, directory)
+
+
+def measure(args: argparse.Namespace, devnet: Devnet, directory: Path) -> dict[str, Any]:
+    """Both bots on ``devnet``, the steady blocks, then the shocks; stops both, whatever happens."""
+    summary, metrics_port = devnet.summary, free_port()
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, daemon=True).start()
     proxies = CountingProxy(summary["rpc_url"]), CountingProxy(summary["rpc_url"])
     for proxy in proxies:
         asyncio.run_coroutine_threadsafe(proxy.serve(), loop).result()
     keeper_proxy, baseline_proxy = proxies
-    config = keeper_config(
-        directory / "devnet.toml",
-        directory,
-        summary["ws_url"],
-        f"http://127.0.0.1:{keeper_proxy.port}",
-        metrics_port,
-    )
+    changes = {
+        "chain": {"rpc_urls": [summary["ws_url"], f"http://127.0.0.1:{keeper_proxy.port}"]},
+        "execution": {"mode": "live"},
+        "store": {"path": str(directory / "store.sqlite")},
+        "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
+    }
+    config = variant(devnet, directory / "keeper.toml", changes)
     keeper = baseline = None
     try:
-        env = dict(os.environ, KEEPER_PRIVATE_KEY=KEEPER_KEY)
-        keeper = Proc([sys.executable, "-m", "keeper", "run", "--config", str(config)], env, "stderr")
-        keeper.wait_for("block_handled", 300)
+        keeper = KeeperProcess(config)
+        keeper.wait_for(named("block_handled"), 300)
         poller = [
             sys.executable,
             "-m",
@@ -265,8 +190,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"http://127.0.0.1:{baseline_proxy.port}",
         ]
         poller += ["--pool", summary["aave"]["pool"], "--data-provider", summary["aave"]["data_provider"]]
-        baseline = Proc(poller, dict(os.environ, BASELINE_PRIVATE_KEY=BASELINE_KEY), "stdout")
-        baseline.wait_for("block_done", 300)
+        baseline = LoggedProcess(poller, dict(os.environ, BASELINE_PRIVATE_KEY=BASELINE_KEY), "stdout")
+        baseline.wait_for(named("block_done"), 300)
         rpc = Rpc(summary["rpc_url"])
         sampler = Sampler(rpc, keeper_proxy, baseline_proxy, f"http://127.0.0.1:{metrics_port}/metrics")
         sampler.wait_block(rpc.block_number() + 1)
@@ -290,12 +215,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for proc, sig in ((keeper, signal.SIGTERM), (baseline, signal.SIGTERM)):
             if proc is not None and proc.proc.poll() is None:
                 proc.stop(sig)
-        subprocess.run([sys.executable, "-m", "keeper", "devnet", "down", "--port", str(port)], check=False)
     return {
         "summary": summary,
-        "seed_s": seed_s,
-        "aave": aave,
-        "morpho": morpho,
         "shocks": shocks,
         "steady": (steady_from, steady_from + args.steady_blocks),
         "end": end,

@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from keeper.protocols.base import PositionKey
 from keeper.protocols.registry import build_adapter
 from keeper.state.store import Store
 from keeper.state.sync import PositionSync, block_ref, tracked_protocols
+from tests.support.devnet import running_devnet
 
 RESULTS = Path(__file__).parent / "results" / "sync.json"
 
@@ -59,31 +59,6 @@ class CountingRpc:
     def reset(self) -> None:
         self.round_trips = 0
         self.calls.clear()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def devnet_up(aave: int, morpho: int, config_out: Path) -> tuple[dict[str, Any], int]:
-    port = free_port()
-    started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "keeper", "devnet", "up", "--port", str(port), "--aave-borrowers", str(aave),
-         "--morpho-borrowers", str(morpho), "--config-out", str(config_out), "--detach"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    print(
-        f"  devnet {aave}+{morpho} borrowers ready in {time.perf_counter() - started:.1f} s", file=sys.stderr
-    )
-    return json.loads(proc.stdout), port
-
-
-def devnet_down(port: int) -> None:
-    subprocess.run([sys.executable, "-m", "keeper", "devnet", "down", "--port", str(port)], check=False)
 
 
 def new_sync(config_path: Path, rpc: CountingRpc, store: Store) -> PositionSync:
@@ -209,22 +184,20 @@ async def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="keeper-bench-") as scratch:
         workdir = Path(scratch)
         for label, total in (("small", args.small), ("large", args.borrowers)):
-            config_path = workdir / f"{label}.toml"
             (workdir / label).mkdir()
-            summary, port = devnet_up(total // 2, total // 2, config_path)
-            try:
-                results[f"backfill_{label}"] = await backfill(
-                    config_path, summary["rpc_url"], workdir / label
+            started = time.perf_counter()
+            with running_devnet(workdir / f"{label}.toml", total // 2, total // 2) as devnet:
+                print(
+                    f"  devnet {total} borrowers ready in {time.perf_counter() - started:.1f} s",
+                    file=sys.stderr,
                 )
-                results[f"steady_{label}"] = await steady_state(
-                    config_path, summary["rpc_url"], workdir / label
-                )
+                config_path, url = devnet.config_path, devnet.summary["rpc_url"]
+                results[f"backfill_{label}"] = await backfill(config_path, url, workdir / label)
+                results[f"steady_{label}"] = await steady_state(config_path, url, workdir / label)
                 if label == "large":
                     results["warm_restart"] = await warm_restart(
-                        config_path, summary["rpc_url"], workdir, args.restart_positions
+                        config_path, url, workdir, args.restart_positions
                     )
-            finally:
-                devnet_down(port)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     print(table(results))

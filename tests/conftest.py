@@ -1,81 +1,46 @@
-"""Shared fixtures: one real devnet per session, snapshot/revert around each test that mutates it."""
+"""Shared fixtures: one real devnet per session, snapshot/revert around each test that mutates it.
+
+The helpers themselves live in `tests.support` (shared with `bench/`); the names below stay importable
+from here for the test modules that import them from `tests.conftest`.
+"""
 
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from keeper.devnet.rpc import Rpc
+from tests.support.devnet import Devnet, running_devnet
+from tests.support.keeper import run_keeper
+from tests.support.ports import free_port
+
+__all__ = ["Devnet", "devnet_up", "free_port", "run_keeper"]
 
 AAVE_BORROWERS = 80
 MORPHO_BORROWERS = 80
 LARGE_BORROWERS = 1000
 """The differential proofs run on 1,000 borrowers per protocol, on a devnet of their own."""
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+TESTS = Path(__file__).parent
+NEEDS_A_CHAIN = (TESTS / "integration", TESTS / "e2e")
+"""Every test under these folders runs against Anvil (and the devnet's npm packages)."""
 
 
-def run_keeper(
-    *args: str, env: dict[str, str] | None = None, timeout_s: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "keeper", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        env=env,
-        check=False,
-    )
-
-
-@dataclass(frozen=True)
-class Devnet:
-    summary: dict[str, Any]
-    config_path: Path
-    port: int
-
-    @property
-    def rpc(self) -> Rpc:
-        return Rpc(self.summary["rpc_url"])
+@pytest.hookimpl(tryfirst=True)  # before pytest's own hook deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark by folder, so ``-m "not integration"`` stays offline even for a file that forgot its
+    ``pytestmark``."""
+    for item in items:
+        if any(item.path.is_relative_to(folder) for folder in NEEDS_A_CHAIN):
+            item.add_marker(pytest.mark.integration)
 
 
 def devnet_up(
     tmp_path_factory: pytest.TempPathFactory, aave: int, morpho: int, *extra: str
 ) -> Iterator[Devnet]:
-    port = free_port()
-    config_path = tmp_path_factory.mktemp("devnet") / "devnet.toml"
-    proc = run_keeper(
-        "devnet",
-        "up",
-        "--port",
-        str(port),
-        "--aave-borrowers",
-        str(aave),
-        "--morpho-borrowers",
-        str(morpho),
-        "--config-out",
-        str(config_path),
-        "--detach",
-        *extra,
-    )
-    assert proc.returncode == 0, proc.stderr
-    try:
-        yield Devnet(json.loads(proc.stdout), config_path, port)
-    finally:
-        run_keeper("devnet", "down", "--port", str(port))
+    with running_devnet(tmp_path_factory.mktemp("devnet") / "devnet.toml", aave, morpho, *extra) as devnet:
+        yield devnet
 
 
 @pytest.fixture(scope="session")

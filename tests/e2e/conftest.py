@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import LARGE_BORROWERS, Devnet, devnet_up
-
-from .keeper_process import RUNNING
+from tests.conftest import LARGE_BORROWERS, devnet_up
+from tests.support.devnet import Devnet
+from tests.support.keeper import RUNNING
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from keeper.devnet.inspect import multicall
 from keeper.devnet.rpc import Rpc
 from keeper.protocols.aave_v3.events import liquidation as aave_liquidation
 from keeper.protocols.morpho_blue.events import liquidation as morpho_liquidation
-from tests.conftest import Devnet
+from tests.support.devnet import Devnet
 
 AAVE_BORROW = "0x" + keccak(text="Borrow(address,address,address,uint256,uint8,uint256,uint16)").hex()
 MAX_UINT = 2**256 - 1

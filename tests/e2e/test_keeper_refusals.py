@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -10,17 +9,17 @@ import pytest
 from keeper.devnet.abi import encode_call
 from keeper.devnet.accounts import dev_account
 from keeper.devnet.feeds import discover_feeds
-from tests.conftest import Devnet, run_keeper
+from tests.support.config import keeper_config, variant
+from tests.support.devnet import Devnet
+from tests.support.keeper import Event, KeeperProcess, named, run_keeper
 
-from .keeper_process import Event, KeeperProcess, keeper_config
 from .scenario import move_price, transactions_from, wait_for_block
 
 pytestmark = pytest.mark.integration
 
 
 def test_wrong_chain_id_stops_before_anything(timed_devnet: Devnet, tmp_path: Path) -> None:
-    config = keeper_config(timed_devnet, tmp_path, "live")
-    config.write_text(re.sub(r"(?m)^chain_id = \d+$", "chain_id = 1", config.read_text()))
+    config = variant(timed_devnet, tmp_path / "keeper.toml", {"chain": {"chain_id": 1}})
     proc = run_keeper(
         "run", "--config", str(config), env={"KEEPER_PRIVATE_KEY": "0x" + "11" * 32, "PATH": ""}
     )
@@ -63,7 +62,7 @@ def test_unfunded_and_unapproved_keepers_skip_with_the_reason_and_send_nothing(
                 keeper_config(timed_devnet, tmp_path / name, "live"),
                 account.private_key,
             )
-            keeper.wait_for(lambda e: e.get("event") == "keeper_ready")
+            keeper.wait_for(named("keeper_ready"))
             keepers.append(keeper)
         start = rpc.block_number()
         move = move_price(timed_devnet, "WETH", "-25")
@@ -91,7 +90,7 @@ def test_a_dead_feed_leaves_its_positions_alone(timed_devnet: Devnet, tmp_path: 
     snapshot = rpc.call("evm_snapshot")
     try:
         keeper = KeeperProcess(keeper_config(timed_devnet, tmp_path, "live"))
-        keeper.wait_for(lambda e: e.get("event") == "keeper_ready")
+        keeper.wait_for(named("keeper_ready"))
         feed = discover_feeds(rpc)["USDC"]
         owner = "0x" + rpc.eth_call(feed, encode_call("owner()"))[-20:].hex()
         rpc.call("evm_setIntervalMining", [0])
@@ -123,12 +122,10 @@ def test_stale_and_jumping_prices_are_refused(timed_devnet: Devnet, tmp_path: Pa
     weth, usdc = s["aave"]["reserves"]["WETH"], s["aave"]["reserves"]["USDC"]
     snapshot = rpc.call("evm_snapshot")
     try:
-        config = keeper_config(
-            timed_devnet, tmp_path, "live", max_price_age_s="600", max_price_jump_bps="4000"
-        )
+        config = keeper_config(timed_devnet, tmp_path, "live", max_price_age_s=600, max_price_jump_bps=4000)
         keeper = KeeperProcess(config)
-        keeper.wait_for(lambda e: e.get("event") == "keeper_ready")
-        keeper.wait_for(lambda e: e.get("event") == "block_handled")  # prices to compare the jump with
+        keeper.wait_for(named("keeper_ready"))
+        keeper.wait_for(named("block_handled"))  # prices to compare the jump with
         rpc.call("evm_increaseTime", [3_600])  # every feed is now an hour old ...
         move = move_price(timed_devnet, "WETH", "-45")  # ... except WETH, which jumps 45 %
         checked = keeper.wait_for(lambda e: handled_from(e, move.block))["block"]

@@ -21,7 +21,7 @@ from keeper.protocols.aave_v3.adapter import AaveV3Adapter
 from keeper.protocols.aave_v3.math import collateral_balance, debt_balances, reserves_at
 from keeper.protocols.base import BlockRef, LendingAdapter, PositionHealth
 from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
-from tests.conftest import Devnet
+from tests.support.devnet import Devnet
 
 PROTOCOLS = ["aave_v3", "morpho_blue"]
 MAX_UINT = 2**256 - 1

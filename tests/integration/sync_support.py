@@ -13,7 +13,7 @@ from keeper.protocols.base import PositionKey
 from keeper.protocols.registry import build_adapter
 from keeper.state.store import Store
 from keeper.state.sync import PositionSync, tracked_protocols
-from tests.conftest import Devnet
+from tests.support.devnet import Devnet
 
 Health = tuple[str, str, int, int, int]
 
