@@ -1,0 +1,335 @@
+"""The engine's per-block decisions, with fakes at the adapter and executor boundary (no chain).
+
+The fake adapter answers the `LendingAdapter` methods the engine calls from plain dicts; the fake
+executor records what it was handed and answers `in_flight`. Each test states one decision: what
+reaches the executor, and what is logged or counted, given the block and the prices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, MutableMapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+import structlog
+from prometheus_client import CollectorRegistry
+
+from keeper.chain.blocks import Block
+from keeper.engine import Engine
+from keeper.execution.executor import Attempt, Executor
+from keeper.obs.metrics import Metrics
+from keeper.protocols.base import (
+    FeedUpdate,
+    LiquidationQuote,
+    MarketSnapshot,
+    PositionKey,
+    PriceInput,
+    TokenPrice,
+)
+from keeper.risk.opportunity import Opportunity
+from keeper.risk.prices import PriceGuard
+from keeper.state.sync import BlockUpdate, PositionSync
+
+WETH, USDC, DAI = "0x" + "e1" * 20, "0x" + "c1" * 20, "0x" + "d1" * 20
+POOL = "0x" + "90" * 20
+ALICE, BOB, CAROL = "0x" + "a1" * 20, "0x" + "b1" * 20, "0x" + "c2" * 20
+NOW = 1_700_000_000
+GUARD = PriceGuard(max_age_s=3_600, max_jump_bps=2_000)
+PRICE = {WETH: 2_000 * 10**8, USDC: 10**8, DAI: 10**8}
+"""1e8 USD per whole token, Aave-oracle style; every token has 18 decimals here."""
+
+
+def key(user: str) -> PositionKey:
+    return PositionKey(POOL, user)
+
+
+def quote(user: str, seized_weth: int, repaid: int, debt: str = USDC) -> LiquidationQuote:
+    """Seize whole WETH, repay whole ``debt`` tokens: gross profit is the difference in value."""
+    return LiquidationQuote(
+        "aave_v3", POOL, user, WETH, debt, repaid * 10**18, seized_weth * 10**18,
+        priced_by=frozenset({WETH, debt}),
+    )  # fmt: skip
+
+
+class FakeScreen:
+    """Rows are refreshed from the adapter's current health only when touched (or on a rebuild),
+    like the real screens: a row keeps its last estimate until its position is touched again."""
+
+    margin = 0.01
+
+    def __init__(self, adapter: FakeAdapter) -> None:
+        self.adapter = adapter
+        self.rows: list[PositionKey] = []
+        self.cached: dict[PositionKey, float] = {}
+
+    def estimates(self, timestamp: int, touched: Collection[PositionKey] | None) -> npt.NDArray[np.float64]:
+        fresh = self.adapter.health if touched is None else {k: self.adapter.health[k] for k in touched}
+        self.cached.update(fresh)
+        self.rows = sorted(self.cached)
+        return np.array([self.cached[k] for k in self.rows], dtype=np.float64)
+
+    def key(self, row: int) -> PositionKey:
+        return self.rows[row]
+
+
+@dataclass
+class FakeAdapter:
+    """A `LendingAdapter` from dicts: health per position, quotes, prices as read at the block."""
+
+    name: str = "aave"
+    health: dict[PositionKey, float] = field(default_factory=dict)
+    quotes: dict[PositionKey, LiquidationQuote] = field(default_factory=dict)
+    prices: dict[str, PriceInput] = field(default_factory=dict)
+    share: Callable[[Sequence[LiquidationQuote]], list[LiquidationQuote]] = list
+    shared_orders: list[list[str]] = field(default_factory=list)
+    """The users of the quotes handed to `share_cash`, in the order handed, per call."""
+
+    def __post_init__(self) -> None:
+        self._screen = FakeScreen(self)
+
+    def liquidatable(self, q: LiquidationQuote) -> None:
+        self.health[PositionKey(q.market, q.user)] = 0.9
+        self.quotes[PositionKey(q.market, q.user)] = q
+
+    def snapshot(self) -> MarketSnapshot:
+        reference = {t: TokenPrice(p.price, 18) for t, p in self.prices.items() if p.price > 0}
+        return MarketSnapshot("asset", self.prices, reference)
+
+    def screen(self) -> FakeScreen:
+        return self._screen
+
+    def quote(self, position: PositionKey, timestamp: int) -> LiquidationQuote | None:
+        return self.quotes.get(position) if self.health.get(position, 2.0) < 1 else None
+
+    def share_cash(self, quotes: Sequence[LiquidationQuote]) -> list[LiquidationQuote]:
+        self.shared_orders.append([q.user for q in quotes])
+        return self.share(quotes)
+
+    def liquidation_call(self, q: LiquidationQuote) -> tuple[str, bytes]:
+        return POOL, bytes.fromhex(q.user[2:])
+
+    def feed_updates(self, logs: Sequence[dict[str, Any]]) -> list[FeedUpdate]:
+        return []
+
+
+@dataclass
+class FakeTracked:
+    adapter: FakeAdapter
+
+    @property
+    def name(self) -> str:
+        return self.adapter.name
+
+
+@dataclass
+class FakeSync:
+    protocols: list[FakeTracked]
+    reorgs: int = 0
+
+
+@dataclass
+class FakeExecutor:
+    """Sends nothing: records what the engine hands over and which blocks it tracked."""
+
+    busy: set[PositionKey] = field(default_factory=set)
+    handed: list[list[Opportunity]] = field(default_factory=list)
+    tracked_blocks: list[int] = field(default_factory=list)
+    last_timings: dict[str, float] = field(
+        default_factory=lambda: {"wallet_ms": 0.0, "simulate_ms": 0.0, "sign_and_send_ms": 0.0}
+    )
+
+    def in_flight(self, position: PositionKey) -> bool:
+        return position in self.busy
+
+    async def track(self, block_number: int, base_fee: int, still: Callable[[Any], bool]) -> list[Any]:
+        self.tracked_blocks.append(block_number)
+        return []
+
+    async def attempt_all(
+        self, items: Sequence[tuple[Opportunity, tuple[str, bytes]]], block_number: int, base_fee: int
+    ) -> list[Attempt]:
+        self.handed.append([o for o, _ in items])
+        return [Attempt(o, "dry_run") for o, _ in items]
+
+    @property
+    def users(self) -> list[str]:
+        """Users handed over in the last block that handed anything, in order."""
+        return [o.quote.user for o in self.handed[-1]] if self.handed else []
+
+
+def fresh(prices: dict[str, int] | None = None, updated_at: int = NOW) -> dict[str, PriceInput]:
+    return {t: PriceInput(p, updated_at) for t, p in (prices or PRICE).items()}
+
+
+def make_engine(adapter: FakeAdapter, executor: FakeExecutor | None = None) -> tuple[Engine, FakeExecutor]:
+    executor = executor or FakeExecutor()
+    sync = cast(PositionSync, FakeSync([FakeTracked(adapter)]))
+    engine = Engine(sync, cast(Executor, executor), WETH, Metrics(CollectorRegistry()), GUARD)
+    return engine, executor
+
+
+def update(number: int, touched: set[PositionKey] | None = None, name: str = "aave") -> BlockUpdate:
+    block = Block(number, f"0x{number:064x}", f"0x{number - 1:064x}", NOW + 12 * number, 10**9, ())
+    return BlockUpdate(block, {name: touched or set()})
+
+
+async def on_block(
+    engine: Engine, number: int, at_head: bool = True, **kw: Any
+) -> list[MutableMapping[str, Any]]:
+    with structlog.testing.capture_logs() as events:
+        await engine.on_block(update(number, **kw), at_head=at_head)
+    return events
+
+
+def rejected_total(engine: Engine, asset: str) -> float:
+    value = engine.metrics.registry.get_sample_value(
+        "keeper_prices_rejected_total", {"protocol": "aave", "asset": asset}
+    )
+    return value or 0.0
+
+
+@pytest.fixture
+def adapter() -> FakeAdapter:
+    adapter = FakeAdapter(prices=fresh())
+    adapter.liquidatable(quote(ALICE, 1, 1_000))  # WETH/USDC: ~0.5 WETH gross
+    adapter.liquidatable(quote(BOB, 1, 1_500, debt=DAI))  # WETH/DAI: ~0.25 WETH gross
+    return adapter
+
+
+async def test_every_liquidatable_position_goes_out_best_first(adapter: FakeAdapter) -> None:
+    engine, executor = make_engine(adapter)
+    await on_block(engine, 1)
+    assert executor.users == [ALICE, BOB]
+    assert [o.gross_profit_wei for o in executor.handed[0]] == [5 * 10**17, 25 * 10**16]
+
+
+@pytest.mark.parametrize(
+    ("refused", "price", "updated_at", "reason"),
+    [
+        (DAI, 0, NOW, "zero or negative"),
+        (DAI, 10**8, NOW + 12 - 7_200, "stale: updated 7200 s ago"),
+    ],
+)
+async def test_a_refused_price_keeps_its_positions_from_the_executor(
+    adapter: FakeAdapter, refused: str, price: int, updated_at: int, reason: str
+) -> None:
+    adapter.prices[refused] = PriceInput(price, updated_at)
+    engine, executor = make_engine(adapter)
+    events = await on_block(engine, 1)
+    assert executor.users == [ALICE]  # BOB's quote is priced by DAI
+    assert engine.rejected[refused].startswith(reason)
+    (logged,) = [e for e in events if e["event"] == "price_rejected"]
+    assert logged["asset"] == refused and logged["reason"].startswith(reason)
+    assert rejected_total(engine, refused) == 1
+
+
+async def test_a_jump_is_refused_for_the_block_it_happens_in_only(adapter: FakeAdapter) -> None:
+    engine, executor = make_engine(adapter)
+    await on_block(engine, 1)
+    adapter.prices[DAI] = PriceInput(PRICE[DAI] * 3 // 2, NOW)  # +50 %, bound 20 %
+    await on_block(engine, 2)
+    assert executor.users == [ALICE] and engine.rejected[DAI].startswith("moved +50.00 % in one block")
+    await on_block(engine, 3)
+    assert engine.rejected == {} and executor.users == [ALICE, BOB]
+
+
+async def test_a_jump_across_a_skipped_block_is_still_refused(adapter: FakeAdapter) -> None:
+    """The bound compares with the last block whose prices were *checked*: a move that lands in a
+    block skipped as behind head is refused at the next block the engine acts on."""
+    engine, executor = make_engine(adapter)
+    await on_block(engine, 1)
+    adapter.prices[DAI] = PriceInput(PRICE[DAI] * 3 // 2, NOW)
+    await on_block(engine, 2, at_head=False)
+    await on_block(engine, 3)
+    assert engine.rejected.keys() == {DAI} and executor.users == [ALICE]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="keeper bug: Engine._last_prices starts empty, so the first block checked after start-up "
+    "has nothing to compare with and a jump in it is acted on (seed it from the sync's start-up read)",
+)
+async def test_a_jump_in_the_first_block_after_start_up_is_refused(adapter: FakeAdapter) -> None:
+    engine, executor = make_engine(adapter)  # the sync has read the head at PRICE (start-up)
+    adapter.prices[DAI] = PriceInput(PRICE[DAI] * 3 // 2, NOW)
+    await on_block(engine, 1)
+    assert DAI in engine.rejected and executor.users == [ALICE]
+
+
+async def test_a_block_behind_head_only_settles_receipts(adapter: FakeAdapter) -> None:
+    engine, executor = make_engine(adapter)
+    events = await on_block(engine, 7, at_head=False)
+    assert executor.tracked_blocks == [7]
+    assert executor.handed == [] and adapter.shared_orders == []
+    assert [e["event"] for e in events] == ["block_skipped_behind_head"]
+
+
+async def test_after_shutdown_nothing_new_is_taken(adapter: FakeAdapter) -> None:
+    engine, executor = make_engine(adapter)
+    engine.accepting = False
+    events = await on_block(engine, 1)
+    assert executor.tracked_blocks == [1] and executor.handed == []
+    assert not [e for e in events if e["event"] == "block_handled"]
+
+
+async def test_cash_is_shared_best_first_and_the_shared_quotes_are_what_goes_out(
+    adapter: FakeAdapter,
+) -> None:
+    adapter.liquidatable(quote(CAROL, 2, 1_000))  # the best: ~1.5 WETH gross
+
+    def cash_for_one(quotes: Sequence[LiquidationQuote]) -> list[LiquidationQuote]:
+        """The first quote takes the reserve's cash: later ones are paid in aTokens."""
+        return [quotes[0], *(replace(q, receive_a_token=True) for q in quotes[1:])]
+
+    adapter.share = cash_for_one
+    engine, executor = make_engine(adapter)
+    await on_block(engine, 1)
+    assert adapter.shared_orders == [[CAROL, ALICE, BOB]]
+    assert executor.users == [CAROL, ALICE, BOB]
+    assert [o.quote.receive_a_token for o in executor.handed[0]] == [False, True, True]
+
+
+async def test_a_position_in_flight_is_not_quoted_again(adapter: FakeAdapter) -> None:
+    engine, executor = make_engine(adapter, FakeExecutor(busy={key(ALICE)}))
+    await on_block(engine, 1)
+    assert executor.users == [BOB]
+
+
+async def test_an_opportunity_without_a_reference_price_is_dropped(adapter: FakeAdapter) -> None:
+    other = "0x" + "0f" * 20  # a debt token no protocol prices: the quote cannot be weighed
+    adapter.liquidatable(replace(quote(CAROL, 2, 1_000), debt_asset=other))
+    engine, executor = make_engine(adapter)
+    events = await on_block(engine, 1)
+    assert executor.users == [ALICE, BOB]
+    assert [e["user"] for e in events if e["event"] == "opportunity_unpriced"] == [CAROL]
+
+
+async def test_a_position_the_exact_check_calls_healthy_is_not_handed_over(adapter: FakeAdapter) -> None:
+    adapter.quotes[key(CAROL)] = quote(CAROL, 2, 1_000)
+    adapter.health[key(CAROL)] = 1.005  # a screen candidate (within its margin), but healthy
+    engine, executor = make_engine(adapter)
+    await on_block(engine, 1)
+    assert executor.users == [ALICE, BOB]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="keeper bug: Engine.on_block returns before the screen for a block skipped as behind head, "
+    "and the next block refreshes only its own touched rows, so a position touched in the skipped "
+    "block keeps its old screen row until it is touched again (or a reorg rebuilds the screen)",
+)
+async def test_a_position_touched_in_a_skipped_block_is_screened_at_its_new_state(
+    adapter: FakeAdapter,
+) -> None:
+    dave = "0x" + "da" * 20
+    adapter.quotes[key(dave)] = quote(dave, 2, 1_000)
+    adapter.health[key(dave)] = 1.5  # healthy when the screen is built
+    engine, executor = make_engine(adapter)
+    await on_block(engine, 1)
+    adapter.health[key(dave)] = 0.8  # borrows more in block 2, which the engine skips
+    await on_block(engine, 2, at_head=False, touched={key(dave)})
+    await on_block(engine, 3)  # touches nobody
+    assert dave in executor.users
