@@ -9,6 +9,7 @@ import pytest
 from eth_account import Account
 
 from tests.conftest import Devnet, free_port, run_keeper
+from tests.support.config import variant
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +22,8 @@ def check(config: Path, env: dict[str, str] | None = None) -> tuple[int, str, st
     return proc.returncode, proc.stdout, proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
 
 
-def variant(devnet: Devnet, tmp_path: Path, old: str, new: str) -> Path:
+def edited(devnet: Devnet, tmp_path: Path, old: str, new: str) -> Path:
+    """The devnet's TOML text with one edit: for files the config model cannot express (malformed)."""
     text = devnet.config_path.read_text()
     assert old in text, old
     path = tmp_path / "keeper.toml"
@@ -46,7 +48,7 @@ def test_good_config_reports_chain_signer_and_wallet(devnet: Devnet) -> None:
     ],
 )
 def test_bad_configs_are_one_line(devnet: Devnet, tmp_path: Path, old: str, new: str, message: str) -> None:
-    code, _, err = check(variant(devnet, tmp_path, old, new))
+    code, _, err = check(edited(devnet, tmp_path, old, new))
     assert code == 2 and message in err and err.startswith("keeper: error:")
 
 
@@ -54,22 +56,20 @@ def test_bad_checksum_names_the_key(devnet: Devnet, tmp_path: Path) -> None:
     morpho = devnet.summary["morpho"]["address"]
     at = next(i for i, c in enumerate(morpho) if i > 1 and c.isalpha())
     broken = morpho[:at] + morpho[at].swapcase() + morpho[at + 1 :]  # one letter's case: a bad checksum
-    code, _, err = check(variant(devnet, tmp_path, morpho, broken))
+    code, _, err = check(edited(devnet, tmp_path, morpho, broken))
     assert code == 2 and "protocols.1.morpho_blue.address" in err and "checksum" in err
 
 
 def test_unreachable_rpc(devnet: Devnet, tmp_path: Path) -> None:
     dead = f"127.0.0.1:{free_port()}"
-    text = devnet.config_path.read_text().replace(f"127.0.0.1:{devnet.port}", dead)
-    path = tmp_path / "keeper.toml"
-    path.write_text(text)
-    code, _, err = check(path)
+    urls = [f"ws://{dead}", f"http://{dead}"]
+    code, _, err = check(variant(devnet, tmp_path / "keeper.toml", {"chain": {"rpc_urls": urls}}))
     assert code == 2 and err.startswith("keeper: error: chain.rpc_urls: no endpoint answered")
 
 
 def test_contract_without_code(devnet: Devnet, tmp_path: Path) -> None:
     nobody = "0x000000000000000000000000000000000000dEaD"
-    code, _, err = check(variant(devnet, tmp_path, devnet.summary["morpho"]["address"], nobody))
+    code, _, err = check(edited(devnet, tmp_path, devnet.summary["morpho"]["address"], nobody))
     assert (
         code == 2
         and err == f"keeper: error: protocols.morpho.address: {nobody} has no contract code on this chain"
@@ -87,7 +87,7 @@ def test_keystore_wrong_password_and_unreadable_file(devnet: Devnet, tmp_path: P
     password = tmp_path / "password"
     password.write_text("Tr0ub4dor&3\n")
     signer = f'[signer]\nkeystore = "{keystore}"\npassword_file = "{password}"'
-    config = variant(devnet, tmp_path, '[signer]\nprivate_key_env = "KEEPER_PRIVATE_KEY"', signer)
+    config = edited(devnet, tmp_path, '[signer]\nprivate_key_env = "KEEPER_PRIVATE_KEY"', signer)
     code, _, err = check(config, {"PATH": ""})
     assert code == 2 and "cannot decrypt keystore" in err and "Tr0ub4dor" not in err
     password.write_text("right\n")

@@ -11,6 +11,7 @@ from keeper.chain.multicall import words
 from keeper.devnet.abi import encode_call
 from keeper.devnet.inspect import aave_health, morpho_health
 from tests.conftest import Devnet, free_port, run_keeper
+from tests.support.config import variant
 
 pytestmark = pytest.mark.integration
 
@@ -72,16 +73,8 @@ def test_table_is_sorted_and_summarised(devnet: Devnet) -> None:
     assert health_column == sorted(health_column)
 
 
-def _config_with(devnet: Devnet, tmp_path: Path, old: str, new: str) -> Path:
-    path = tmp_path / "keeper.toml"
-    text = devnet.config_path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
-    return path
-
-
 def test_wrong_chain_id_is_one_clear_line(devnet: Devnet, tmp_path: Path) -> None:
-    path = _config_with(devnet, tmp_path, "chain_id = 31337", "chain_id = 1")
+    path = variant(devnet, tmp_path / "keeper.toml", {"chain": {"chain_id": 1}})
     proc = run_keeper("positions", "--config", str(path))
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
@@ -91,7 +84,8 @@ def test_wrong_chain_id_is_one_clear_line(devnet: Devnet, tmp_path: Path) -> Non
 
 def test_unreachable_rpc_fails_with_a_reason_not_a_traceback(devnet: Devnet, tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
-    path = _config_with(devnet, tmp_path, devnet.summary["rpc_url"], dead)
+    urls = [devnet.summary["ws_url"], dead]  # the WebSocket stays; the HTTP endpoint reads use is dead
+    path = variant(devnet, tmp_path / "keeper.toml", {"chain": {"rpc_urls": urls}})
     proc = run_keeper("positions", "--config", str(path), timeout_s=120)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
@@ -100,7 +94,7 @@ def test_unreachable_rpc_fails_with_a_reason_not_a_traceback(devnet: Devnet, tmp
 
 def test_positions_reads_the_store_when_there_is_one(devnet: Devnet, tmp_path: Path) -> None:
     store = tmp_path / "store.sqlite"
-    path = _config_with(devnet, tmp_path, 'path = "keeper-devnet.sqlite"', f'path = "{store}"')
+    path = variant(devnet, tmp_path / "keeper.toml", {"store": {"path": str(store)}})
     without = run_keeper("positions", "--config", str(path), "--json")
     assert without.returncode == 0 and "scanning events from start_block" in without.stderr
     assert not store.exists()  # a read-only command leaves no store behind

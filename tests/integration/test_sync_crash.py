@@ -16,6 +16,7 @@ import pytest
 from keeper.chain.rpc import HttpRpc
 from keeper.state.store import Store
 from tests.conftest import Devnet
+from tests.support.config import variant
 
 from .adapter_support import execute
 from .sync_support import book, fresh_book, new_sync
@@ -27,10 +28,7 @@ PROGRESS = re.compile(r"backfill: ([\d,]+)/([\d,]+) blocks")
 
 
 def config_with_store(devnet: Devnet, store: Path) -> Path:
-    path = store.with_suffix(".toml")
-    text = devnet.config_path.read_text()
-    path.write_text(re.sub(r'(?m)^path = ".*"$', f'path = "{store}"', text))
-    return path
+    return variant(devnet, store.with_suffix(".toml"), {"store": {"path": str(store)}})
 
 
 def keeper_sync(config: Path, *args: str) -> subprocess.Popen[str]:
