@@ -139,7 +139,11 @@ class Daemon:
             yield
             return
         server = StatusServer(listen, self.metrics, self.liveness.readiness, lambda: positions_json(sync))
-        async with server.serving():
+        async with contextlib.AsyncExitStack() as serving:
+            try:
+                await serving.enter_async_context(server.serving())
+            except OSError as exc:  # a port in use, an address not on this host: the config's to fix
+                raise UsageError(f"metrics.listen: cannot listen on {listen} ({exc.strerror})") from None
             yield
 
     async def start(self, rpc: RpcPool, sync: PositionSync) -> None:

@@ -1,4 +1,5 @@
-"""How the running daemon ends: a halt is one line and exit 1, a signal is a clean exit 0.
+"""How the daemon ends: a halt is one line and exit 1, a bad config one line and exit 2, a signal
+a clean exit 0.
 
 The halt is a real one: once `keeper run` / `keeper sync --follow` is following, Anvil reorgs the
 chain from below the block the daemon started at, so none of the blocks it holds in memory is
@@ -8,8 +9,10 @@ devnet is this module's own: a reorg is not something to do to the session's cha
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +26,7 @@ from keeper.devnet.accounts import dev_account
 from keeper.devnet.rpc import Rpc
 from tests.conftest import Devnet, devnet_up, run_keeper
 
-from .keeper_process import KeeperProcess, keeper_config
+from .keeper_process import KEEPER_KEY, KeeperProcess, keeper_config
 
 pytestmark = pytest.mark.integration
 
@@ -166,3 +169,18 @@ def test_sync_follow_stops_at_the_first_signal(
     assert time.monotonic() - started < 5
     assert sync.lines[-1].rstrip("\n") == f"[sync] stopped at block {head}"
     assert not any(line.startswith("keeper:") or "Traceback" in line for line in sync.lines)
+
+
+def test_a_status_port_in_use_is_one_line_and_exit_2(reorg_devnet: Devnet, tmp_path: Path) -> None:
+    config = keeper_config(reorg_devnet, tmp_path, "live")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config.write_text(re.sub(r'(?m)^listen = ".*"$', f'listen = "127.0.0.1:{port}"', config.read_text()))
+        proc = run_keeper("run", "--config", str(config), env=dict(os.environ, KEEPER_PRIVATE_KEY=KEEPER_KEY))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    said = [line for line in proc.stderr.splitlines() if line.startswith("keeper:")]
+    assert said == [proc.stderr.strip().splitlines()[-1]]
+    assert said[0].startswith(f"keeper: error: metrics.listen: cannot listen on 127.0.0.1:{port} (")
