@@ -104,13 +104,25 @@ def _fixed_bytes(value: bytes | str, size: int) -> bytes:
     return raw
 
 
+_PAD12 = bytes(12)
+
+
+def _encode_address(value: str | bytes) -> bytes:
+    raw = bytes.fromhex(value[2:]) if isinstance(value, str) else value
+    if len(raw) != 20:
+        raise AbiError(f"address value has {len(raw)} bytes")
+    return _PAD12 + raw
+
+
 def _word_encoder(kind: str) -> Callable[[Any], bytes]:
     if kind.startswith("uint") or kind == "bool":
         return lambda value: int(value).to_bytes(32, "big")
     if kind.startswith("int"):
         return lambda value: int(value).to_bytes(32, "big", signed=True)
     if kind == "address":
-        return lambda value: bytes(12) + _fixed_bytes(value, 20)
+        return _encode_address
+    if kind == "bytes32":  # market ids: no padding to add
+        return lambda value: _fixed_bytes(value, 32)
     if kind.startswith("bytes"):
         size = int(kind[5:])
         return lambda value: _fixed_bytes(value, size).ljust(32, b"\x00")
@@ -192,6 +204,23 @@ class _Record:
         sizes = [p.static_words for p in self.params]
         self.words = sum(s for s in sizes if s is not None) if None not in sizes else None
         self.readers = [_decoder(p) for p in self.params] if self.words is not None else []
+        flat = self.words is not None and all(p.type != "tuple" for p in self.params)
+        self.flat: list[Word] | None = [_word_decoder(p.type) for p in self.params] if flat else None
+        self.all_uint = flat and all(p.type.startswith("uint") for p in self.params)
+        self.offsets = range(0, 32 * (self.words or 0), 32)
+
+    def fast(self) -> Callable[[bytes], tuple[Any, ...]] | None:
+        """A decoder for all-uint static records (market, position, balances), fewer branches per row."""
+        if not self.all_uint:
+            return None
+        size, offsets, what, from_bytes = 32 * (self.words or 0), self.offsets, self.what, int.from_bytes
+
+        def values(data: bytes) -> tuple[Any, ...]:
+            if len(data) < size:
+                raise AbiError(f"{what}: {len(data)} bytes, expected {size}")
+            return tuple([from_bytes(data[i : i + 32], "big") for i in offsets])
+
+        return values
 
     def values(self, data: bytes) -> tuple[Any, ...]:
         if self.words is None:
@@ -204,6 +233,11 @@ class _Record:
             return tuple(_from_eth_abi(p, v) for p, v in zip(self.params, raw, strict=True))
         if len(data) < 32 * self.words:
             raise AbiError(f"{self.what}: {len(data)} bytes, expected {32 * self.words}")
+        if self.all_uint:  # the common case (market, position, balances): no conversion at all
+            return tuple([int.from_bytes(data[i : i + 32], "big") for i in self.offsets])
+        if self.flat is not None:
+            words = [int.from_bytes(data[i : i + 32], "big") for i in self.offsets]
+            return tuple([convert(word) for convert, word in zip(self.flat, words, strict=True)])
         words = [int.from_bytes(data[i : i + 32], "big") for i in range(0, 32 * self.words, 32)]
         out = []
         at = 0
@@ -225,18 +259,35 @@ class Function:
         self._static_inputs = all(p.static_words is not None for p in self.inputs)
         self._encoders = [_encoder(p) for p in self.inputs] if self._static_inputs else []
         self._input_types = [p.canonical for p in self.inputs]
+        self.call: Callable[..., bytes] = self._fast_call() or self._call
+        """Calldata: selector and arguments (tuples as mappings by component name, or sequences).
+        An attribute, not a method: one- and two-word calls get a closure without the general checks."""
         self.outputs = outputs
         # one unnamed-or-not tuple output (a returned struct): its components are the fields
         struct = outputs[0] if len(outputs) == 1 and outputs[0].type == "tuple" else None
         record = struct.components if struct is not None else outputs
         self._record = _Record(record, f"{self.name} result", struct)
         self.fields = self._record.fields
+        self.values: Callable[[bytes], tuple[Any, ...]] = self._record.fast() or self._record.values
+        """The result's fields in ABI order (what `Binding.fill` takes); all-uint records get a closure."""
         self._single: Word | None = None
         if len(record) == 1 and record[0].static_words == 1 and record[0].type != "tuple":
             self._single = _word_decoder(record[0].type)
 
-    def call(self, *args: Any) -> bytes:
-        """Calldata: selector and arguments (tuples as mappings by component name, or sequences)."""
+    def _fast_call(self) -> Callable[..., bytes] | None:
+        """Calldata builders for zero, one or two one-word arguments (the per-user views)."""
+        if not self._static_inputs or any(p.type == "tuple" for p in self.inputs) or len(self.inputs) > 2:
+            return None
+        selector, encoders = self.selector, self._encoders
+        if not encoders:
+            return lambda: selector
+        if len(encoders) == 1:
+            (first,) = encoders
+            return lambda a: selector + first(a)
+        first, second = encoders
+        return lambda a, b: selector + first(a) + second(b)
+
+    def _call(self, *args: Any) -> bytes:
         if len(args) != len(self.inputs):
             raise AbiError(f"{self.signature} takes {len(self.inputs)} arguments, given {len(args)}")
         if self._static_inputs:
@@ -247,10 +298,6 @@ class Function:
     def decode(self, data: bytes) -> dict[str, Any]:
         """The result as named fields (a returned struct: its components)."""
         return dict(zip(self.fields, self._record.values(data), strict=True))
-
-    def values(self, data: bytes) -> tuple[Any, ...]:
-        """The result's fields in ABI order (what `Binding.fill` takes)."""
-        return self._record.values(data)
 
     def value(self, data: bytes) -> Any:
         """The result's only field (a one-member struct unwraps); one-word fields skip the general decoder."""
@@ -387,10 +434,15 @@ class Binding(Generic[T]):
             self.mapping[name] = abi_name
         self.given = frozenset(given)
         self._index = [(name, list(fields).index(abi_name)) for name, abi_name in self.mapping.items()]
+        in_order = not self.given and [i for _, i in self._index] == list(range(len(fields)))
+        self._positional = in_order and list(self.mapping) == names
+        self.fill: Callable[..., T] = self._fill
+        """The dataclass from the record's values in ABI order (`Function.values`) and the given fields."""
+        if self._positional:  # same fields, same order: the dataclass itself, no keyword dict per row
+            self.fill = lambda values, **given: cls(*values, **given)
         BINDINGS.append(self)
 
-    def fill(self, values: Sequence[Any], **given: Any) -> T:
-        """The dataclass from the record's values in ABI order (`Function.values`) and the given fields."""
+    def _fill(self, values: Sequence[Any], **given: Any) -> T:
         return self.cls(**{name: values[i] for name, i in self._index}, **given)
 
     def fill_named(self, fields: Mapping[str, Any], **given: Any) -> T:

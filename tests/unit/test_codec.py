@@ -216,8 +216,10 @@ def test_short_results_are_refused_not_read_as_zero(size: int) -> None:
 
 
 def test_wrong_argument_counts_are_refused() -> None:
-    with pytest.raises(AbiError, match="takes 1 arguments"):
+    with pytest.raises(TypeError):  # the one-word fast path: Python's own argument check
         contract("common/IERC20").fn("balanceOf").call()
+    with pytest.raises(AbiError, match="takes 5 arguments"):
+        contract("morpho_blue_1_0/IMorpho").fn("liquidate").call({}, "0x" + "00" * 20)
 
 
 # --- dataclasses filled by name -------------------------------------------------------------------

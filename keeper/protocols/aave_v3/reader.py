@@ -176,20 +176,20 @@ async def _round_one(
     return reserves, prices, configs
 
 
-def _balance_calls(reserve: Reserve, user: str, config: int) -> list[tuple[Call, Function]]:
-    """The balance views this user's configuration bits make relevant, each with the function it calls."""
-    calls = []
+STABLE_VIEWS = (PRINCIPAL_BALANCE_OF, GET_USER_STABLE_RATE, GET_USER_LAST_UPDATED)
+
+
+def _balance_calls(reserve: Reserve, user: str, config: int, calls: list[Call], fns: list[Function]) -> None:
+    """Appends the balance views this user's configuration bits make relevant, and the functions they call."""
     if (config >> ((reserve.id << 1) + 1)) & 1:
-        calls.append((Call(reserve.a_token, A_TOKEN_SCALED_BALANCE_OF.call(user)), A_TOKEN_SCALED_BALANCE_OF))
+        calls.append(Call(reserve.a_token, A_TOKEN_SCALED_BALANCE_OF.call(user)))
+        fns.append(A_TOKEN_SCALED_BALANCE_OF)
     if (config >> (reserve.id << 1)) & 1:
-        debt = VARIABLE_SCALED_BALANCE_OF
-        calls.append((Call(reserve.variable_debt_token, debt.call(user)), debt))
+        calls.append(Call(reserve.variable_debt_token, VARIABLE_SCALED_BALANCE_OF.call(user)))
+        fns.append(VARIABLE_SCALED_BALANCE_OF)
         if reserve.stable_debt_supply:
-            calls += [
-                (Call(reserve.stable_debt_token, fn.call(user)), fn)
-                for fn in (PRINCIPAL_BALANCE_OF, GET_USER_STABLE_RATE, GET_USER_LAST_UPDATED)
-            ]
-    return calls
+            calls += [Call(reserve.stable_debt_token, fn.call(user)) for fn in STABLE_VIEWS]
+            fns += STABLE_VIEWS
 
 
 async def _round_two(
@@ -213,10 +213,10 @@ async def _round_two(
         plan.append((user, None, [GET_USER_EMODE]))
         calls.append(Call(addresses.pool, GET_USER_EMODE.call(user)))
         for reserve in reserves.values():
-            user_calls = _balance_calls(reserve, user, config)
-            if user_calls:
-                plan.append((user, reserve, [fn for _, fn in user_calls]))
-                calls += [call for call, _ in user_calls]
+            fns: list[Function] = []
+            _balance_calls(reserve, user, config, calls, fns)
+            if fns:
+                plan.append((user, reserve, fns))
     results = await aggregate3(rpc, calls, block)
     categories = {
         category_id: EMODE_CATEGORY.fill_named(GET_EMODE_CATEGORY.decode(result.data), id=category_id)
