@@ -13,9 +13,7 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,9 +22,10 @@ import pytest
 
 from keeper.devnet.accounts import dev_account
 from keeper.devnet.rpc import Rpc
-from tests.conftest import Devnet, devnet_up, run_keeper
-
-from .keeper_process import KEEPER_KEY, KeeperProcess, keeper_config
+from tests.conftest import devnet_up
+from tests.support.config import keeper_config, variant
+from tests.support.devnet import Devnet
+from tests.support.keeper import KEEPER_KEY, KeeperProcess, LoggedProcess, run_keeper
 
 pytestmark = pytest.mark.integration
 
@@ -67,58 +66,27 @@ def assert_one_failure_line(stderr_lines: list[str], code: int) -> None:
     assert stderr_lines[-1].rstrip("\n") == said[0]  # and it is the last word
 
 
-class SyncProcess:
-    """`keeper sync --follow` with its stderr read line by line as it comes."""
+def follow_sync(config: Path) -> LoggedProcess:
+    """`keeper sync --follow`; its progress lines (and any failure line) are on stderr."""
+    args = [sys.executable, "-m", "keeper", "sync", "--config", str(config), "--follow"]
+    return LoggedProcess(args, dict(os.environ))
 
-    def __init__(self, config: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "keeper", "sync", "--config", str(config), "--follow"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
 
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-
-    def wait_for(self, pattern: str, timeout_s: float = 60) -> re.Match[str]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if found := re.search(pattern, line):
-                    return found
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"never saw {pattern!r}; last lines: {self.lines[-5:]}")
-
-    def wait(self, timeout_s: float = 60) -> int:
-        code = self.proc.wait(timeout=timeout_s)
-        self._close()
-        return code
-
-    def kill(self) -> None:
-        """Leftover after a failure: SIGKILL and reap."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-        self._close()
-
-    def _close(self) -> None:
-        self._reader.join(timeout=10)
-        assert self.proc.stderr is not None
-        if not self.proc.stderr.closed:
-            self.proc.stderr.close()
+def wait_for_line(process: LoggedProcess, pattern: str, timeout_s: float = 60) -> re.Match[str]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for line in list(process.lines):
+            if found := re.search(pattern, line):
+                return found
+        if process.proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise AssertionError(f"never saw {pattern!r}; last lines: {process.lines[-5:]}")
 
 
 @pytest.fixture
-def sync_processes() -> Iterator[list[SyncProcess]]:
-    started: list[SyncProcess] = []
+def sync_processes() -> Iterator[list[LoggedProcess]]:
+    started: list[LoggedProcess] = []
     yield started
     for process in started:
         process.kill()
@@ -141,28 +109,28 @@ def test_keeper_run_halts_on_a_reorg_deeper_than_it_holds(reorg_devnet: Devnet, 
 
 
 def test_sync_follow_halts_on_a_reorg_deeper_than_it_holds(
-    reorg_devnet: Devnet, tmp_path: Path, sync_processes: list[SyncProcess]
+    reorg_devnet: Devnet, tmp_path: Path, sync_processes: list[LoggedProcess]
 ) -> None:
     rpc = reorg_devnet.rpc
-    sync = SyncProcess(keeper_config(reorg_devnet, tmp_path, "dry-run"))
+    sync = follow_sync(keeper_config(reorg_devnet, tmp_path, "dry-run"))
     sync_processes.append(sync)
-    start = int(sync.wait_for(r"synced to block (\d+)").group(1))
+    start = int(wait_for_line(sync, r"synced to block (\d+)").group(1))
     head = mine(rpc, 2)
-    sync.wait_for(rf"^\[sync\] block {head}: ")
+    wait_for_line(sync, rf"^\[sync\] block {head}: ")
     reorg_below(rpc, start)
     assert_one_failure_line(sync.lines, sync.wait())
     assert not any("stopped at block" in line for line in sync.lines)
 
 
 def test_sync_follow_stops_at_the_first_signal(
-    reorg_devnet: Devnet, tmp_path: Path, sync_processes: list[SyncProcess]
+    reorg_devnet: Devnet, tmp_path: Path, sync_processes: list[LoggedProcess]
 ) -> None:
     rpc = reorg_devnet.rpc
-    sync = SyncProcess(keeper_config(reorg_devnet, tmp_path, "dry-run"))
+    sync = follow_sync(keeper_config(reorg_devnet, tmp_path, "dry-run"))
     sync_processes.append(sync)
-    sync.wait_for(r"synced to block")
+    wait_for_line(sync, r"synced to block")
     head = mine(rpc, 1)
-    sync.wait_for(rf"^\[sync\] block {head}: ")
+    wait_for_line(sync, rf"^\[sync\] block {head}: ")
     sync.proc.send_signal(signal.SIGINT)  # no further block comes: only the daemon's timer can stop it
     started = time.monotonic()
     assert sync.wait(timeout_s=30) == 0, sync.lines[-5:]
@@ -172,12 +140,16 @@ def test_sync_follow_stops_at_the_first_signal(
 
 
 def test_a_status_port_in_use_is_one_line_and_exit_2(reorg_devnet: Devnet, tmp_path: Path) -> None:
-    config = keeper_config(reorg_devnet, tmp_path, "live")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        config.write_text(re.sub(r'(?m)^listen = ".*"$', f'listen = "127.0.0.1:{port}"', config.read_text()))
+        changes = {
+            "execution": {"mode": "live"},
+            "store": {"path": str(tmp_path / "store.sqlite")},
+            "metrics": {"listen": f"127.0.0.1:{port}"},
+        }
+        config = variant(reorg_devnet, tmp_path / "keeper.toml", changes)
         proc = run_keeper("run", "--config", str(config), env=dict(os.environ, KEEPER_PRIVATE_KEY=KEEPER_KEY))
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
