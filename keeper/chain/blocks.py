@@ -5,6 +5,13 @@ WebSocket outage or a burst of blocks the next number is simply fetched. Heads o
 to pull. `WebSocketHeads` (newHeads over web3's persistent WebSocket provider) is the fast
 signal; while it is down, `wait_for` polls ``eth_blockNumber`` instead. `PollingHeads` polls only.
 
+Over an endpoint pool the poll asks every endpoint at once (`RpcPool.refresh_heads`): the head is
+the best of theirs, and an endpoint lagging it by more than the pool's bound is demoted until it
+catches up. Asking only the top-ranked endpoint would trust it blindly: a node that stopped
+following the chain still answers quickly, and the keeper would wait at its head forever. Before
+each fetch the stream re-checks if the last check is older than ``head_check_s``, which covers
+WebSocket heads that arrive before any poll is due.
+
 A block's header and logs come in one JSON-RPC batch (header by number, logs by number); if a
 reorg lands between the two, the logs' ``blockHash`` disagrees with the header and the pair is
 fetched again. A header whose branch is abandoned later shows up as a parent-hash mismatch on
@@ -22,12 +29,15 @@ from typing import Any, Protocol
 import structlog
 from web3 import AsyncWeb3, WebSocketProvider
 
-from .rpc import Rpc
+from .rpc import HeadChecked, Rpc
 from .types import BlockRef, LogFilter
 
 log = structlog.get_logger(__name__)
 
 Log = dict[str, Any]
+
+HEAD_CHECK_S = 1.0
+"""Re-check the pool's endpoint heads before a fetch at most this often (no extra call per read)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +66,12 @@ class Heads(Protocol):
 
 
 async def chain_head(rpc: Rpc) -> int:
-    return int(await rpc.request("eth_blockNumber"), 16)
+    """The head: over a pool, the best of every endpoint's (demoting laggards), else the one's."""
+    if isinstance(rpc, HeadChecked):
+        best = await rpc.refresh_heads()
+        if best is not None:
+            return best
+    return int(await rpc.request("eth_blockNumber"), 16)  # nobody answered: fail (or retry) as a read
 
 
 class PollingHeads:
@@ -161,15 +176,24 @@ def _redacted(url: str) -> str:
 class BlockStream:
     """Complete blocks by number; the log filter is asked for each block (adapters learn contracts)."""
 
-    def __init__(self, rpc: Rpc, heads: Heads, log_filter: Callable[[], LogFilter]) -> None:
+    def __init__(
+        self,
+        rpc: Rpc,
+        heads: Heads,
+        log_filter: Callable[[], LogFilter],
+        head_check_s: float = HEAD_CHECK_S,
+    ) -> None:
         self.rpc = rpc
         self.heads = heads
         self.log_filter = log_filter
+        self.head_check_s = head_check_s
         self.fetched = 0
 
     async def block(self, number: int) -> Block:
         await self.heads.wait_for(number)
         while True:
+            if isinstance(self.rpc, HeadChecked):  # a lagging endpoint answers "no such block": demote it
+                await self.rpc.refresh_heads(max_age_s=self.head_check_s)
             block = await fetch_block(self.rpc, number, self.log_filter())
             if block is not None:
                 self.fetched += 1

@@ -256,6 +256,8 @@ class RpcPool:
             _Endpoint(index, label, url, HttpRpc(url, timeout_s))
             for index, (url, label) in enumerate(zip(urls, _unique_labels(urls), strict=True))
         ]
+        self._heads_checked_s = -math.inf
+        self._best_head: int | None = None
 
     async def __aenter__(self) -> RpcPool:
         return self
@@ -278,11 +280,18 @@ class RpcPool:
         result: list[Any] = await self._dispatch("batch", reads_only, lambda rpc: rpc.batch(calls))
         return result
 
-    async def refresh_heads(self) -> int | None:
+    async def refresh_heads(self, max_age_s: float = 0.0) -> int | None:
         """Ask every endpoint for its head at once; demote those lagging the best by too much.
 
-        The block stream calls this periodically. Returns the best head, or None if nobody answered.
+        The block stream's head poll calls this (`keeper.chain.blocks.chain_head`), and the stream
+        before each fetch with ``max_age_s``: a check younger than that is not repeated (the best head
+        it saw is returned; so is it with one endpoint, nothing to compare). Returns the best head, or
+        None if nobody answered.
         """
+        now_s = time.monotonic()
+        if now_s - self._heads_checked_s < max_age_s or (max_age_s > 0 and len(self._endpoints) == 1):
+            return self._best_head
+        self._heads_checked_s = now_s
         heads = await asyncio.gather(*(self._head(endpoint) for endpoint in self._endpoints))
         best = max((head for head in heads if head is not None), default=None)
         for endpoint, head, stale in zip(
@@ -293,6 +302,7 @@ class RpcPool:
                 log.warning(event, endpoint=endpoint.label, head=head, best_head=best)
             endpoint.health.head = head
             endpoint.health.stale = stale
+        self._best_head = best
         return best
 
     def ranked(self) -> list[str]:

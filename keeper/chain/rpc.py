@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 
@@ -33,6 +33,13 @@ class Rpc(Protocol):
     async def request(self, method: str, params: Sequence[Any] = ()) -> Any: ...
 
     async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]: ...
+
+
+@runtime_checkable
+class HeadChecked(Protocol):
+    """An `Rpc` over several endpoints that compares their heads and demotes laggards (`RpcPool`)."""
+
+    async def refresh_heads(self, max_age_s: float = 0.0) -> int | None: ...
 
 
 def block_param(block: BlockTag) -> str | dict[str, str]:
