@@ -95,10 +95,10 @@ def stale_by_endpoint(pool: RpcPool) -> dict[str, bool]:
     return {e.endpoint: e.stale for e in pool.stats().endpoints}
 
 
-def batches(pool: RpcPool) -> dict[str, int]:
-    """Block fetches (header + logs in one batch) each endpoint served."""
-    served = {e.endpoint: e.methods.get("batch") for e in pool.stats().endpoints}
-    return {endpoint: stats.requests if stats else 0 for endpoint, stats in served.items()}
+def served(pool: RpcPool, method: str) -> dict[str, int]:
+    """Requests of ``method`` each endpoint answered (``batch``: a block's header and logs)."""
+    by_endpoint = {e.endpoint: e.methods.get(method) for e in pool.stats().endpoints}
+    return {endpoint: stats.requests if stats else 0 for endpoint, stats in by_endpoint.items()}
 
 
 async def test_polling_stream_demotes_a_frozen_endpoint_and_restores_it_once_caught_up(
@@ -116,14 +116,14 @@ async def test_polling_stream_demotes_a_frozen_endpoint_and_restores_it_once_cau
         assert pool.ranked() == [fresh_label, frozen_label]
         for number in range(fresh_head - 1, fresh_head + 1):
             assert (await stream.block(number)).hash == block_hash(fresh, number)
-        assert batches(pool) == {frozen_label: 0, fresh_label: 3}  # every read went to the fresh one
+        assert served(pool, "batch") == {frozen_label: 0, fresh_label: 3}  # every read went to the fresh one
 
         frozen_head = mine(frozen, 20)  # it catches up and overtakes; now the other one lags by 10
         await asyncio.sleep(0.06)  # older than head_check_s: the next fetch re-checks the heads
         block = await asyncio.wait_for(stream.block(frozen_head - 1), timeout=10)
         assert block.hash == block_hash(frozen, frozen_head - 1)
         assert stale_by_endpoint(pool) == {frozen_label: False, fresh_label: True}
-        assert batches(pool) == {frozen_label: 1, fresh_label: 3}
+        assert served(pool, "batch") == {frozen_label: 1, fresh_label: 3}
 
 
 async def test_websocket_heads_from_elsewhere_still_demote_a_frozen_pool_endpoint(
@@ -147,3 +147,27 @@ async def test_websocket_heads_from_elsewhere_still_demote_a_frozen_pool_endpoin
     assert heads.best_head == fresh_head
     assert block.hash == block_hash(fresh, fresh_head)
     assert stale_by_endpoint(pool) == {frozen_label: True, fresh_label: False}
+
+
+def head_checks(pool: RpcPool) -> list[int]:
+    return list(served(pool, "eth_blockNumber").values())
+
+
+async def test_the_stream_check_costs_one_request_per_endpoint_per_interval_and_none_alone(
+    anvils: tuple[Anvil, Anvil],
+) -> None:
+    first, second = anvils
+    async with RpcPool([first.rpc_url, second.rpc_url]) as pool:
+        assert await pool.refresh_heads() == 0
+        for _ in range(5):  # younger than max_age_s: answered from the last check
+            assert await pool.refresh_heads(max_age_s=60) == 0
+        assert head_checks(pool) == [1, 1]
+        mine(second, 2)
+        assert await pool.refresh_heads() == 2  # max_age_s=0, the head poll's call: always asks
+        assert head_checks(pool) == [2, 2]
+    async with RpcPool([first.rpc_url]) as alone:
+        await alone.refresh_heads(max_age_s=0.001)
+        await asyncio.sleep(0.01)
+        await alone.refresh_heads(max_age_s=0.001)  # one endpoint: nothing to compare, nothing asked
+        assert head_checks(alone) == [0]
+        assert await alone.refresh_heads() == 0
