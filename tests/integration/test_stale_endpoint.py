@@ -23,7 +23,7 @@ from keeper.chain.rpc import HttpRpc
 from keeper.chain.types import LogFilter
 from keeper.devnet.rpc import Rpc as SyncRpc
 from keeper.devnet.toolchain import find_anvil, toolchain
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
