@@ -53,7 +53,14 @@ class Engine:
         self.guard = guard
         self.rejected: dict[str, str] = {}
         """Price key (Aave: asset; Morpho: market id) -> why its price is refused at this block."""
-        self._last_prices: dict[str, int] = {}
+        self._last_prices: dict[str, int] = {
+            key: price.price for t in sync.protocols for key, price in t.adapter.snapshot().prices.items()
+        }
+        """The previous checked block's prices; at first the head the sync read at start-up, so a jump
+        in the first block handled is refused too."""
+        self._touched_unscreened: dict[str, set[PositionKey]] = {}
+        """Positions re-read in blocks that were not screened (behind head, shutting down): the next
+        screened block refreshes their rows too, so none is screened on its old state."""
         self.stats = EngineStats()
         self._screened_reorgs: int | None = None
         """The sync's reorg count when the screens were last built: None rebuilds them."""
@@ -143,6 +150,8 @@ class Engine:
         )
         self.metrics.head_block.set(block.number)
         self.metrics.head_timestamp.set(block.timestamp)
+        for name, keys in update.touched.items():
+            self._touched_unscreened.setdefault(name, set()).update(keys)
         if not self.accepting or not at_head:
             if not at_head:
                 log.info("block_skipped_behind_head", block=block.number)
@@ -150,7 +159,8 @@ class Engine:
         tracked_s = time.perf_counter()
         self._report_feeds(update)
         self.check_prices(block.timestamp)
-        opportunities = self._with_cash(self.opportunities(at, update.touched))
+        touched, self._touched_unscreened = self._touched_unscreened, {}
+        opportunities = self._with_cash(self.opportunities(at, touched))
         self._screened_reorgs = self.sync.reorgs
         screened_s = time.perf_counter()
         self.stats.opportunities += len(opportunities)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from keeper.execution.txstate import TxState
+from keeper.state.txstate import TxState
 from keeper.state.store import Store
 from tests.conftest import Devnet
 

@@ -247,11 +247,6 @@ async def test_a_jump_across_a_skipped_block_is_still_refused(adapter: FakeAdapt
     assert engine.rejected.keys() == {DAI} and executor.users == [ALICE]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="keeper bug: Engine._last_prices starts empty, so the first block checked after start-up "
-    "has nothing to compare with and a jump in it is acted on (seed it from the sync's start-up read)",
-)
 async def test_a_jump_in_the_first_block_after_start_up_is_refused(adapter: FakeAdapter) -> None:
     engine, executor = make_engine(adapter)  # the sync has read the head at PRICE (start-up)
     adapter.prices[DAI] = PriceInput(PRICE[DAI] * 3 // 2, NOW)
@@ -315,12 +310,6 @@ async def test_a_position_the_exact_check_calls_healthy_is_not_handed_over(adapt
     assert executor.users == [ALICE, BOB]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="keeper bug: Engine.on_block returns before the screen for a block skipped as behind head, "
-    "and the next block refreshes only its own touched rows, so a position touched in the skipped "
-    "block keeps its old screen row until it is touched again (or a reorg rebuilds the screen)",
-)
 async def test_a_position_touched_in_a_skipped_block_is_screened_at_its_new_state(
     adapter: FakeAdapter,
 ) -> None:
