@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from keeper.state.txstate import TxState
 from keeper.state.store import Store
+from keeper.state.txstate import TxState
 from tests.conftest import Devnet
 
 from .keeper_process import KeeperProcess, keeper_config
