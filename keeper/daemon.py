@@ -96,15 +96,15 @@ class Daemon:
         grace_s = 0.0 if mode is Mode.SYNC else config.execution.shutdown_grace_s
         self.shutdown = Shutdown(grace_s)
         self.liveness = Liveness(config.metrics.ready_max_blocks_behind, config.metrics.ready_max_head_age_s)
-        self.signer: Signer | None = None
         self.engine: Engine | None = None
 
     # ------------------------------------------------------------------------------------ start-up
 
     async def serve(self) -> None:
         """The whole life of `keeper run` / `keeper sync`; errors leave as one plain exception."""
+        credentials = None
         if self.mode is not Mode.SYNC:
-            self._credentials()  # before anything is opened: a missing key is the first thing said
+            credentials = self._credentials()  # before anything is opened: a bad key is said first
             structlog.contextvars.bind_contextvars(chain_id=self.config.chain.chain_id, mode=str(self.mode))
         pool_metrics = None if self.mode is Mode.SYNC else self.metrics
         with Store.open(self.config.store.path) as store:
@@ -117,19 +117,20 @@ class Daemon:
                     max_log_span=self.options.max_log_span,
                 )
                 async with self._status_server(sync):
-                    await self.start(rpc, sync)
+                    await self.start(rpc, sync, credentials)
                     if self.options.follow:
                         await self.run(rpc, sync)
                         self._stopped(sync)
 
-    def _credentials(self) -> str:
-        self.signer = Signer.from_config(self.config.signer, self.config.chain.chain_id, self.environ)
+    def _credentials(self) -> tuple[Signer, str]:
+        """The signer, and the token profits are valued in: what the keeper needs beyond `keeper sync`."""
+        signer = Signer.from_config(self.config.signer, self.config.chain.chain_id, self.environ)
         native_asset = self.config.execution.native_asset
         if native_asset is None:
             raise UsageError(
                 "execution.native_asset: set the wrapped native token (e.g. WETH) to value profits in"
             )
-        return native_asset
+        return signer, native_asset
 
     @contextlib.asynccontextmanager
     async def _status_server(self, sync: PositionSync) -> AsyncIterator[None]:
@@ -146,17 +147,16 @@ class Daemon:
                 raise UsageError(f"metrics.listen: cannot listen on {listen} ({exc.strerror})") from None
             yield
 
-    async def start(self, rpc: RpcPool, sync: PositionSync) -> None:
-        """Preflight, sync to head; for the keeper: wallet, nonces, rebroadcast, the engine."""
+    async def start(self, rpc: RpcPool, sync: PositionSync, credentials: tuple[Signer, str] | None) -> None:
+        """Preflight, sync to head; for the keeper (``credentials``): wallet, nonces, rebroadcast."""
         await check_chain_id(rpc, self.config.chain.chain_id)
-        if self.mode is Mode.SYNC:
+        if credentials is None:  # keeper sync
             head = await sync.start()
             self.report(f"synced to block {head.number}")
             return
+        signer, native_asset = credentials
         await require_code(rpc, self.config)
         head = await sync.start()
-        signer, native_asset = self.signer, self._credentials()
-        assert signer is not None
         wallet = await wallet_report(rpc, signer.address, sync.protocols)
         self.metrics.wallet.labels("native").set(int(wallet["native_wei"]))
         log.info("keeper_ready", block=head.number, mode=str(self.mode), **wallet)
