@@ -103,6 +103,7 @@ def test_keeper_run_halts_on_a_reorg_deeper_than_it_holds(reorg_devnet: Devnet, 
     halted = keeper.named("keeper_halted")
     assert len(halted) == 1 and halted[0]["kind"] == "Halt" and halted[0]["level"] == "error"
     assert not keeper.named("keeper_stopped")  # a halt is not a clean stop
+    assert len(keeper.named("signer_loaded")) == 1
     resync = run_keeper("sync", "--config", str(tmp_path / "keeper.toml"))  # what the line says to do
     assert resync.returncode == 0, resync.stderr
     assert f"synced to block {rpc.block_number()}" in resync.stderr
