@@ -1,7 +1,8 @@
 """An installed keeper finds its ABIs: the wheel carries abis/ as keeper/abis/, and the codec loads them.
 
-Built from a copy of the sources (no build/ left in the checkout) with ``pip wheel --no-deps``, then
-imported from the unpacked wheel in a fresh interpreter, ahead of the editable install.
+Built offline from a copy of the sources (no build/ left in the checkout) with ``pip wheel --no-deps
+--no-build-isolation`` (setuptools is a dev dependency), then imported from the unpacked wheel in a
+fresh interpreter, ahead of the editable install.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ def test_the_wheel_carries_every_abi_and_the_codec_loads_them(tmp_path: Path) ->
     shutil.copytree(ROOT / "abis", source / "abis")
     skip = shutil.ignore_patterns("__pycache__")
     shutil.copytree(ROOT / "keeper", source / "keeper", symlinks=True, ignore=skip)
+    offline = ["--no-deps", "--no-build-isolation", "-q"]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(source)],
+        [sys.executable, "-m", "pip", "wheel", *offline, "-w", str(tmp_path / "dist"), str(source)],
         check=True,
         capture_output=True,
     )

@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from keeper.chain.rpc import Rpc
+from keeper.config import AaveV3Config
 from keeper.math.wad_ray import WAD
 from keeper.protocols.base import (
     BlockRef,
@@ -47,6 +48,10 @@ class AaveV3Adapter:
         self.pool_state: PoolState | None = None
         self.users: dict[str, UserState] = {}
         self._screen: PoolScreen | None = None
+
+    @classmethod
+    def from_config(cls, config: AaveV3Config) -> AaveV3Adapter:
+        return cls(config.name, config.pool_addresses_provider)
 
     @property
     def pool(self) -> str:

@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from keeper.chain.rpc import Rpc
+from keeper.config import MorphoBlueConfig
 from keeper.protocols.base import (
     BlockRef,
     FeedUpdate,
@@ -45,6 +46,10 @@ class MorphoBlueAdapter:
         self.markets: dict[str, MarketState] = {}
         self.positions: dict[tuple[str, str], Position] = {}
         self._screen: PositionsScreen | None = None
+
+    @classmethod
+    def from_config(cls, config: MorphoBlueConfig) -> MorphoBlueAdapter:
+        return cls(config.name, config.address, config.markets)
 
     def _wanted(self, market_id: str) -> bool:
         return not self._whitelist or market_id.lower() in self._whitelist
