@@ -10,8 +10,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from keeper.config import load_config
 from tests.conftest import Devnet, free_port, run_keeper
 from tests.integration.sync_support import TcpProxy
+from tests.support.config import changed, write_config
 
 from .keeper_process import KeeperProcess, keeper_config
 from .scenario import move_price, wait_for_block
@@ -36,6 +38,18 @@ async def get(session: aiohttp.ClientSession, url: str) -> tuple[int, str]:
         return response.status, await response.text()
 
 
+def proxied_config(devnet: Devnet, directory: Path, proxy_port: int, status_port: int) -> Path:
+    """A live keeper reaching the devnet through the proxy, its head considered old after 3 s."""
+    config = keeper_config(devnet, directory, "live")
+    loaded = load_config(config, {})
+    through_proxy = [u.replace(f":{devnet.port}", f":{proxy_port}") for u in loaded.chain.rpc_urls]
+    changes = {
+        "chain": {"rpc_urls": through_proxy},
+        "metrics": {"listen": f"127.0.0.1:{status_port}", "ready_max_head_age_s": 3},
+    }
+    return write_config(changed(loaded, changes), config)
+
+
 async def test_metrics_move_with_a_liquidation_and_readiness_follows_the_rpc(
     timed_devnet: Devnet, tmp_path: Path
 ) -> None:
@@ -44,15 +58,11 @@ async def test_metrics_move_with_a_liquidation_and_readiness_follows_the_rpc(
     snapshot = rpc.call("evm_snapshot")
     try:
         async with TcpProxy(timed_devnet.port) as proxy, aiohttp.ClientSession() as session:
-            config = keeper_config(timed_devnet, tmp_path, "live")
-            text = config.read_text().replace(f"127.0.0.1:{timed_devnet.port}", f"127.0.0.1:{proxy.port}")
-            text = re.sub(
-                r'(?m)^listen = ".*"$', f'listen = "127.0.0.1:{port}"\nready_max_head_age_s = 3', text
-            )
-            config.write_text(text)
-            keeper = KeeperProcess(config)
+            keeper = KeeperProcess(proxied_config(timed_devnet, tmp_path, proxy.port, port))
             base = f"http://127.0.0.1:{port}"
             await asyncio.to_thread(keeper.wait_for, lambda e: e.get("event") == "keeper_ready")
+            # the gauges are set by the first screened block: the baseline is taken after one
+            await asyncio.to_thread(keeper.wait_for, lambda e: e.get("event") == "block_handled")
             status, body = await get(session, base + "/readyz")
             assert status == 200 and '"ready": true' in body
             assert (await get(session, base + "/healthz"))[0] == 200
