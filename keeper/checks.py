@@ -22,7 +22,12 @@ from keeper.state.sync import block_ref, tracked_protocols
 async def check_config(config: Config, environ: Mapping[str, str]) -> list[str]:
     signer = Signer.from_config(config.signer, config.chain.chain_id, environ)
     lines = [f"signer        {signer.address}"]
-    async with RpcPool(http_urls(config.chain.rpc_urls), max_attempts=1, timeout_s=10) as rpc:
+    async with RpcPool(
+        http_urls(config.chain.rpc_urls),
+        max_attempts=1,
+        timeout_s=10,
+        max_head_lag_blocks=config.chain.max_head_lag_blocks,
+    ) as rpc:
         try:
             await check_chain_id(rpc, config.chain.chain_id)
             head = await block_ref(rpc)

@@ -39,6 +39,8 @@ class _Section(BaseModel):
 class ChainConfig(_Section):
     chain_id: int = Field(gt=0)
     rpc_urls: tuple[str, ...] = Field(min_length=1)
+    max_head_lag_blocks: int = Field(default=3, ge=1)
+    """An http endpoint whose head is further behind the best one serves no reads until it catches up."""
 
     @model_validator(mode="after")
     def _schemes(self) -> ChainConfig:

@@ -108,7 +108,11 @@ class Daemon:
             structlog.contextvars.bind_contextvars(chain_id=self.config.chain.chain_id, mode=str(self.mode))
         pool_metrics = None if self.mode is Mode.SYNC else self.metrics
         with Store.open(self.config.store.path) as store:
-            async with RpcPool(http_urls(self.config.chain.rpc_urls), metrics=pool_metrics) as rpc:
+            async with RpcPool(
+                http_urls(self.config.chain.rpc_urls),
+                max_head_lag_blocks=self.config.chain.max_head_lag_blocks,
+                metrics=pool_metrics,
+            ) as rpc:
                 sync = PositionSync(
                     rpc,
                     store,

@@ -40,7 +40,9 @@ class PositionsReport:
 
 
 async def _synced(config: Config, store: Store, report: Report) -> tuple[PositionSync, dict[str, str]]:
-    async with RpcPool(http_urls(config.chain.rpc_urls)) as rpc:
+    async with RpcPool(
+        http_urls(config.chain.rpc_urls), max_head_lag_blocks=config.chain.max_head_lag_blocks
+    ) as rpc:
         await check_chain_id(rpc, config.chain.chain_id)
         sync = PositionSync(rpc, store, tracked_protocols(config.protocols, build_adapter), report)
         await sync.start()
