@@ -107,12 +107,13 @@ class Daemon:
             credentials = self._credentials()  # before anything is opened: a bad key is said first
             structlog.contextvars.bind_contextvars(chain_id=self.config.chain.chain_id, mode=str(self.mode))
         pool_metrics = None if self.mode is Mode.SYNC else self.metrics
-        with Store.open(self.config.store.path) as store:
-            async with RpcPool(
-                http_urls(self.config.chain.rpc_urls),
-                max_head_lag_blocks=self.config.chain.max_head_lag_blocks,
-                metrics=pool_metrics,
-            ) as rpc:
+        async with RpcPool(
+            http_urls(self.config.chain.rpc_urls),
+            max_head_lag_blocks=self.config.chain.max_head_lag_blocks,
+            metrics=pool_metrics,
+        ) as rpc:
+            await self.preflight(rpc, keeping=credentials is not None)
+            with Store.open(self.config.store.path) as store:  # a wrong chain never gets a store
                 sync = PositionSync(
                     rpc,
                     store,
@@ -151,15 +152,20 @@ class Daemon:
                 raise UsageError(f"metrics.listen: cannot listen on {listen} ({exc.strerror})") from None
             yield
 
-    async def start(self, rpc: RpcPool, sync: PositionSync, credentials: tuple[Signer, str] | None) -> None:
-        """Preflight, sync to head; for the keeper (``credentials``): wallet, nonces, rebroadcast."""
+    async def preflight(self, rpc: RpcPool, keeping: bool) -> None:
+        """The right chain (and, for the keeper, code at every configured contract), before the
+        store is opened or created."""
         await check_chain_id(rpc, self.config.chain.chain_id)
+        if keeping:
+            await require_code(rpc, self.config)
+
+    async def start(self, rpc: RpcPool, sync: PositionSync, credentials: tuple[Signer, str] | None) -> None:
+        """Sync to head; for the keeper (``credentials``): wallet, nonces, rebroadcast."""
         if credentials is None:  # keeper sync
             head = await sync.start()
             self.report(f"synced to block {head.number}")
             return
         signer, native_asset = credentials
-        await require_code(rpc, self.config)
         head = await sync.start()
         wallet = await wallet_report(rpc, signer.address, sync.protocols)
         self.metrics.wallet.labels("native").set(int(wallet["native_wei"]))

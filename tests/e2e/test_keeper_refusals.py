@@ -19,7 +19,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_wrong_chain_id_stops_before_anything(timed_devnet: Devnet, tmp_path: Path) -> None:
-    config = variant(timed_devnet, tmp_path / "keeper.toml", {"chain": {"chain_id": 1}})
+    store = tmp_path / "store.sqlite"
+    changes = {"chain": {"chain_id": 1}, "store": {"path": str(store)}}
+    config = variant(timed_devnet, tmp_path / "keeper.toml", changes)
     proc = run_keeper(
         "run", "--config", str(config), env={"KEEPER_PRIVATE_KEY": "0x" + "11" * 32, "PATH": ""}
     )
@@ -27,6 +29,7 @@ def test_wrong_chain_id_stops_before_anything(timed_devnet: Devnet, tmp_path: Pa
     assert proc.stderr.strip().splitlines()[-1] == (
         "keeper: error: chain.chain_id is 1 but the RPC endpoint serves chain 31337"
     )
+    assert not store.exists(), "a store was created for a chain the keeper refused"
 
 
 def test_missing_key_is_one_line_naming_the_variable(timed_devnet: Devnet, tmp_path: Path) -> None:

@@ -52,8 +52,11 @@ def toml_text(config: Config) -> str:
 
 
 def variant(devnet: Devnet, path: Path, changes: Changes) -> Path:
-    """The devnet's config with ``changes``, written to ``path``."""
-    return write_config(changed(load_config(devnet.config_path, {}), changes), path)
+    """The devnet's config with ``changes``, written to ``path``; its store next to it unless the
+    changes name one (the devnet's relative store path would land in the working directory, shared
+    by every test that forgot it)."""
+    own_store = {"store": {"path": str(path.parent / "store.sqlite")}}
+    return write_config(changed(load_config(devnet.config_path, {}), {**own_store, **changes}), path)
 
 
 def keeper_config(devnet: Devnet, directory: Path, mode: str, **execution: object) -> Path:
