@@ -55,6 +55,11 @@ ERROR_HALF_LIFE_S = 30.0
 ERROR_PENALTY_S = 1.0
 """One recent error weighs like one second of latency: it outranks any healthy endpoint's latency."""
 LATENCY_EWMA_ALPHA = 0.2
+HEAD_ROUND_TIMEOUT_S = 1.0
+"""A head round waits this long at most: an endpoint that has not answered by then (a hung node)
+is left out of the rounds for `HEAD_SILENT_S`, its error ranking it down meanwhile, so one bad
+node cannot hold every block back."""
+HEAD_SILENT_S = 30.0
 
 _HTTP_STATUS = re.compile(r" HTTP (\d{3})\b")
 
@@ -216,6 +221,8 @@ class _Endpoint:
     rpc: HttpRpc
     health: Health = field(default_factory=Health)
     tallies: dict[str, _Tally] = field(default_factory=dict)
+    silent_until_s: float = 0.0
+    """Not asked in head rounds before this (it hung in one)."""
 
     def redact(self, message: str) -> str:
         return message.replace(self.url, self.label)
@@ -292,7 +299,10 @@ class RpcPool:
         if now_s - self._heads_checked_s < max_age_s or (max_age_s > 0 and len(self._endpoints) == 1):
             return self._best_head
         self._heads_checked_s = now_s
-        heads = await asyncio.gather(*(self._head(endpoint) for endpoint in self._endpoints))
+        asked = [e for e in self._endpoints if now_s >= e.silent_until_s]
+        answers = await asyncio.gather(*(self._bounded_head(endpoint) for endpoint in asked))
+        by_index = {endpoint.index: head for endpoint, head in zip(asked, answers, strict=True)}
+        heads = [by_index.get(endpoint.index) for endpoint in self._endpoints]
         best = max((head for head in heads if head is not None), default=None)
         for endpoint, head, stale in zip(
             self._endpoints, heads, stale_flags(heads, self.max_head_lag_blocks), strict=True
@@ -375,6 +385,16 @@ class RpcPool:
             raise Retryable(f"{method}: {endpoint.label} answered malformed JSON: {exc}") from None
         self._record(endpoint, method, started_s, None)
         return result
+
+    async def _bounded_head(self, endpoint: _Endpoint) -> int | None:
+        started_s = time.monotonic()
+        try:
+            return await asyncio.wait_for(self._head(endpoint), HEAD_ROUND_TIMEOUT_S)
+        except TimeoutError:
+            endpoint.silent_until_s = time.monotonic() + HEAD_SILENT_S
+            self._record(endpoint, "eth_blockNumber", started_s, "timeout")
+            log.warning("rpc_endpoint_silent", endpoint=endpoint.label, retry_in_s=HEAD_SILENT_S)
+            return None
 
     async def _head(self, endpoint: _Endpoint) -> int | None:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -239,6 +240,25 @@ async def test_refresh_heads_flags_endpoints_lagging_more_than_the_bound(
         best = await pool.refresh_heads()
         assert best is not None and best >= 10
         assert [(e.head, e.stale) for e in pool.stats().endpoints] == [(best - lag, stale), (best, False)]
+
+
+async def test_a_hung_endpoint_holds_a_head_round_back_once_not_every_block(make_node: MakeNode) -> None:
+    """Its head round is bounded by HEAD_ROUND_TIMEOUT_S (not the 10 s request timeout), then the
+    hung node is left out of rounds for HEAD_SILENT_S while the others keep answering."""
+    hung, current = await make_node(), await make_node()
+    hung.mode = "hang"
+    async with RpcPool([hung.url, current.url], timeout_s=10.0) as pool:
+        started_s = time.monotonic()
+        best = await pool.refresh_heads()
+        assert best is not None and time.monotonic() - started_s < 5.0
+        asked = hung.received["eth_blockNumber"]
+        for _ in range(3):
+            assert await pool.refresh_heads() is not None
+        assert hung.received["eth_blockNumber"] == asked == 1
+        assert current.received["eth_blockNumber"] == 4
+        assert pool.ranked()[0] == endpoint_label(current.url)
+        assert pool.stats().endpoints[0].methods["eth_blockNumber"].errors == {"timeout": 1}
+        hung.released.set()
 
 
 async def test_a_stale_endpoint_gets_no_reads_until_it_catches_up(make_node: MakeNode) -> None:
