@@ -507,6 +507,23 @@ def test_every_copy_source_exists_and_reaches_the_build_context() -> None:
             assert not dockerignored(source), f"COPY {source}: excluded by Dockerfile.dockerignore"
 
 
+def test_links_inside_copied_folders_point_at_what_is_copied_too() -> None:
+    """keeper/abis links to abis/: an image that copies keeper/ without abis/ builds a wheel with no
+    ABIs, and the keeper fails at import. Every link must land inside a folder the same stage copies."""
+    for stage, instructions in stages().items():
+        copied = set()
+        for instruction, args in instructions:
+            if instruction == "COPY" and "--from=" not in args:
+                copied |= {Path(w).parts[0] for w in args.split()[:-1] if not w.startswith("--")}
+        for top in sorted(copied):
+            if not (ROOT / top).is_dir():
+                continue
+            for link in (ROOT / top).rglob("*"):
+                if link.is_symlink():
+                    target = link.resolve().relative_to(ROOT)
+                    assert target.parts[0] in copied, f"stage {stage}: {link} -> {target} is not copied"
+
+
 class _Health(http.server.BaseHTTPRequestHandler):
     status = 200
 
