@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
+import structlog
+
 from keeper.devnet.commands import add_devnet_parser, run_devnet
 from keeper.errors import KeeperError, UsageError
 
@@ -167,6 +169,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `keeper positions | head`: the reader left, nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:  # a bug: its traceback is one log event, the operator reads one line
+        return _crashed(exc)
+
+
+def _crashed(exc: Exception) -> int:
+    from keeper.obs.logs import configure
+
+    configure()  # on this process's stderr now, whatever the command set up: it is about to exit
+    structlog.get_logger(__name__).error("keeper_crashed", exc_info=exc)
+    cause: BaseException = exc
+    while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+        cause = cause.exceptions[0]
+    summary = f"{type(cause).__name__}: {cause}".splitlines()[0][:300]
+    print(f"keeper: failed: unexpected {summary} (traceback in the keeper_crashed event)", file=sys.stderr)
+    return EXIT_FAILURE
 
 
 def _dispatch(args: argparse.Namespace) -> int:
