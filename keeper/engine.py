@@ -106,7 +106,14 @@ class Engine:
                 if self.executor.in_flight(key):
                     continue  # a transaction for it is already out: nothing to decide this block
                 quote = tracked.adapter.quote(key, timestamp)
-                if quote is None or quote.priced_by & self.rejected.keys():
+                if quote is None:
+                    continue
+                if not quote.priced_by:  # an adapter bug: its prices could not be checked, so fail closed
+                    log.error(
+                        "quote_without_prices", protocol=tracked.name, market=quote.market, user=quote.user
+                    )
+                    continue
+                if quote.priced_by & self.rejected.keys():
                     continue
                 gross = gross_profit_wei(quote, prices, self.native_asset)
                 if gross is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -95,7 +96,8 @@ class LiquidationQuote:
     receive_a_token: bool = False
     """Aave: take the collateral as aTokens (when the reserve lacks the underlying cash to pay out)."""
     priced_by: frozenset[str] = frozenset()
-    """Keys of `MarketSnapshot.prices` this liquidation depends on: refused prices rule it out."""
+    """Keys of `MarketSnapshot.prices` this liquidation depends on: refused prices rule it out, and
+    the engine never acts on a quote that names none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,13 @@ class TokenPrice:
     price: int
     """Price of one whole token, in the source's base-currency units (Aave's oracle: 1e8 USD)."""
     decimals: int
+
+
+class PriceKind(StrEnum):
+    ASSET = "asset"
+    """A token's price (Aave's oracle)."""
+    MARKET = "market"
+    """A market's collateral/loan price ratio (Morpho Blue's market oracles)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +140,8 @@ class MarketSnapshot:
     ``prices``, valuation uses ``reference_prices``, the wallet report reads ``spenders``.
     """
 
-    price_kind: str
-    """What a key of ``prices`` names, for logs: ``asset`` (Aave) or ``market`` (Morpho)."""
+    price_kind: PriceKind
+    """What a key of ``prices`` names, for logs."""
     prices: Mapping[str, PriceInput] = field(default_factory=dict)
     reference_prices: Mapping[str, TokenPrice] = field(default_factory=dict)
     """Token -> price usable to value any token against any other (a common base currency)."""

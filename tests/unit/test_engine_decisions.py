@@ -27,6 +27,7 @@ from keeper.protocols.base import (
     MarketSnapshot,
     PositionKey,
     PriceInput,
+    PriceKind,
     TokenPrice,
 )
 from keeper.risk.opportunity import Opportunity
@@ -96,7 +97,7 @@ class FakeAdapter:
 
     def snapshot(self) -> MarketSnapshot:
         reference = {t: TokenPrice(p.price, 18) for t, p in self.prices.items() if p.price > 0}
-        return MarketSnapshot("asset", self.prices, reference)
+        return MarketSnapshot(PriceKind.ASSET, self.prices, reference)
 
     def screen(self) -> FakeScreen:
         return self._screen
@@ -291,6 +292,15 @@ async def test_a_position_in_flight_is_not_quoted_again(adapter: FakeAdapter) ->
     engine, executor = make_engine(adapter, FakeExecutor(busy={key(ALICE)}))
     await on_block(engine, 1)
     assert executor.users == [BOB]
+
+
+async def test_a_quote_that_names_no_prices_fails_closed(adapter: FakeAdapter) -> None:
+    """Prices it never named could not be checked: never acted on, and said as an error."""
+    adapter.liquidatable(replace(quote(CAROL, 2, 1_000), priced_by=frozenset()))
+    engine, executor = make_engine(adapter)
+    events = await on_block(engine, 1)
+    assert CAROL not in executor.users and executor.users == [ALICE, BOB]
+    assert [e["user"] for e in events if e["event"] == "quote_without_prices"] == [CAROL]
 
 
 async def test_an_opportunity_without_a_reference_price_is_dropped(adapter: FakeAdapter) -> None:

@@ -23,6 +23,7 @@ from keeper.protocols.base import (
     PositionHealth,
     PositionKey,
     PriceInput,
+    PriceKind,
     TokenPrice,
     shocked_price,
 )
@@ -102,10 +103,10 @@ class AaveV3Adapter:
 
     def snapshot(self) -> MarketSnapshot:
         if self.pool_state is None:
-            return MarketSnapshot("asset")
+            return MarketSnapshot(PriceKind.ASSET)
         state, reserves = self.pool_state, self.pool_state.reserves.values()
         return MarketSnapshot(
-            price_kind="asset",
+            price_kind=PriceKind.ASSET,
             prices={r.asset: PriceInput(state.prices[r.asset], r.price_updated_at) for r in reserves},
             reference_prices={
                 r.asset: TokenPrice(state.prices[r.asset], r.config.decimals) for r in reserves

@@ -22,6 +22,7 @@ from keeper.protocols.base import (
     PositionHealth,
     PositionKey,
     PriceInput,
+    PriceKind,
 )
 from keeper.protocols.screening import DEFAULT_MARGIN
 
@@ -91,7 +92,7 @@ class MorphoBlueAdapter:
         """Morpho's oracles price a market, not a token: there are no reference prices to lend."""
         params = [state.params for state in self.markets.values()]
         return MarketSnapshot(
-            price_kind="market",
+            price_kind=PriceKind.MARKET,
             prices={market_id: PriceInput(state.price) for market_id, state in self.markets.items()},
             tokens=frozenset(t for p in params for t in (p.loan_token, p.collateral_token)),
             spenders={p.loan_token: self.morpho for p in params},
