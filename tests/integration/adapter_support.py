@@ -19,7 +19,7 @@ from keeper.devnet.morpho import MARKET_PARAMS
 from keeper.devnet.rpc import Executor, Tx
 from keeper.protocols.aave_v3.adapter import AaveV3Adapter
 from keeper.protocols.aave_v3.math import collateral_balance, debt_balances, reserves_at
-from keeper.protocols.base import BlockRef, LendingAdapter, PositionHealth
+from keeper.protocols.base import BlockRef, LendingAdapter, PositionHealth, PositionKey
 from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
 from tests.support.devnet import Devnet
 
@@ -48,6 +48,8 @@ class Follower:
         self.rpc = rpc
         self.block: BlockRef | None = None
         self.touched_total = 0
+        self.last_touched: set[PositionKey] = set()
+        """The positions the last `follow` re-read."""
 
     async def _logs(self, from_block: int, to_block: int) -> list[dict[str, Any]]:
         log_filter = self.adapter.log_filter()
@@ -77,6 +79,7 @@ class Follower:
         )
         keys = self.adapter.apply_logs(logs)
         self.touched_total += len(keys)
+        self.last_touched = set(keys)
         await self.adapter.refresh(self.rpc, block, keys)
         self.block = block
         return block
