@@ -17,10 +17,9 @@ import math
 import re
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
@@ -37,6 +36,14 @@ from tenacity import (
 from keeper.errors import Retryable, UsageError
 from keeper.obs.metrics import Metrics
 
+from .endpoints import (
+    EndpointStats,
+    Health,
+    PoolStats,
+    Tally,
+    endpoint_label,
+    stale_flags,
+)
 from .rpc import HttpRpc, RpcError
 
 log = structlog.get_logger(__name__)
@@ -50,11 +57,6 @@ READ_METHODS = frozenset({
 })  # fmt: skip
 """Idempotent reads: repeating one cannot change chain state. Anything else is sent exactly once."""
 
-ERROR_HALF_LIFE_S = 30.0
-"""A failure's penalty halves every 30 s: the endpoint regains traffic as it decays below others' latency."""
-ERROR_PENALTY_S = 1.0
-"""One recent error weighs like one second of latency: it outranks any healthy endpoint's latency."""
-LATENCY_EWMA_ALPHA = 0.2
 HEAD_ROUND_TIMEOUT_S = 1.0
 """A head round waits this long at most: an endpoint that has not answered by then (a hung node)
 is left out of the rounds for `HEAD_SILENT_S`, its error ranking it down meanwhile, so one bad
@@ -64,16 +66,6 @@ HEAD_SILENT_S = 30.0
 _HTTP_STATUS = re.compile(r" HTTP (\d{3})\b")
 
 Call = Callable[[HttpRpc], Awaitable[Any]]
-
-
-def endpoint_label(url: str) -> str:
-    """``scheme://host[:port]``: what may appear in metrics and logs (no path, query or user info)."""
-    parts = urlsplit(url)
-    host = parts.hostname or "unknown"
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port is not None else ""
-    return f"{parts.scheme}://{host}{port}"
 
 
 def http_urls(urls: Sequence[str]) -> tuple[str, ...]:
@@ -100,119 +92,6 @@ def transport_error_kind(exc: Retryable) -> str:
     return "bad_response"
 
 
-def stale_flags(heads: Sequence[int | None], max_lag_blocks: int) -> list[bool]:
-    """Which endpoints lag the best known head by more than `max_lag_blocks`.
-
-    An endpoint that did not answer is not judged stale: its error already ranks it down.
-    """
-    known = [head for head in heads if head is not None]
-    if not known:
-        return [False] * len(heads)
-    best = max(known)
-    return [head is not None and best - head > max_lag_blocks for head in heads]
-
-
-@dataclass(slots=True)
-class Health:
-    """Ranking state of one endpoint. Times are passed in, so the maths needs no clock."""
-
-    error_score: float = 0.0
-    error_at_s: float = 0.0
-    latency_ewma_s: float | None = None
-    head: int | None = None
-    stale: bool = False
-
-    def errors(self, now_s: float) -> float:
-        """Recent failures, each decaying with `ERROR_HALF_LIFE_S`."""
-        return self.error_score * math.pow(0.5, max(0.0, now_s - self.error_at_s) / ERROR_HALF_LIFE_S)
-
-    def record(self, now_s: float, latency_s: float, failed: bool) -> None:
-        if failed:
-            self.error_score = self.errors(now_s) + 1.0
-            self.error_at_s = now_s
-        elif self.latency_ewma_s is None:
-            self.latency_ewma_s = latency_s
-        else:
-            self.latency_ewma_s += LATENCY_EWMA_ALPHA * (latency_s - self.latency_ewma_s)
-
-    def score(self, now_s: float) -> float:
-        """Lower is better. An endpoint never measured scores 0 so that it gets measured."""
-        return (self.latency_ewma_s or 0.0) + ERROR_PENALTY_S * self.errors(now_s)
-
-
-@dataclass(frozen=True, slots=True)
-class CallStats:
-    requests: int
-    errors: dict[str, int]
-    """Failed requests by kind: http_429, http_5xx, timeout, connection, rpc_error, ..."""
-    latency_total_s: float
-    latency_max_s: float
-
-    @property
-    def error_count(self) -> int:
-        return sum(self.errors.values())
-
-    @property
-    def latency_mean_s(self) -> float:
-        return self.latency_total_s / self.requests if self.requests else 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class EndpointStats:
-    endpoint: str
-    head: int | None
-    stale: bool
-    score: float
-    """Ranking score at snapshot time (lower is better; stale endpoints rank last whatever it is)."""
-    methods: dict[str, CallStats]
-
-    @property
-    def total(self) -> CallStats:
-        return _merged(self.methods.values())
-
-
-@dataclass(frozen=True, slots=True)
-class PoolStats:
-    endpoints: tuple[EndpointStats, ...]
-    """In configured order."""
-
-    def by_method(self) -> dict[str, CallStats]:
-        """Every endpoint's accounting summed per method."""
-        methods = {method for endpoint in self.endpoints for method in endpoint.methods}
-        return {
-            method: _merged(e.methods[method] for e in self.endpoints if method in e.methods)
-            for method in sorted(methods)
-        }
-
-
-@dataclass(slots=True)
-class _Tally:
-    requests: int = 0
-    errors: Counter[str] = field(default_factory=Counter)
-    latency_total_s: float = 0.0
-    latency_max_s: float = 0.0
-
-    def add(self, latency_s: float, error_kind: str | None) -> None:
-        self.requests += 1
-        self.latency_total_s += latency_s
-        self.latency_max_s = max(self.latency_max_s, latency_s)
-        if error_kind is not None:
-            self.errors[error_kind] += 1
-
-    def frozen(self) -> CallStats:
-        return CallStats(self.requests, dict(self.errors), self.latency_total_s, self.latency_max_s)
-
-
-def _merged(parts: Iterable[CallStats]) -> CallStats:
-    tally = _Tally()
-    for stats in parts:
-        tally.requests += stats.requests
-        tally.errors.update(stats.errors)
-        tally.latency_total_s += stats.latency_total_s
-        tally.latency_max_s = max(tally.latency_max_s, stats.latency_max_s)
-    return tally.frozen()
-
-
 @dataclass(eq=False, slots=True)
 class _Endpoint:
     index: int
@@ -220,7 +99,7 @@ class _Endpoint:
     url: str
     rpc: HttpRpc
     health: Health = field(default_factory=Health)
-    tallies: dict[str, _Tally] = field(default_factory=dict)
+    tallies: dict[str, Tally] = field(default_factory=dict)
     silent_until_s: float = 0.0
     """Not asked in head rounds before this (it hung in one)."""
 
@@ -408,7 +287,7 @@ class RpcPool:
         latency_s = now_s - started_s
         failed = error_kind is not None and error_kind != "rpc_error"
         endpoint.health.record(now_s, latency_s, failed)
-        endpoint.tallies.setdefault(method, _Tally()).add(latency_s, error_kind)
+        endpoint.tallies.setdefault(method, Tally()).add(latency_s, error_kind)
         self._metrics.observe_rpc(endpoint.label, method, latency_s, error_kind)
 
 
