@@ -29,162 +29,22 @@ from typing import Any, Generic, TypeVar
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
-from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from keeper.errors import KeeperError
+from .abi_params import (
+    AbiError,
+    Param,
+    Word,
+    decoder,
+    encoder,
+    from_eth_abi,
+    to_eth_abi,
+    word_decoder,
+)
+
+__all__ = ["AbiError", "Binding", "Contract", "Event", "Function", "Param", "abi_text", "camel", "contract"]
 
 T = TypeVar("T")
-Word = Callable[[int], Any]
-
-
-class AbiError(KeeperError, ValueError):
-    """An ABI, a name or a value does not fit: fix the ABI file or the code that names it."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Param:
-    name: str
-    type: str
-    """As written in the ABI: ``uint256``, ``tuple``, ``tuple[]``, ``address[]``..."""
-    components: tuple[Param, ...] = ()
-    indexed: bool = False
-
-    @classmethod
-    def parse(cls, raw: Mapping[str, Any], position: int = 0) -> Param:
-        """An unnamed parameter (``returns (uint256, uint256)``) is named by its position: "0", "1"."""
-        parts = tuple(cls.parse(c, i) for i, c in enumerate(raw.get("components", ())))
-        return cls(raw.get("name") or str(position), raw["type"], parts, bool(raw.get("indexed", False)))
-
-    @property
-    def canonical(self) -> str:
-        """The type as a signature spells it: tuples expanded, e.g. ``(address,uint256)[]``."""
-        if self.type.startswith("tuple"):
-            return "(" + ",".join(c.canonical for c in self.components) + ")" + self.type[5:]
-        return self.type
-
-    @property
-    def static_words(self) -> int | None:
-        """Head size in words when the type is static (no strings, bytes or arrays), else None."""
-        if self.type == "tuple":
-            sizes = [c.static_words for c in self.components]
-            return None if None in sizes else sum(s for s in sizes if s is not None)
-        if self.type in ("string", "bytes") or self.type.endswith("]"):
-            return None
-        return 1
-
-
-def _signed(word: int) -> int:
-    return word - (1 << 256) if word >> 255 else word
-
-
-def _address(word: int) -> str:
-    return to_checksum_address(word.to_bytes(32, "big")[12:])
-
-
-def _word_decoder(kind: str) -> Word:
-    if kind.startswith("uint"):
-        return int
-    if kind.startswith("int"):
-        return _signed
-    if kind == "bool":
-        return bool
-    if kind == "address":
-        return _address
-    if kind.startswith("bytes"):
-        size = int(kind[5:])
-        return lambda word: "0x" + word.to_bytes(32, "big")[:size].hex()
-    raise AbiError(f"no word decoder for {kind}")
-
-
-def _fixed_bytes(value: bytes | str, size: int) -> bytes:
-    raw = bytes.fromhex(value[2:]) if isinstance(value, str) else value
-    if len(raw) != size:
-        raise AbiError(f"bytes{size} value has {len(raw)} bytes")
-    return raw
-
-
-_PAD12 = bytes(12)
-
-
-def _encode_address(value: str | bytes) -> bytes:
-    raw = bytes.fromhex(value[2:]) if isinstance(value, str) else value
-    if len(raw) != 20:
-        raise AbiError(f"address value has {len(raw)} bytes")
-    return _PAD12 + raw
-
-
-def _word_encoder(kind: str) -> Callable[[Any], bytes]:
-    if kind.startswith("uint") or kind == "bool":
-        return lambda value: int(value).to_bytes(32, "big")
-    if kind.startswith("int"):
-        return lambda value: int(value).to_bytes(32, "big", signed=True)
-    if kind == "address":
-        return _encode_address
-    if kind == "bytes32":  # market ids: no padding to add
-        return lambda value: _fixed_bytes(value, 32)
-    if kind.startswith("bytes"):
-        size = int(kind[5:])
-        return lambda value: _fixed_bytes(value, size).ljust(32, b"\x00")
-    raise AbiError(f"no word encoder for {kind}")
-
-
-def _decoder(param: Param) -> Callable[[Sequence[int], int], tuple[Any, int]]:
-    """Reads a static ``param`` from a list of words at an index; returns (value, next index)."""
-    if param.type != "tuple":
-        convert = _word_decoder(param.type)
-        return lambda words, at: (convert(words[at]), at + 1)
-    parts = [(c.name, _decoder(c)) for c in param.components]
-
-    def read(words: Sequence[int], at: int) -> tuple[Any, int]:
-        fields = {}
-        for name, part in parts:
-            fields[name], at = part(words, at)
-        return fields, at
-
-    return read
-
-
-def _encoder(param: Param) -> Callable[[Any], bytes]:
-    """Encodes a static ``param``; a tuple takes a mapping by component name or a sequence."""
-    if param.type != "tuple":
-        return _word_encoder(param.type)
-    parts = [(c.name, _encoder(c)) for c in param.components]
-
-    def write(value: Any) -> bytes:
-        if isinstance(value, Mapping):
-            return b"".join(part(value[name]) for name, part in parts)
-        if len(value) != len(parts):
-            raise AbiError(f"tuple of {len(parts)} components given {len(value)} values")
-        return b"".join(part(v) for (_, part), v in zip(parts, value, strict=True))
-
-    return write
-
-
-def _from_eth_abi(param: Param, value: Any) -> Any:
-    """eth_abi's output in this codec's conventions (checksummed addresses, hex bytesN, dicts)."""
-    if param.type.endswith("]"):
-        inner = dataclasses.replace(param, type=param.type[: param.type.rindex("[")])
-        return [_from_eth_abi(inner, v) for v in value]
-    if param.type == "tuple":
-        return {c.name: _from_eth_abi(c, v) for c, v in zip(param.components, value, strict=True)}
-    if param.type == "address":
-        return to_checksum_address(value)
-    if param.type.startswith("bytes") and param.type != "bytes":
-        return "0x" + bytes(value).hex()
-    return value
-
-
-def _to_eth_abi(param: Param, value: Any) -> Any:
-    if param.type.endswith("]"):
-        inner = dataclasses.replace(param, type=param.type[: param.type.rindex("[")])
-        return [_to_eth_abi(inner, v) for v in value]
-    if param.type == "tuple":
-        values = [value[c.name] for c in param.components] if isinstance(value, Mapping) else value
-        return tuple(_to_eth_abi(c, v) for c, v in zip(param.components, values, strict=True))
-    if param.type.startswith("bytes") and isinstance(value, str):
-        return bytes.fromhex(value[2:])
-    return value
 
 
 class _Record:
@@ -203,9 +63,9 @@ class _Record:
         self.types = [struct.canonical] if struct is not None else [p.canonical for p in self.params]
         sizes = [p.static_words for p in self.params]
         self.words = sum(s for s in sizes if s is not None) if None not in sizes else None
-        self.readers = [_decoder(p) for p in self.params] if self.words is not None else []
+        self.readers = [decoder(p) for p in self.params] if self.words is not None else []
         flat = self.words is not None and all(p.type != "tuple" for p in self.params)
-        self.flat: list[Word] | None = [_word_decoder(p.type) for p in self.params] if flat else None
+        self.flat: list[Word] | None = [word_decoder(p.type) for p in self.params] if flat else None
         self.all_uint = flat and all(p.type.startswith("uint") for p in self.params)
         self.offsets = range(0, 32 * (self.words or 0), 32)
 
@@ -230,7 +90,7 @@ class _Record:
                 raise AbiError(f"{self.what}: cannot decode {len(data)} bytes: {exc}") from exc
             if self.struct is not None:
                 (raw,) = raw
-            return tuple(_from_eth_abi(p, v) for p, v in zip(self.params, raw, strict=True))
+            return tuple(from_eth_abi(p, v) for p, v in zip(self.params, raw, strict=True))
         if len(data) < 32 * self.words:
             raise AbiError(f"{self.what}: {len(data)} bytes, expected {32 * self.words}")
         if self.all_uint:  # the common case (market, position, balances): no conversion at all
@@ -257,7 +117,7 @@ class Function:
         self.signature = f"{self.name}({','.join(p.canonical for p in self.inputs)})"
         self.selector = keccak(text=self.signature)[:4]
         self._static_inputs = all(p.static_words is not None for p in self.inputs)
-        self._encoders = [_encoder(p) for p in self.inputs] if self._static_inputs else []
+        self._encoders = [encoder(p) for p in self.inputs] if self._static_inputs else []
         self._input_types = [p.canonical for p in self.inputs]
         self.call: Callable[..., bytes] = self._fast_call() or self._call
         """Calldata: selector and arguments (tuples as mappings by component name, or sequences).
@@ -272,7 +132,7 @@ class Function:
         """The result's fields in ABI order (what `Binding.fill` takes); all-uint records get a closure."""
         self._single: Word | None = None
         if len(record) == 1 and record[0].static_words == 1 and record[0].type != "tuple":
-            self._single = _word_decoder(record[0].type)
+            self._single = word_decoder(record[0].type)
 
     def _fast_call(self) -> Callable[..., bytes] | None:
         """Calldata builders for zero, one or two one-word arguments (the per-user views)."""
@@ -292,7 +152,7 @@ class Function:
             raise AbiError(f"{self.signature} takes {len(self.inputs)} arguments, given {len(args)}")
         if self._static_inputs:
             return self.selector + b"".join(e(a) for e, a in zip(self._encoders, args, strict=True))
-        converted = [_to_eth_abi(p, a) for p, a in zip(self.inputs, args, strict=True)]
+        converted = [to_eth_abi(p, a) for p, a in zip(self.inputs, args, strict=True)]
         return self.selector + abi_encode(self._input_types, converted)
 
     def decode(self, data: bytes) -> dict[str, Any]:
@@ -321,7 +181,7 @@ class Event:
         self.fields = tuple(p.name for p in self.inputs)
         indexed = [p for p in self.inputs if p.indexed]
         self._indexed = [
-            (p.name, _word_decoder(p.type) if p.static_words == 1 and p.type != "tuple" else _topic_hash)
+            (p.name, word_decoder(p.type) if p.static_words == 1 and p.type != "tuple" else _topic_hash)
             for p in indexed
         ]
         self._data = _Record([p for p in self.inputs if not p.indexed], f"{self.name} data")

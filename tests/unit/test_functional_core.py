@@ -33,11 +33,12 @@ PURE_MODULES = [
     "keeper.state.txstate",
     "keeper.execution.nonces",
     "keeper.chain.abi",
+    "keeper.chain.abi_params",
 ]
 FORBIDDEN = {"aiohttp", "asyncio", "web3", "sqlite3", "requests", "keeper.chain", "keeper.devnet"}
 """(``socket`` itself is loaded by ``importlib.metadata`` under eth_utils; no network code is.)"""
 IO_PACKAGES = ("keeper.chain", "keeper.devnet")
-CHAIN_DATA = {"keeper.chain", "keeper.chain.types", "keeper.chain.abi"}
+CHAIN_DATA = {"keeper.chain", "keeper.chain.types", "keeper.chain.abi", "keeper.chain.abi_params"}
 """The chain layer's plain data types (`BlockRef`, `LogFilter`), its docstring-only package, and the ABI
 codec (eth_abi, eth_utils, json, importlib: the event decoders are built from it): no I/O."""
 
