@@ -27,7 +27,8 @@ demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash $(DEVNET)/demo.sh $(DEMO_PORT)
 
 lint: setup
-	$(BIN)/ruff check keeper tests
+	$(BIN)/ruff check keeper tests bench
+	$(BIN)/ruff format --check keeper tests bench
 
 typecheck: setup
 	$(BIN)/mypy --strict keeper

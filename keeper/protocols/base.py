@@ -166,8 +166,7 @@ class Screen(Protocol):
         """Health estimates, one per row; ``touched`` None rebuilds every row from the adapter."""
         ...
 
-    def key(self, row: int) -> PositionKey:
-        ...
+    def key(self, row: int) -> PositionKey: ...
 
 
 class PositionSource(Protocol):
