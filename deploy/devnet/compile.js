@@ -1,13 +1,14 @@
-// Compiles the devnet's Solidity (Morpho Blue from its npm package, plus the devnet's own feed,
-// oracle and IRM) with solc-js, offline. Reads a JSON job on stdin:
-//   {"sources": {"<import path>": "<file path>"}, "settings": {...solc settings...}}
+// Compiles the devnet's Solidity (Morpho Blue and Aave v3.6 from their npm packages, plus the
+// devnet's own feed, oracle and IRM) with solc-js, offline. Reads a JSON job on stdin:
+//   {"sources": {"<import path>": "<file path>"}, "settings": {...solc settings...},
+//    "solc": "<npm package of the compiler, default solc>"}
 // and writes solc's standard JSON output on stdout. Imports resolve against node_modules.
 "use strict";
 const fs = require("fs");
 const path = require("path");
-const solc = require("solc");
 
 const job = JSON.parse(fs.readFileSync(0, "utf8"));
+const solc = require(job.solc || "solc");
 const sources = {};
 for (const [name, file] of Object.entries(job.sources)) {
   sources[name] = { content: fs.readFileSync(file, "utf8") };

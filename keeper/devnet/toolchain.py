@@ -124,26 +124,86 @@ def aave_artifact(chain: Toolchain, name: str) -> Artifact:
 
 def compiled_contracts(chain: Toolchain) -> dict[str, Artifact]:
     """Morpho, EventsLib and the devnet's own contracts, compiled once and cached by content."""
-    chain.require("solc")
     morpho_src = chain.require("@morpho-org/morpho-blue") / "src"
     sources = {"@morpho-org/morpho-blue/src/Morpho.sol": morpho_src / "Morpho.sol"}
     sources |= {f"contracts/{n}.sol": chain.devnet_dir / "contracts" / f"{n}.sol" for n in OWN_CONTRACTS}
-    digest = hashlib.sha256(json.dumps(SOLC_SETTINGS, sort_keys=True).encode())
-    digest.update((chain.node_modules / "solc" / "package.json").read_bytes())
+    artifacts = _artifacts_from_output(_cached_build(chain, "solc", sources, SOLC_SETTINGS))
+    # solc 0.8.19 leaves library events out of Morpho's ABI; a keeper needs them.
+    events = [e for e in artifacts["EventsLib"].abi if e["type"] == "event"]
+    morpho = artifacts["Morpho"]
+    artifacts["Morpho"] = Artifact("Morpho", morpho.abi + events, morpho.bytecode, {})
+    return artifacts
+
+
+AAVE_V36 = "@aave-dao/aave-v3-origin/src/contracts"
+AAVE_V36_SOURCES = (
+    "instances/PoolInstance.sol",
+    "instances/PoolConfiguratorInstance.sol",
+    "instances/ATokenInstance.sol",
+    "instances/VariableDebtTokenInstance.sol",
+    "protocol/configuration/PoolAddressesProvider.sol",
+    "protocol/configuration/ACLManager.sol",
+    "misc/AaveOracle.sol",
+    "misc/DefaultReserveInterestRateStrategyV2.sol",
+    "helpers/AaveProtocolDataProvider.sol",
+)
+"""The Aave v3.6 core a market needs; libraries and interfaces come in through their imports."""
+AAVE_V36_SETTINGS: dict[str, Any] = {
+    # foundry.toml of aave-v3-origin v3.6.0 (legacy pipeline: no via-IR), npm layout for OpenZeppelin.
+    "optimizer": {"enabled": True, "runs": 200},
+    "evmVersion": "shanghai",
+    "metadata": {"bytecodeHash": "none"},
+    "remappings": ["openzeppelin-contracts/contracts/=@openzeppelin/contracts/"],
+    "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.bytecode.linkReferences"]}},
+}
+
+
+def compiled_aave_v36(chain: Toolchain) -> dict[str, Artifact]:
+    """Aave v3.6 (pool, configurator, tokens, oracle, ACL, provider, rate strategy V2, data provider
+    and the libraries they link), compiled from the npm sources with solc-js 0.8.27 once, cached.
+
+    Names are the contracts' own (``PoolInstance``, ``LiquidationLogic``, ``IPool``...); when two
+    files declare one name, the first source in path order wins.
+    """
+    root = chain.require(AAVE_V36)
+    chain.require("@openzeppelin/contracts")
+    sources = {f"{AAVE_V36}/{name}": root / name for name in AAVE_V36_SOURCES}
+    output = _cached_build(chain, "solc-0.8.27", sources, AAVE_V36_SETTINGS)
+    artifacts: dict[str, Artifact] = {}
+    for _path, by_name in sorted(output["contracts"].items()):
+        for name, contract in by_name.items():
+            bytecode = contract["evm"]["bytecode"]
+            links = bytecode.get("linkReferences", {})
+            artifacts.setdefault(name, Artifact(name, contract["abi"], bytecode["object"], links))
+    return artifacts
+
+
+def _cached_build(
+    chain: Toolchain, compiler: str, sources: dict[str, Path], settings: dict[str, Any]
+) -> dict[str, Any]:
+    """solc's standard JSON output for ``sources``, cached under a digest of everything it reads
+    directly (compiler version, settings, source files; imports follow the pinned npm packages)."""
+    chain.require(compiler)
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    digest.update((chain.node_modules / compiler / "package.json").read_bytes())
     for name, path in sorted(sources.items()):
         digest.update(name.encode() + path.read_bytes())
-    cached = chain.cache_dir / f"solc-{digest.hexdigest()[:16]}.json"
+    prefix = "solc" if compiler == "solc" else compiler
+    cached = chain.cache_dir / f"{prefix}-{digest.hexdigest()[:16]}.json"
     if not cached.is_file():
-        output = _run_solc(chain, sources)
+        output = _run_solc(chain, compiler, sources, settings)
         chain.cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(".tmp")
         tmp.write_text(json.dumps(output))
         tmp.replace(cached)
-    return _artifacts_from_output(json.loads(cached.read_text()))
+    result: dict[str, Any] = json.loads(cached.read_text())
+    return result
 
 
-def _run_solc(chain: Toolchain, sources: dict[str, Path]) -> dict[str, Any]:
-    job = {"sources": {k: str(v) for k, v in sources.items()}, "settings": SOLC_SETTINGS}
+def _run_solc(
+    chain: Toolchain, compiler: str, sources: dict[str, Path], settings: dict[str, Any]
+) -> dict[str, Any]:
+    job = {"sources": {k: str(v) for k, v in sources.items()}, "settings": settings, "solc": compiler}
     node = shutil.which("node")
     if node is None:
         raise UsageError("node is not on PATH: the devnet compiles Solidity with solc-js")
@@ -169,10 +229,6 @@ def _artifacts_from_output(output: dict[str, Any]) -> dict[str, Artifact]:
         for name, contract in by_name.items():
             code = contract["evm"]["bytecode"]["object"]
             artifacts[name] = Artifact(name, contract["abi"], code, {})
-    # solc 0.8.19 leaves library events out of Morpho's ABI; a keeper needs them.
-    events = [e for e in artifacts["EventsLib"].abi if e["type"] == "event"]
-    morpho = artifacts["Morpho"]
-    artifacts["Morpho"] = Artifact("Morpho", morpho.abi + events, morpho.bytecode, {})
     return artifacts
 
 
