@@ -2,9 +2,9 @@
 
 `keeper run` and `keeper sync --follow` are one daemon with different work per block:
 
-- start-up: chain id and contract code (`keeper.chain.preflight`), signer, sync to head, wallet
-  report, nonces, rebroadcast of what a previous run left in flight. Its errors leave as they are
-  raised: one line from the CLI.
+- start-up: signer, chain id and contract code (`keeper.chain.preflight`, before the store is
+  opened), sync to head, wallet report, nonces, rebroadcast of what a previous run left in
+  flight. Its errors leave as they are raised: one line from the CLI.
 - run: one `asyncio.TaskGroup` holds every long-lived task (the block follower, the WebSocket
   head listener, the stop timer), so a failure in one stops the others with its error instead of
   vanishing. A `KeeperError` escaping the group (a `Halt` on a reorg deeper than the blocks kept,
