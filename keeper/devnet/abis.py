@@ -6,7 +6,10 @@ built from exactly what the deployed code was compiled from. A test regenerates 
 fails on any difference. Sources:
 
 - Aave V3.0: ``@aave/core-v3`` hardhat artifacts (IPool, IPoolAddressesProvider, IAaveOracle, the
-  aToken and debt token interfaces, and IERC20Detailed as the common ERC-20 view);
+  aToken and debt token interfaces, and IERC20Detailed as the common ERC-20 view); ``POOL_REVISION``
+  is declared by the Pool contract, not the interface;
+- Aave V3.6: the devnet's solc-js 0.8.27 build of ``@aave-dao/aave-v3-origin`` (cached after the
+  first compile): IPool, and ``POOL_REVISION`` from PoolInstance;
 - Morpho Blue 1.0: the solc build of its sources the devnet already does and caches (IMorpho's
   functions; the events live in EventsLib; IOracle, IIrm);
 - Chainlink: ``@chainlink/contracts`` ABI of AggregatorV2V3Interface (``latestRoundData`` and the
@@ -28,7 +31,15 @@ from typing import Any
 
 from keeper.errors import UsageError
 
-from .toolchain import NPM_HINT, REPO_ROOT, Toolchain, aave_artifact, compiled_contracts, toolchain
+from .toolchain import (
+    NPM_HINT,
+    REPO_ROOT,
+    Toolchain,
+    aave_artifact,
+    compiled_aave_v36,
+    compiled_contracts,
+    toolchain,
+)
 
 ABIS_DIR = REPO_ROOT / "abis"
 
@@ -42,6 +53,10 @@ def _aave(chain: Toolchain, name: str) -> list[Fragment]:
 
 def _solc(chain: Toolchain, name: str) -> list[Fragment]:
     return compiled_contracts(chain)[name].abi
+
+
+def _aave36(chain: Toolchain, name: str) -> list[Fragment]:
+    return compiled_aave_v36(chain)[name].abi
 
 
 def _chainlink(chain: Toolchain, name: str) -> list[Fragment]:
@@ -105,6 +120,7 @@ SPEC: dict[str, tuple[Part, ...]] = {
             "getEModeCategoryData",
             "liquidationCall",
         ),
+        _functions(_aave, "Pool", "POOL_REVISION"),
         _events(
             _aave,
             "IPool",
@@ -119,6 +135,42 @@ SPEC: dict[str, tuple[Part, ...]] = {
             "ReserveUsedAsCollateralEnabled",
             "ReserveUsedAsCollateralDisabled",
             "LiquidationCall",
+        ),
+    ),
+    "aave_v3_6/IPool": (
+        _functions(
+            _aave36,
+            "IPool",
+            "getReservesList",
+            "getReserveData",
+            "getUserConfiguration",
+            "getUserEMode",
+            "getEModeCategoryData",
+            "getEModeCategoryCollateralConfig",
+            "getEModeCategoryCollateralBitmap",
+            "getEModeCategoryBorrowableBitmap",
+            "getEModeCategoryLtvzeroBitmap",
+            "getLiquidationGracePeriod",
+            "getReserveDeficit",
+            "getVirtualUnderlyingBalance",
+            "RESERVE_INTEREST_RATE_STRATEGY",
+            "liquidationCall",
+        ),
+        _functions(_aave36, "PoolInstance", "POOL_REVISION"),
+        _events(
+            _aave36,
+            "IPool",
+            "Supply",
+            "Withdraw",
+            "Borrow",
+            "Repay",
+            "UserEModeSet",
+            "ReserveUsedAsCollateralEnabled",
+            "ReserveUsedAsCollateralDisabled",
+            "ReserveDataUpdated",
+            "LiquidationCall",
+            "DeficitCreated",
+            "DeficitCovered",
         ),
     ),
     "aave_v3_0/IPoolAddressesProvider": (
@@ -161,7 +213,10 @@ SPEC: dict[str, tuple[Part, ...]] = {
 }
 """``abis/<name>.json`` -> the artifact entries it holds, functions first, in this order."""
 
-NEEDS_SOLC = frozenset(name for name, parts in SPEC.items() if any(p.loader is _solc for p in parts))
+NEEDS_SOLC = frozenset(
+    name for name, parts in SPEC.items() if any(p.loader in (_solc, _aave36) for p in parts)
+)
+"""ABIs read from a solc-js build (slow the first time, then cached), not from shipped artifacts."""
 
 
 def render(fragments: Sequence[Fragment]) -> str:

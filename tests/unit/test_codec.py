@@ -27,6 +27,13 @@ SIGNATURES = [
     ("aave_v3_0/IPool", "getUserEMode", "getUserEMode(address)"),
     ("aave_v3_0/IPool", "getEModeCategoryData", "getEModeCategoryData(uint8)"),
     ("aave_v3_0/IPool", "liquidationCall", "liquidationCall(address,address,address,uint256,bool)"),
+    ("aave_v3_0/IPool", "POOL_REVISION", "POOL_REVISION()"),
+    ("aave_v3_6/IPool", "POOL_REVISION", "POOL_REVISION()"),
+    ("aave_v3_6/IPool", "getLiquidationGracePeriod", "getLiquidationGracePeriod(address)"),
+    ("aave_v3_6/IPool", "getEModeCategoryCollateralBitmap", "getEModeCategoryCollateralBitmap(uint8)"),
+    ("aave_v3_6/IPool", "getReserveDeficit", "getReserveDeficit(address)"),
+    ("aave_v3_6/IPool", "RESERVE_INTEREST_RATE_STRATEGY", "RESERVE_INTEREST_RATE_STRATEGY()"),
+    ("aave_v3_6/IPool", "getEModeCategoryLtvzeroBitmap", "getEModeCategoryLtvzeroBitmap(uint8)"),
     ("aave_v3_0/IAaveOracle", "getAssetPrice", "getAssetPrice(address)"),
     ("aave_v3_0/IAaveOracle", "getSourceOfAsset", "getSourceOfAsset(address)"),
     ("aave_v3_0/IAToken", "scaledBalanceOf", "scaledBalanceOf(address)"),
@@ -69,6 +76,9 @@ EVENTS = [
     ("aave_v3_0/IPool", "ReserveUsedAsCollateralDisabled(address,address)"),
     ("aave_v3_0/IPool", "LiquidationCall(address,address,address,uint256,uint256,address,bool)"),
     ("aave_v3_0/IAToken", "BalanceTransfer(address,address,uint256,uint256)"),
+    ("aave_v3_6/IPool", "LiquidationCall(address,address,address,uint256,uint256,address,bool)"),
+    ("aave_v3_6/IPool", "DeficitCreated(address,address,uint256)"),
+    ("aave_v3_6/IPool", "DeficitCovered(address,address,uint256)"),
     ("common/AggregatorV3Interface", "AnswerUpdated(int256,uint256,uint256)"),
     ("morpho_blue_1_0/IMorpho", "CreateMarket(bytes32,(address,address,address,address,uint256))"),
     ("morpho_blue_1_0/IMorpho", "SupplyCollateral(bytes32,address,address,uint256)"),
@@ -86,6 +96,34 @@ def test_functions_have_the_signatures_the_keeper_was_written_against(
     fn = contract(name).fn(function)
     assert fn.signature == signature
     assert fn.selector == keccak(text=signature)[:4]
+
+
+# Selectors and topics as `aave-v3.6-notes.md` lists them (computed there from the contracts, not here).
+AAVE_V36_SELECTORS = [
+    ("POOL_REVISION", "0148170e"),
+    ("getReserveData", "35ea6a75"),
+    ("getEModeCategoryCollateralConfig", "b286f467"),
+    ("getEModeCategoryCollateralBitmap", "b0771dba"),
+    ("getEModeCategoryBorrowableBitmap", "903a2c71"),
+    ("getEModeCategoryLtvzeroBitmap", "fd89dee5"),
+    ("getLiquidationGracePeriod", "5c9a8b18"),
+    ("getVirtualUnderlyingBalance", "6fb07f96"),
+    ("getReserveDeficit", "c952485d"),
+    ("liquidationCall", "00a718a9"),
+]
+
+
+@pytest.mark.parametrize(("function", "selector"), AAVE_V36_SELECTORS)
+def test_aave_v36_selectors_are_the_ones_the_notes_list(function: str, selector: str) -> None:
+    assert contract("aave_v3_6/IPool").fn(function).selector.hex() == selector
+
+
+@pytest.mark.parametrize(
+    ("event", "topic_prefix"),
+    [("DeficitCreated", "2bccfb3f"), ("DeficitCovered", "84b203e4"), ("LiquidationCall", "e413a321")],
+)
+def test_aave_v36_event_topics_are_the_ones_the_notes_list(event: str, topic_prefix: str) -> None:
+    assert contract("aave_v3_6/IPool").event(event).topic.startswith("0x" + topic_prefix)
 
 
 @pytest.mark.parametrize(("name", "signature"), EVENTS)
