@@ -36,6 +36,15 @@ def add_devnet_parser(commands: Any, parser_class: type[argparse.ArgumentParser]
         default="127.0.0.1",
         help="address Anvil listens on (default 127.0.0.1; 0.0.0.0 in a container)",
     )
+    up.add_argument(
+        "--aave-version",
+        choices=("3.0", "3.6"),
+        default="3.0",
+        help="Aave V3 version to deploy: 3.0 (v3.0.x, @aave/core-v3 artifacts; the default, and the "
+        "only version the keeper's maths implement so far) or 3.6 (@aave-dao/aave-v3-origin 3.6.0 "
+        "compiled with solc-js 0.8.27; for testing against the production code: the keeper's "
+        "v3.6 maths are not there yet)",
+    )
     up.add_argument("--aave-borrowers", type=_count, default=200, metavar="N", help="default 200")
     up.add_argument("--morpho-borrowers", type=_count, default=200, metavar="M", help="default 200")
     up.add_argument("--seed", type=int, default=1, metavar="S", help="random seed for borrowers (default 1)")
@@ -130,7 +139,11 @@ def run_devnet(args: argparse.Namespace) -> int:
         toolchain.aave_artifact(chain, "Pool")
         toolchain.multicall3_creation_code(chain)
         compiled = toolchain.compiled_contracts(chain)
-        print(f"devnet toolchain ready: {len(compiled)} contracts compiled, cache {chain.cache_dir}")
+        aave_v36 = toolchain.compiled_aave_v36(chain)
+        print(
+            f"devnet toolchain ready: {len(compiled)} contracts compiled, Aave v3.6 "
+            f"{len(aave_v36)} contracts, cache {chain.cache_dir}"
+        )
         return 0
     if args.devnet_command == "inspect":
         print(_inspect(args.config))
@@ -143,6 +156,7 @@ def run_devnet(args: argparse.Namespace) -> int:
         block_time_s=args.block_time,
         config_out=args.config_out,
         host=args.host,
+        aave_version=args.aave_version,
     )
     process, summary = up.devnet_up(chain, options)
     if options.config_out is not None:

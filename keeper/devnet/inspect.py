@@ -13,6 +13,8 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from keeper.errors import DevnetError
+
 from .abi import decode_result, encode_call
 from .morpho import MARKET_PARAMS
 from .rpc import Rpc
@@ -22,6 +24,11 @@ WAD = 10**18
 CHUNK = 200
 AAVE_BORROW = "0x" + keccak(text="Borrow(address,address,address,uint256,uint8,uint256,uint16)").hex()
 MORPHO_BORROW = "0x" + keccak(text="Borrow(bytes32,address,address,address,uint256,uint256)").hex()
+EMODE_CATEGORY_ADDED = (
+    "0x" + keccak(text="EModeCategoryAdded(uint8,uint256,uint256,uint256,address,string)").hex()
+)
+RESERVE_DATA = ["uint256"] + ["uint128"] * 5 + ["uint40", "uint16"] + ["address"] * 4 + ["uint128"] * 3
+"""`getReserveData`: v3.0's `ReserveData`, ABI-identical to v3.6's `ReserveDataLegacy` (id at 7)."""
 
 
 @dataclass(frozen=True)
@@ -166,8 +173,41 @@ def morpho_market_lines(rpc: Rpc, morpho: str, irm_view: bool = True) -> list[st
     return lines
 
 
+def aave_version(rpc: Rpc, pool: str) -> str:
+    """The devnet deploys v3.0.x or v3.6; only v3.6 has `getEModeCategoryLtvzeroBitmap`."""
+    try:
+        rpc.eth_call(pool, encode_call("getEModeCategoryLtvzeroBitmap(uint8)", 0))
+    except DevnetError:
+        return "3.0"
+    return "3.6"
+
+
+def _emode_categories(rpc: Rpc, provider: str, pool: str, data: str, reserve: str, version: str) -> str:
+    """v3.0: the reserve's one category (config bits 168-175, via the data provider). v3.6: every
+    category whose collateral bitmap holds the reserve's id (categories from their added events)."""
+    if version == "3.0":
+        (category,) = decode_result(
+            ["uint256"], rpc.eth_call(data, encode_call("getReserveEModeCategory(address)", reserve))
+        )
+        return str(category)
+    (configurator,) = decode_result(["address"], rpc.eth_call(provider, encode_call("getPoolConfigurator()")))
+    reserve_id = int(
+        decode_result(RESERVE_DATA, rpc.eth_call(pool, encode_call("getReserveData(address)", reserve)))[7]
+    )
+    ids = sorted({int(log["topics"][1], 16) for log in _logs(rpc, str(configurator), EMODE_CATEGORY_ADDED)})
+    member = []
+    for category in ids:
+        (bitmap,) = decode_result(
+            ["uint128"], rpc.eth_call(pool, encode_call("getEModeCategoryCollateralBitmap(uint8)", category))
+        )
+        if (int(bitmap) >> reserve_id) & 1:
+            member.append(str(category))
+    return ",".join(member) or "0"
+
+
 def aave_reserve_lines(rpc: Rpc, provider: str) -> list[str]:
     (pool,) = decode_result(["address"], rpc.eth_call(provider, encode_call("getPool()")))
+    version = aave_version(rpc, str(pool))
     (oracle,) = decode_result(["address"], rpc.eth_call(provider, encode_call("getPriceOracle()")))
     (data,) = decode_result(["address"], rpc.eth_call(provider, encode_call("getPoolDataProvider()")))
     (reserves,) = decode_result(["address[]"], rpc.eth_call(pool, encode_call("getReservesList()")))
@@ -178,9 +218,7 @@ def aave_reserve_lines(rpc: Rpc, provider: str) -> list[str]:
             ["uint256"] * 5 + ["bool"] * 5,
             rpc.eth_call(data, encode_call("getReserveConfigurationData(address)", reserve)),
         )
-        (emode,) = decode_result(
-            ["uint256"], rpc.eth_call(data, encode_call("getReserveEModeCategory(address)", reserve))
-        )
+        emode = _emode_categories(rpc, provider, str(pool), str(data), reserve, version)
         (price,) = decode_result(
             ["uint256"], rpc.eth_call(oracle, encode_call("getAssetPrice(address)", reserve))
         )
@@ -199,7 +237,7 @@ def report(rpc: Rpc, provider: str, morpho: str) -> str:
     blue = morpho_health(rpc, morpho)
     lines = [
         f"block {rpc.block_number()}",
-        "Aave V3 reserves:",
+        f"Aave V3 (v{aave_version(rpc, str(pool))}) reserves:",
         *aave_reserve_lines(rpc, provider),
         "Morpho Blue markets:",
         *morpho_market_lines(rpc, morpho),

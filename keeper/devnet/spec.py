@@ -102,6 +102,19 @@ MORPHO_IRM_APRS = (0, 4 * WAD // 100, 300 * WAD // 100, 90 * WAD // 100)
 """KinkedIrm(baseApr, slope1Apr, slope2Apr, optimalUtilization), WAD."""
 
 
+BPS_TO_RAY = 10**23
+
+
+def interest_rate_data_bps(spec: AssetSpec) -> tuple[int, int, int, int]:
+    """v3.6's `InterestRateData` (optimal usage, base, slope 1, slope 2; bps) for the same curve the
+    v3.0 strategy gets in ray: the V2 strategy stores bps and scales them by 1e23."""
+    rays = (spec.optimal_usage_ray, 0, spec.slope1_ray, spec.slope2_ray)
+    if any(r % BPS_TO_RAY for r in rays):
+        raise ValueError(f"{spec.symbol}: rate curve is not a whole number of bps")
+    optimal, base, slope1, slope2 = (r // BPS_TO_RAY for r in rays)
+    return optimal, base, slope1, slope2
+
+
 def asset(symbol: str) -> AssetSpec:
     for spec in ASSETS:
         if spec.symbol == symbol:

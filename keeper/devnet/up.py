@@ -11,7 +11,7 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 
-from .aave import AaveDeployment, deploy_aave
+from .aave import DEFAULT_AAVE_VERSION, AaveDeployment, deploy_aave
 from .abi import decode_result, encode_args, encode_call
 from .accounts import (
     COMPETITOR_INDEX,
@@ -42,6 +42,7 @@ from .toolchain import (
     Artifact,
     Toolchain,
     aave_artifact,
+    compiled_aave_v36,
     compiled_contracts,
     find_anvil,
     multicall3_creation_code,
@@ -62,6 +63,8 @@ class UpOptions:
     config_out: Path | None = Path("config/devnet.toml")
     host: str = "127.0.0.1"
     """Anvil's bind address; 0.0.0.0 lets other containers reach it (the devnet itself uses 127.0.0.1)."""
+    aave_version: str = DEFAULT_AAVE_VERSION
+    """"3.0" (`@aave/core-v3` artifacts) or "3.6" (`@aave-dao/aave-v3-origin`, compiled here)."""
 
 
 @dataclass
@@ -79,7 +82,11 @@ def devnet_up(chain: Toolchain, options: UpOptions) -> tuple[AnvilProcess, dict[
     progress = Progress()
     artifacts = compiled_contracts(chain)  # before Anvil: a cold compile takes ~10 s
     anvil = find_anvil(chain)
-    aave_artifact(chain, "Pool")  # fail fast on a missing package, before starting anything
+    aave_artifact(chain, "MintableERC20")  # fail fast on a missing package, before starting anything
+    if options.aave_version == "3.6":
+        compiled_aave_v36(chain)  # a cold compile takes ~13 s
+    else:
+        aave_artifact(chain, "Pool")
     multicall_code = multicall3_creation_code(chain)
     process = start_anvil(anvil, chain, options.port, options.host)
     progress.step(f"anvil up on port {options.port} (pid {process.pid})")
@@ -123,8 +130,8 @@ def _deploy_and_seed(
     aave_supplier, morpho_supplier = (dev_account(i).address for i in SUPPLIER_INDEXES)
 
     tokens, feeds = _deploy_assets(chain, ex, artifacts, issuer)
-    aave = deploy_aave(ex, chain, deployer, tokens, feeds)
-    progress.step("aave v3 deployed")
+    aave = deploy_aave(ex, chain, deployer, tokens, feeds, options.aave_version)
+    progress.step(f"aave v{aave.version} deployed")
     morpho = deploy_morpho(ex, artifacts, deployer, tokens, feeds)
     progress.step(f"morpho blue deployed ({len(morpho.markets)} markets)")
     _place_multicall3(rpc, ex, deployer, multicall_code)
@@ -252,6 +259,7 @@ def _summary(
         "competitor_address": competitor,
         "multicall3": MULTICALL3,
         "aave": {
+            "version": aave.version,
             "pool_addresses_provider": aave.pool_addresses_provider,
             "pool": aave.pool,
             "oracle": aave.oracle,
