@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from decimal import Decimal
 from fractions import Fraction
 
@@ -13,7 +14,15 @@ from hypothesis import strategies as st
 from keeper.devnet.feeds import moved_answer, parse_percent, parse_usd, usd_answer
 from keeper.devnet.morpho import MorphoMarket
 from keeper.devnet.seed import base_value, morpho_oracle_price, plan_aave, plan_morpho
-from keeper.devnet.spec import EMODE, MORPHO_MARKETS, asset
+from keeper.devnet.spec import (
+    ASSETS,
+    BPS_TO_RAY,
+    EMODE,
+    MORPHO_MARKETS,
+    AssetSpec,
+    asset,
+    interest_rate_data_bps,
+)
 from keeper.errors import UsageError
 
 USERS = [f"0x{i:040x}" for i in range(1, 301)]
@@ -102,3 +111,23 @@ def test_parse_usd_rejects(text: str) -> None:
 
 def test_usd_answer_scales_to_feed_decimals() -> None:
     assert usd_answer(Decimal("1650.25"), 8) == 165_025_000_000
+
+
+@pytest.mark.parametrize("spec", ASSETS, ids=lambda a: a.symbol)
+def test_v36_rate_curves_are_the_v30_curves_in_bps_within_the_v2_bounds(spec: AssetSpec) -> None:
+    """Both devnet versions lend on the same curve, and the v3.6 one passes the bounds of
+    DefaultReserveInterestRateStrategyV2._setInterestRateParams (else initReserves reverts)."""
+    optimal, base, slope1, slope2 = interest_rate_data_bps(spec)
+    assert (optimal * BPS_TO_RAY, base, slope1 * BPS_TO_RAY, slope2 * BPS_TO_RAY) == (
+        spec.optimal_usage_ray,
+        0,
+        spec.slope1_ray,
+        spec.slope2_ray,
+    )
+    assert 1_00 <= optimal <= 99_00 and slope1 <= slope2 and base + slope1 + slope2 <= 1000_00
+
+
+def test_rate_curve_off_the_bps_grid_is_refused() -> None:
+    off_grid = replace(asset("WETH"), slope1_ray=asset("WETH").slope1_ray + 1)
+    with pytest.raises(ValueError, match="WETH"):
+        interest_rate_data_bps(off_grid)
