@@ -39,6 +39,9 @@ async def check_config(config: Config, environ: Mapping[str, str]) -> list[str]:
         for protocol in tracked:
             await protocol.adapter.refresh(rpc, head, [])
             lines.append(f"protocol      {protocol.name} ({protocol.config.kind}): contracts found")
+            version = getattr(protocol.adapter, "version", None)  # Aave's, detected by refresh()
+            if version is not None:
+                lines.append(f"version       {protocol.name}: {version}")
         wallet = await wallet_report(rpc, signer.address, tracked)
     lines.append(f"native        {int(wallet['native_wei']) / 1e18:.6f}")
     for label, token in sorted(wallet["tokens"].items()):

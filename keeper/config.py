@@ -109,6 +109,8 @@ class AaveV3Config(_Section):
     name: str = Field(min_length=1)
     pool_addresses_provider: Address
     start_block: int = Field(default=0, ge=0)
+    allow_unsupported_version: bool = False
+    """Unsafe: run on a pool whose detected Aave version the keeper has no exact maths for."""
 
     @property
     def entry_contract(self) -> tuple[str, str]:

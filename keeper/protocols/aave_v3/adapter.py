@@ -9,9 +9,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import structlog
 
 from keeper.chain.rpc import Rpc
 from keeper.config import AaveV3Config
+from keeper.errors import UsageError
 from keeper.math.wad_ray import WAD
 from keeper.protocols.base import (
     BlockRef,
@@ -32,19 +34,30 @@ from keeper.protocols.screening import DEFAULT_MARGIN
 from .events import A_TOKEN_USER_TOPICS, ANSWER_UPDATED, POOL_USER_TOPICS, feed_answer, touched_users
 from .liquidation import liquidation_outcome, max_debt_to_cover, share_out_cash
 from .math import account_data, reserves_at
-from .reader import POOL, PoolAddresses, read_addresses, read_pool_and_users
+from .reader import POOL, PoolAddresses, read_addresses, read_pool_and_users, read_version
 from .screen import AaveScreen
 from .state import PoolState, UserState
+from .version import DetectedVersion, refusal
 
 LIQUIDATION_CALL = POOL.fn("liquidationCall")
+
+log = structlog.get_logger(__name__)
+# Commands that never configure structlog (`keeper positions`) would get its default logger, which
+# prints to stdout, where their report (``--json``) goes: the version events are logged only where
+# logging was set up (`keeper run`, `keeper check-config`). A refusal is raised either way.
 
 
 class AaveV3Adapter:
     protocol = "aave_v3"
 
-    def __init__(self, name: str, pool_addresses_provider: str) -> None:
+    def __init__(
+        self, name: str, pool_addresses_provider: str, allow_unsupported_version: bool = False
+    ) -> None:
         self.name = name
         self.provider = pool_addresses_provider
+        self.allow_unsupported_version = allow_unsupported_version
+        self.version: DetectedVersion | None = None
+        """The Aave version the pool runs, detected by the first `refresh`."""
         self._addresses: PoolAddresses | None = None
         self.pool_state: PoolState | None = None
         self.users: dict[str, UserState] = {}
@@ -52,7 +65,7 @@ class AaveV3Adapter:
 
     @classmethod
     def from_config(cls, config: AaveV3Config) -> AaveV3Adapter:
-        return cls(config.name, config.pool_addresses_provider)
+        return cls(config.name, config.pool_addresses_provider, config.allow_unsupported_version)
 
     @property
     def pool(self) -> str:
@@ -79,12 +92,31 @@ class AaveV3Adapter:
 
     async def refresh(self, rpc: Rpc, block: BlockRef, keys: Collection[PositionKey]) -> None:
         if self._addresses is None:
-            self._addresses = await read_addresses(rpc, self.provider, block.hash)
+            addresses = await read_addresses(rpc, self.provider, block.hash)
+            self.version = await self._detect(rpc, addresses.pool, block)
+            self._addresses = addresses
         users = sorted({key.user for key in keys})
         self.pool_state, states = await read_pool_and_users(
             rpc, self._addresses, block.hash, users, self.pool_state
         )
         self.users.update(states)
+
+    async def _detect(self, rpc: Rpc, pool: str, block: BlockRef) -> DetectedVersion:
+        """The pool's version; refused (one line) unless its maths are implemented or overridden."""
+        detected = await read_version(rpc, pool, block.hash)
+        fields = {"protocol": self.name, "pool": pool, "revision": detected.revision}
+        if structlog.is_configured():  # see the comment at `log`
+            log.info("aave_version_detected", **fields, version=str(detected.version))
+        if detected.supported:
+            return detected
+        key = f"protocols.{self.name}"
+        if not self.allow_unsupported_version:
+            raise UsageError(
+                refusal(f"{key}.pool_addresses_provider", detected, f"{key}.allow_unsupported_version")
+            )
+        if structlog.is_configured():
+            log.warning("aave_version_unsupported_overridden", **fields, version=str(detected.version))
+        return detected
 
     def tracked(self) -> list[PositionKey]:
         return [PositionKey(self.pool, user) for user in self.users]
@@ -96,8 +128,8 @@ class AaveV3Adapter:
 
     def repriced(self, prices: dict[str, int]) -> AaveV3Adapter:
         """The same positions under other oracle prices (asset -> price); self is unchanged."""
-        copy = AaveV3Adapter(self.name, self.provider)
-        copy._addresses, copy.users = self._addresses, self.users
+        copy = AaveV3Adapter(self.name, self.provider, self.allow_unsupported_version)
+        copy._addresses, copy.users, copy.version = self._addresses, self.users, self.version
         copy.pool_state = replace(self._state(), prices=prices)
         return copy
 

@@ -1,6 +1,7 @@
 """Read Aave V3 state at one block in a fixed number of batched round trips.
 
-Round 1: the reserve list, every reserve's data, every price, and each requested user's
+Once, at start-up, one round tells which Aave version the pool runs (`version`). Then per block,
+round 1: the reserve list, every reserve's data, every price, and each requested user's
 configuration bitmap. Round 2: eMode categories, and for users with a position their eMode and the
 balances their bitmap says matter. A new reserve, eMode category or price source costs one extra
 round, once. The number of round trips never depends on the number of users; the number of calls
@@ -13,14 +14,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from keeper.chain.abi import Binding, Function, contract
-from keeper.chain.multicall import Call, aggregate3
+from keeper.chain.multicall import Call, Result, aggregate3
 from keeper.chain.rpc import BlockTag, Rpc
 from keeper.errors import KeeperError
 
 from .state import EModeCategory, PoolState, Reserve, ReserveConfig, StableDebt, UserReserve, UserState
+from .version import DetectedVersion, Probes
+
+ZERO_ADDRESS = "0x" + "00" * 20
 
 PROVIDER = contract("aave_v3_0/IPoolAddressesProvider")
 POOL = contract("aave_v3_0/IPool")
+POOL_V3_6 = contract("aave_v3_6/IPool")
 ORACLE = contract("aave_v3_0/IAaveOracle")
 A_TOKEN = contract("aave_v3_0/IAToken")
 VARIABLE_DEBT_TOKEN = contract("aave_v3_0/IVariableDebtToken")
@@ -35,6 +40,14 @@ GET_RESERVE_DATA = POOL.fn("getReserveData")
 GET_USER_CONFIGURATION = POOL.fn("getUserConfiguration")
 GET_USER_EMODE = POOL.fn("getUserEMode")
 GET_EMODE_CATEGORY = POOL.fn("getEModeCategoryData")
+POOL_REVISION = POOL.fn("POOL_REVISION")
+VERSION_PROBES = {  # Probes field -> the view whose existence it records (any argument will do)
+    "liquidation_grace_period": (POOL_V3_6.fn("getLiquidationGracePeriod"), (ZERO_ADDRESS,)),
+    "emode_collateral_bitmap": (POOL_V3_6.fn("getEModeCategoryCollateralBitmap"), (1,)),
+    "reserve_deficit": (POOL_V3_6.fn("getReserveDeficit"), (ZERO_ADDRESS,)),
+    "rate_strategy_immutable": (POOL_V3_6.fn("RESERVE_INTEREST_RATE_STRATEGY"), ()),
+    "emode_ltvzero_bitmap": (POOL_V3_6.fn("getEModeCategoryLtvzeroBitmap"), (1,)),
+}
 GET_ASSET_PRICE = ORACLE.fn("getAssetPrice")
 GET_SOURCE_OF_ASSET = ORACLE.fn("getSourceOfAsset")
 LATEST_ROUND_DATA = FEED.fn("latestRoundData")
@@ -76,6 +89,26 @@ async def read_addresses(rpc: Rpc, provider: str, block: BlockTag) -> PoolAddres
     return PoolAddresses(provider, GET_POOL.value(pool.data), GET_PRICE_ORACLE.value(oracle.data))
 
 
+async def read_version(rpc: Rpc, pool: str, block: BlockTag) -> DetectedVersion:
+    """``POOL_REVISION()`` and the version-only views, in one round; a view that reverts is absent."""
+    probes = list(VERSION_PROBES.values())
+    calls = [Call(pool, POOL_REVISION.call(), allow_failure=True)]
+    calls += [Call(pool, fn.call(*args), allow_failure=True) for fn, args in probes]
+    revision, *answers = await aggregate3(rpc, calls, block)
+    found = {name: _answered(r) for name, r in zip(VERSION_PROBES, answers, strict=True)}
+    return DetectedVersion.of(
+        POOL_REVISION.value(revision.data) if _answered(revision) else None, Probes(**found)
+    )
+
+
+def _answered(result: Result) -> bool:
+    return result.success and len(result.data) >= 32
+
+
+def _is_zero(address: str) -> bool:
+    return int(address, 16) == 0
+
+
 def _decode_reserve(asset: str, raw: bytes, stable_supply: int, cash: int = 0) -> Reserve:
     fields = GET_RESERVE_DATA.decode(raw)
     config = ReserveConfig.decode(fields["configuration"]["data"])
@@ -103,7 +136,7 @@ async def read_pool_and_users(
     previous: PoolState | None,
 ) -> tuple[PoolState, dict[str, UserState]]:
     """Global pool state and the given users' state, all at ``block``."""
-    known = {r.asset: r for r in previous.reserves.values()} if previous else {}
+    known = {r.asset: r for r in previous.reserves.values()} if previous else None
     emode_sources = {c.price_source for c in previous.emode_categories.values()} if previous else set()
     for _ in range(3):
         reserves, prices, configs = await _round_one(rpc, addresses, block, known, users)
@@ -136,34 +169,40 @@ async def _round_one(
     rpc: Rpc,
     addresses: PoolAddresses,
     block: BlockTag,
-    known: dict[str, Reserve],
+    known: dict[str, Reserve] | None,
     users: Sequence[str],
 ) -> tuple[dict[int, Reserve] | None, dict[str, int], dict[str, int]]:
     """Returns ``None`` reserves when the pool lists assets this reader has not seen yet."""
-    assets = list(known)
+    assets = list(known or {})
     calls = [Call(addresses.pool, GET_RESERVES_LIST.call())]
+    starts = []
     for asset in assets:
+        reserve = (known or {})[asset]
+        starts.append(len(calls))
         calls += [
             Call(addresses.pool, GET_RESERVE_DATA.call(asset)),
             Call(addresses.oracle, GET_ASSET_PRICE.call(asset), allow_failure=True),
-            Call(known[asset].stable_debt_token, TOTAL_SUPPLY.call()),
-            Call(asset, BALANCE_OF.call(known[asset].a_token)),
+            Call(asset, BALANCE_OF.call(reserve.a_token)),
             Call(addresses.oracle, GET_SOURCE_OF_ASSET.call(asset), allow_failure=True),
             # the source learnt last block: its updatedAt tells how fresh the price is
-            Call(known[asset].price_source or addresses.oracle, LATEST_ROUND_DATA.call(), allow_failure=True),
+            Call(reserve.price_source or addresses.oracle, LATEST_ROUND_DATA.call(), allow_failure=True),
         ]
+        if not _is_zero(reserve.stable_debt_token):  # v3.2+ pools report no stable-debt token
+            calls.append(Call(reserve.stable_debt_token, TOTAL_SUPPLY.call()))
+    users_at = len(calls)
     calls += [Call(addresses.pool, GET_USER_CONFIGURATION.call(user)) for user in users]
     results = await aggregate3(rpc, calls, block)
     listed = _listed(results[0].data)
-    if not known or sorted(listed) != sorted(assets):
+    if known is None or sorted(listed) != sorted(assets):
         return None, {}, {}
     reserves: dict[int, Reserve] = {}
     prices: dict[str, int] = {}
-    for index, asset in enumerate(assets):
-        data, price, stable_supply, cash, source, round_data = results[1 + 6 * index : 7 + 6 * index]
+    for asset, start in zip(assets, starts, strict=True):
+        data, price, cash, source, round_data = results[start : start + 5]
+        has_stable = not _is_zero(known[asset].stable_debt_token)
         feed = GET_SOURCE_OF_ASSET.value(source.data) if source.success and len(source.data) >= 32 else ""
         fresh = known[asset].price_source and round_data.success and len(round_data.data) >= 160
-        stable = TOTAL_SUPPLY.value(stable_supply.data)
+        stable = TOTAL_SUPPLY.value(results[start + 5].data) if has_stable else 0
         reserve = _decode_reserve(asset, data.data, stable, BALANCE_OF.value(cash.data))
         reserves[reserve.id] = replace(
             reserve,
@@ -171,8 +210,7 @@ async def _round_one(
             price_updated_at=LATEST_ROUND_DATA.decode(round_data.data)["updatedAt"] if fresh else 0,
         )
         prices[asset] = GET_ASSET_PRICE.value(price.data) if price.success and len(price.data) >= 32 else 0
-    offset = 1 + 6 * len(assets)
-    configs = {user: GET_USER_CONFIGURATION.value(results[offset + i].data) for i, user in enumerate(users)}
+    configs = {user: GET_USER_CONFIGURATION.value(results[users_at + i].data) for i, user in enumerate(users)}
     return reserves, prices, configs
 
 
