@@ -80,7 +80,9 @@ def test_only_v3_0_is_supported_and_the_refusal_is_one_line_naming_what_was_foun
     assert DetectedVersion.of(2, VIEWS_3_0).supported
     found = DetectedVersion.of(10, VIEWS_3_6)
     assert not found.supported and str(found) == "Aave v3.6 (POOL_REVISION 10)"
-    line = refusal("protocols.aave.pool_addresses_provider", found, "protocols.aave.allow_unsupported_version")
+    line = refusal(
+        "protocols.aave.pool_addresses_provider", found, "protocols.aave.allow_unsupported_version"
+    )
     assert line == (
         "protocols.aave.pool_addresses_provider: Aave v3.6 (POOL_REVISION 10) is not supported yet; "
         "supported: v3.0.x (set protocols.aave.allow_unsupported_version = true to run anyway: "
