@@ -202,3 +202,17 @@ def test_inspect_reports_the_v36_market(devnet36: Devnet) -> None:
     for spec in ASSETS:
         assert lines[spec.symbol].endswith(f"eMode {spec.emode_category}")
     assert f"Aave V3 borrowers: {BORROWERS}" in proc.stdout
+
+
+def test_default_devnet_stays_v30(devnet: Devnet) -> None:
+    """Until the keeper has v3.6 maths, a plain `keeper devnet up` deploys v3.0.x."""
+    assert devnet.summary["aave"]["version"] == "3.0"
+    assert view(devnet.rpc, devnet.summary["aave"]["pool"], "POOL_REVISION()", ["uint256"]) == (1,)
+
+
+def test_an_unknown_aave_version_is_one_usage_line() -> None:
+    proc = run_keeper("devnet", "up", "--aave-version", "3.1", "--port", "1")
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("keeper: error: argument --aave-version")
+    assert "'3.0', '3.6'" in proc.stderr
