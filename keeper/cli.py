@@ -209,8 +209,10 @@ def _positions(args: argparse.Namespace) -> int:
 
     from keeper import positions
     from keeper.config import load_config
+    from keeper.obs.logs import configure
 
     config = load_config(args.config)
+    configure(json_lines=False, level=30)  # warnings on stderr: stdout is the report (--json)
     report = asyncio.run(positions.collect(config, positions.stderr_progress))
     rows = positions.below(report, args.below)
     print(positions.render_json(report, rows) if args.json else positions.render_table(report, rows))
@@ -240,9 +242,11 @@ def _stress(args: argparse.Namespace) -> int:
 
     from keeper import positions
     from keeper.config import load_config
+    from keeper.obs.logs import configure
     from keeper.risk.stress import stress
 
     config = load_config(args.config)
+    configure(json_lines=False, level=30)  # warnings on stderr: stdout is the report (--json)
     sync, symbols = asyncio.run(positions.synced_positions(config, positions.stderr_progress))
     by_symbol = {symbol.upper(): address for address, symbol in symbols.items() if ":" not in address}
     shocks = {}

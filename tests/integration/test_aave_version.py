@@ -131,6 +131,19 @@ def test_commands_on_a_v36_pool_stop_with_one_line(chain: Devnet, tmp_path: Path
     assert out == ""  # no report, no JSON, no log line
 
 
+def test_keeper_run_on_a_v36_pool_stops_with_the_same_line(chain: Devnet, tmp_path: Path) -> None:
+    provider = deploy_v36_pool(chain)
+    protocols = load_config(chain.config_path, {}).model_dump(mode="json", exclude_none=True)["protocols"]
+    protocols = [
+        {**p, "pool_addresses_provider": provider} if p["kind"] == "aave_v3" else p for p in protocols
+    ]
+    config = variant(chain, tmp_path / "keeper.toml", {"protocols": protocols, "metrics": {"listen": ""}})
+    code, _, err = keeper("run", "--dry-run", "--config", str(config))
+    assert code == 2, err
+    assert err[-1] == REFUSAL
+    assert not any("Traceback" in line or "keeper: " in line for line in err[:-1])
+
+
 def test_the_override_gets_past_detection_to_an_empty_pool(chain: Devnet, tmp_path: Path) -> None:
     provider = deploy_v36_pool(chain)
     config = aave_variant(chain, tmp_path, pool_addresses_provider=provider, allow_unsupported_version=True)

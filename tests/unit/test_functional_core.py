@@ -25,6 +25,7 @@ PURE_MODULES = [
     "keeper.protocols.aave_v3.math",
     "keeper.protocols.aave_v3.liquidation",
     "keeper.protocols.aave_v3.events",
+    "keeper.protocols.aave_v3.version",
     "keeper.protocols.morpho_blue.state",
     "keeper.protocols.morpho_blue.math",
     "keeper.protocols.morpho_blue.liquidation",

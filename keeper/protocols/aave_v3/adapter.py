@@ -42,9 +42,6 @@ from .version import DetectedVersion, refusal
 LIQUIDATION_CALL = POOL.fn("liquidationCall")
 
 log = structlog.get_logger(__name__)
-# Commands that never configure structlog (`keeper positions`) would get its default logger, which
-# prints to stdout, where their report (``--json``) goes: the version events are logged only where
-# logging was set up (`keeper run`, `keeper check-config`). A refusal is raised either way.
 
 
 class AaveV3Adapter:
@@ -105,8 +102,7 @@ class AaveV3Adapter:
         """The pool's version; refused (one line) unless its maths are implemented or overridden."""
         detected = await read_version(rpc, pool, block.hash)
         fields = {"protocol": self.name, "pool": pool, "revision": detected.revision}
-        if structlog.is_configured():  # see the comment at `log`
-            log.info("aave_version_detected", **fields, version=str(detected.version))
+        log.info("aave_version_detected", **fields, version=str(detected.version))
         if detected.supported:
             return detected
         key = f"protocols.{self.name}"
@@ -114,8 +110,7 @@ class AaveV3Adapter:
             raise UsageError(
                 refusal(f"{key}.pool_addresses_provider", detected, f"{key}.allow_unsupported_version")
             )
-        if structlog.is_configured():
-            log.warning("aave_version_unsupported_overridden", **fields, version=str(detected.version))
+        log.warning("aave_version_unsupported_overridden", **fields, version=str(detected.version))
         return detected
 
     def tracked(self) -> list[PositionKey]:
