@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from keeper.math.uint import checked, require_uint256
+from keeper.math.uint import UINT256_MAX, checked, require_uint256
 from keeper.math.wad_ray import RAY, ray_mul
 
 SECONDS_PER_YEAR: Final[int] = 365 * 24 * 60 * 60
@@ -58,3 +58,20 @@ def calculate_compounded_interest(rate_ray: int, last_update_ts: int, current_ts
 
     first_term = checked(rate_ray * exp) // SECONDS_PER_YEAR
     return checked(checked(checked(RAY + first_term) + second_term) + third_term)
+
+
+def compounded_interest_v3_4(rate_ray: int, last_update_ts: int, current_ts: int) -> int:
+    """Compounded accrual factor of Aave v3.4+ (``MathUtils.calculateCompoundedInterest``, 3.6.0).
+
+    ``x = rate * dt / year`` (floor), then ``RAY + x + rayMul(x, x/2 + rayMul(x, x/6))``. It is not
+    the 3.0 binomial: the values differ from the first second. ``dt`` is a checked subtraction; the
+    rest sits in an ``unchecked`` block, so sums and the first product wrap modulo 2**256 while each
+    ``rayMul`` still reverts on overflow as the library does.
+    """
+    require_uint256(rate_ray)
+    exp = _elapsed_s(last_update_ts, current_ts)
+    if exp == 0:
+        return RAY
+    x = ((rate_ray * exp) & UINT256_MAX) // SECONDS_PER_YEAR
+    inner = (x // 2 + ray_mul(x, x // 6)) & UINT256_MAX
+    return (RAY + x + ray_mul(x, inner)) & UINT256_MAX

@@ -19,3 +19,17 @@ def checked(value: int) -> int:
     if not 0 <= value <= UINT256_MAX:
         raise OverflowError("uint256 arithmetic overflow or underflow")
     return value
+
+
+def mul_div_ceil(a: int, b: int, c: int) -> int:
+    """``ceil(a * b / c)`` (MathUtils.mulDivCeil, Aave v3.5+): reverts if ``c == 0`` or ``a * b`` overflows.
+
+    The zero divisor is checked first, as in the assembly; it raises ``ZeroDivisionError``.
+    """
+    require_uint256(a, b, c)
+    if c == 0:
+        raise ZeroDivisionError("mulDivCeil by zero")
+    if b != 0 and a > UINT256_MAX // b:
+        raise OverflowError("mulDivCeil product overflows uint256")
+    quotient, remainder = divmod(a * b, c)
+    return quotient + (remainder != 0)

@@ -85,3 +85,67 @@ def percent_mul(value: int, percentage: int) -> int:
 def percent_div(value: int, percentage: int) -> int:
     """``value * 1e4 / percentage`` rounded half up (PercentageMath.percentDiv)."""
     return _half_up_div(value, percentage, PERCENTAGE_FACTOR)
+
+
+# --- v3.5+ directed rounding (WadRayMath / PercentageMath of @aave-dao/aave-v3-origin 3.6.0) ---
+# TokenMath picks floor or ceil so that every scaled<->unscaled conversion favours the pool; a
+# half-up result is off by one wei in half the cases. Each revert is checked in the library's shape.
+
+
+def _checked_product(a: int, b: int) -> int:
+    """``a * b`` with the assembly pre-check ``b != 0 and a > MAX / b`` -> revert."""
+    require_uint256(a, b)
+    if b != 0 and a > UINT256_MAX // b:
+        raise OverflowError("fixed-point multiplication overflows uint256")
+    return a * b
+
+
+def _checked_scaled(a: int, b: int, unit: int) -> int:
+    """``a * unit`` for a division by ``b``: revert iff ``b == 0 or a > MAX / unit``."""
+    require_uint256(a, b)
+    if b == 0:
+        raise ZeroDivisionError("fixed-point division by zero")
+    if a > UINT256_MAX // unit:
+        raise OverflowError("fixed-point division overflows uint256")
+    return a * unit
+
+
+def _ceil_div(numerator: int, denominator: int) -> int:
+    """``n / d + (n % d != 0)``, as the assembly computes it."""
+    quotient, remainder = divmod(numerator, denominator)
+    return quotient + (remainder != 0)
+
+
+def ray_mul_floor(a: int, b: int) -> int:
+    """``floor(a * b / RAY)`` (WadRayMath.rayMulFloor): the aToken balance of a scaled amount."""
+    return _checked_product(a, b) // RAY
+
+
+def ray_mul_ceil(a: int, b: int) -> int:
+    """``ceil(a * b / RAY)`` (WadRayMath.rayMulCeil): the variable debt of a scaled amount."""
+    return _ceil_div(_checked_product(a, b), RAY)
+
+
+def ray_div_floor(a: int, b: int) -> int:
+    """``floor(a * RAY / b)`` (WadRayMath.rayDivFloor): aToken mint, vToken burn scaled amounts."""
+    return _checked_scaled(a, b, RAY) // b
+
+
+def ray_div_ceil(a: int, b: int) -> int:
+    """``ceil(a * RAY / b)`` (WadRayMath.rayDivCeil): aToken burn/transfer, vToken mint scaled amounts."""
+    return _ceil_div(_checked_scaled(a, b, RAY), b)
+
+
+def percent_mul_floor(value: int, percentage: int) -> int:
+    """``floor(value * percentage / 1e4)`` (PercentageMath.percentMulFloor)."""
+    return _checked_product(value, percentage) // PERCENTAGE_FACTOR
+
+
+def percent_mul_ceil(value: int, percentage: int) -> int:
+    """``ceil(value * percentage / 1e4)`` (PercentageMath.percentMulCeil)."""
+    return _ceil_div(_checked_product(value, percentage), PERCENTAGE_FACTOR)
+
+
+def percent_div_ceil(value: int, percentage: int) -> int:
+    """``ceil(value * 1e4 / percentage)`` (PercentageMath.percentDivCeil)."""
+    return _ceil_div(_checked_scaled(value, percentage, PERCENTAGE_FACTOR), percentage)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 from fractions import Fraction
-from math import floor
+from math import ceil, floor
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keeper.math import interest, morpho, wad_ray
-from keeper.math.interest import SECONDS_PER_YEAR, calculate_compounded_interest, calculate_linear_interest
+from keeper.math.interest import (
+    SECONDS_PER_YEAR,
+    calculate_compounded_interest,
+    calculate_linear_interest,
+    compounded_interest_v3_4,
+)
 from keeper.math.morpho import (
     mul_div_down,
     mul_div_up,
@@ -26,7 +31,7 @@ from keeper.math.morpho import (
     w_mul_down,
     w_taylor_compounded,
 )
-from keeper.math.uint import UINT256_MAX
+from keeper.math.uint import UINT256_MAX, mul_div_ceil
 from keeper.math.wad_ray import (
     HALF_PERCENTAGE_FACTOR,
     HALF_RAY,
@@ -36,9 +41,16 @@ from keeper.math.wad_ray import (
     WAD,
     WAD_RAY_RATIO,
     percent_div,
+    percent_div_ceil,
     percent_mul,
+    percent_mul_ceil,
+    percent_mul_floor,
     ray_div,
+    ray_div_ceil,
+    ray_div_floor,
     ray_mul,
+    ray_mul_ceil,
+    ray_mul_floor,
     ray_to_wad,
     wad_div,
     wad_mul,
@@ -485,3 +497,156 @@ def test_w_taylor_compounded_tracks_the_exact_three_term_series(x: int, n: int) 
     exact = WAD * (xn + xn**2 / 2 + xn**3 / 6)
     result = w_taylor_compounded(x, n)
     assert exact - 2 - Fraction(x * n, 3 * WAD) < result <= exact
+
+
+# ------------------------------------------------------------- Aave v3.5+ directed rounding (3.6.0)
+
+THIRD_RAY_FLOOR = int("3" * 27)  # floor(RAY / 3): 27 threes
+
+
+@pytest.mark.parametrize(
+    ("fn", "a", "b", "expected"),
+    [
+        # 1 * 0.25 ray: floor 0, ceil 1, while half-up rayMul gives 0
+        (ray_mul_floor, 1, RAY // 4, 0),
+        (ray_mul_ceil, 1, RAY // 4, 1),
+        # 5 * 0.5 = 2.5: floor 2, ceil 3 (half-up also 3)
+        (ray_mul_floor, 5, RAY // 2, 2),
+        (ray_mul_ceil, 5, RAY // 2, 3),
+        (ray_mul_floor, 2 * RAY, 3 * RAY, 6 * RAY),  # exact: no round-up
+        (ray_mul_ceil, 2 * RAY, 3 * RAY, 6 * RAY),
+        (ray_mul_ceil, 0, MAX, 0),
+        (ray_div_floor, 1, 3, THIRD_RAY_FLOOR),
+        (ray_div_ceil, 1, 3, THIRD_RAY_FLOOR + 1),
+        (ray_div_floor, 2, 3 * RAY, 0),  # 2/3 wei
+        (ray_div_ceil, 2, 3 * RAY, 1),
+        (ray_div_ceil, 6 * RAY, 2 * RAY, 3 * RAY),  # exact
+        (percent_mul_floor, 10_001, 5_000, 5_000),  # 5000.5
+        (percent_mul_ceil, 10_001, 5_000, 5_001),
+        (percent_mul_floor, 1, 1, 0),
+        (percent_mul_ceil, 1, 1, 1),
+        (percent_mul_ceil, 20_000, 5_000, 10_000),  # exact
+        (percent_div_ceil, 1, 3, 3_334),  # 10000 / 3
+        (percent_div_ceil, 5_000, 5_000, 10_000),  # exact
+        (percent_div_ceil, 1, 10_500, 1),  # 0.95 -> 1
+    ],
+)
+def test_directed_rounding_by_hand(fn: Binary, a: int, b: int, expected: int) -> None:
+    assert fn(a, b) == expected
+
+
+@pytest.mark.parametrize("fn", [ray_mul_floor, ray_mul_ceil, percent_mul_floor, percent_mul_ceil])
+@pytest.mark.parametrize("b", [3, PERCENTAGE_FACTOR, RAY, MAX])
+def test_directed_mul_reverts_exactly_when_the_product_overflows(fn: Binary, b: int) -> None:
+    """The pre-check is ``a > MAX / b`` (no half term), so MAX // b passes where half-up may not."""
+    fn(MAX // b, b)
+    with pytest.raises(OverflowError):
+        fn(MAX // b + 1, b)
+
+
+def test_floor_mul_accepts_what_half_up_rejects() -> None:
+    a = MAX // 3
+    assert ray_mul_floor(a, 3) == a * 3 // RAY
+    with pytest.raises(OverflowError):
+        ray_mul(a, 3)
+
+
+@pytest.mark.parametrize(
+    ("fn", "unit"), [(ray_div_floor, RAY), (ray_div_ceil, RAY), (percent_div_ceil, PERCENTAGE_FACTOR)]
+)
+def test_directed_div_overflow_boundary_and_zero_divisor(fn: Binary, unit: int) -> None:
+    assert fn(MAX // unit, unit) == MAX // unit
+    with pytest.raises(OverflowError):
+        fn(MAX // unit + 1, MAX)
+    with pytest.raises(ZeroDivisionError):
+        fn(1, 0)
+    with pytest.raises(ZeroDivisionError):  # the zero divisor is what reverts, whatever a is
+        fn(MAX, 0)
+
+
+@pytest.mark.parametrize(
+    ("floor_fn", "ceil_fn", "reference"),
+    [
+        (ray_mul_floor, ray_mul_ceil, lambda a, b: Fraction(a * b, RAY)),
+        (ray_div_floor, ray_div_ceil, lambda a, b: Fraction(a * RAY, b)),
+        (percent_mul_floor, percent_mul_ceil, lambda a, b: Fraction(a * b, PERCENTAGE_FACTOR)),
+    ],
+)
+@given(a=uint128s, b=uint128s.filter(bool))
+def test_directed_rounding_matches_fraction_reference(
+    floor_fn: Binary, ceil_fn: Binary, reference: Callable[[int, int], Fraction], a: int, b: int
+) -> None:
+    exact = reference(a, b)
+    assert floor_fn(a, b) == floor(exact)
+    assert ceil_fn(a, b) == ceil(exact)
+
+
+@given(value=uint128s, percentage=st.integers(min_value=1, max_value=2**16))
+def test_percent_div_ceil_matches_fraction_reference(value: int, percentage: int) -> None:
+    assert percent_div_ceil(value, percentage) == ceil(Fraction(value * PERCENTAGE_FACTOR, percentage))
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "c", "expected"),
+    [
+        (7, 3, 2, 11),
+        (4, 3, 2, 6),  # exact
+        (1, 1, 3, 1),
+        (0, 5, 7, 0),
+        (MAX, 1, 1, MAX),
+        (MAX, 1, 2, 2**255),  # no d - 1 padding: unlike Morpho's mulDivUp this does not revert
+        (2**128, 2**128 - 1, 2**128, 2**128 - 1),
+    ],
+)
+def test_mul_div_ceil(a: int, b: int, c: int, expected: int) -> None:
+    assert mul_div_ceil(a, b, c) == expected
+
+
+def test_mul_div_ceil_reverts() -> None:
+    with pytest.raises(ZeroDivisionError):
+        mul_div_ceil(MAX, MAX, 0)  # c == 0 is checked before the product
+    with pytest.raises(OverflowError):
+        mul_div_ceil(2**128, 2**128, 2**200)
+    assert mul_div_ceil(MAX // 3, 3, 3) == MAX // 3
+    with pytest.raises(OverflowError):
+        mul_div_ceil(MAX // 3 + 1, 3, 3)
+
+
+@pytest.mark.parametrize(
+    ("rate_ray", "elapsed_s", "expected"),
+    [
+        (5 * 10**25, 0, RAY),
+        # 100 % for a year: x = RAY, x/6 * 1 + x/2 = 0.666.. ray, so RAY + RAY + 0.666.. ray
+        (RAY, YEAR, 2 * RAY + int("6" * 27)),
+        # 5 % for 1 s: x = 1585489599188229325, rayMul(x, x/6) = 0, rayMul(x, x/2) = 1256888635
+        (5 * 10**25, 1, RAY + 1585489599188229325 + 1256888635),
+        (5 * 10**25, 12, 1000000019025875371250716427),
+        (5 * 10**25, 24 * 3600, 1000136995684421674802557900),
+        (3 * 10**25, 30 * 24 * 3600, 1002468795893238598827300606),
+        (0, YEAR, RAY),
+    ],
+)
+def test_compounded_interest_v3_4(rate_ray: int, elapsed_s: int, expected: int) -> None:
+    assert compounded_interest_v3_4(rate_ray, 1_000, 1_000 + elapsed_s) == expected
+
+
+@pytest.mark.parametrize(("elapsed_s", "difference"), [(12, 15082664111), (24 * 3600, 214550895113670)])
+def test_compounded_v3_4_is_not_the_v3_0_formula(elapsed_s: int, difference: int) -> None:
+    """The notes' figures at 5 % APR: 1.5e10 ray larger at 12 s, 2.1e14 at one day."""
+    rate = 5 * 10**25
+    new, old = compounded_interest_v3_4(rate, 0, elapsed_s), calculate_compounded_interest(rate, 0, elapsed_s)
+    assert new - old == difference
+
+
+def test_compounded_v3_4_reverts_like_the_library() -> None:
+    with pytest.raises(OverflowError):
+        compounded_interest_v3_4(RAY, 10, 9)  # the subtraction is checked
+    with pytest.raises(ValueError):
+        compounded_interest_v3_4(RAY, 2**40, 2**41)  # uint40 argument
+    with pytest.raises(OverflowError):
+        compounded_interest_v3_4(MAX // YEAR, 0, YEAR)  # x ~ MAX: rayMul(x, x/6) reverts
+
+
+@given(rate=uint128s, dt=st.integers(min_value=0, max_value=10 * YEAR))
+def test_compounded_v3_4_is_at_least_linear(rate: int, dt: int) -> None:
+    assert compounded_interest_v3_4(rate, 0, dt) >= calculate_linear_interest(rate, 0, dt)
