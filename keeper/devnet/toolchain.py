@@ -178,6 +178,20 @@ def compiled_aave_v36(chain: Toolchain) -> dict[str, Artifact]:
     return artifacts
 
 
+AAVE_V36_MATH_HARNESS = "AaveV36MathHarness"
+"""deploy/devnet/contracts: exposes v3.6's WadRayMath, PercentageMath and MathUtils to the integration
+tests; never deployed by `devnet up`. It is its own small build, so adding it changed no core artifact."""
+
+
+def compiled_aave_v36_math_harness(chain: Toolchain) -> Artifact:
+    """The v3.6 math harness, compiled with v3.6's compiler and settings (seconds, cached by content)."""
+    chain.require(AAVE_V36)
+    name = AAVE_V36_MATH_HARNESS
+    sources = {f"contracts/{name}.sol": chain.devnet_dir / "contracts" / f"{name}.sol"}
+    output = _cached_build(chain, "solc-0.8.27", sources, AAVE_V36_SETTINGS)
+    return _artifacts_from_output(output)[name]
+
+
 def _cached_build(
     chain: Toolchain, compiler: str, sources: dict[str, Path], settings: dict[str, Any]
 ) -> dict[str, Any]:
