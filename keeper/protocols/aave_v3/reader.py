@@ -67,12 +67,41 @@ RESERVE = Binding(
         "stable_debt_token": "stableDebtTokenAddress",
         "variable_debt_token": "variableDebtTokenAddress",
     },
-    given=("asset", "config", "stable_debt_supply", "cash", "price_source", "price_updated_at"),
+    given=(
+        "asset",
+        "config",
+        "stable_debt_supply",
+        "cash",
+        "price_source",
+        "price_updated_at",
+        "virtual_underlying_balance",
+        "deficit",
+        "liquidation_grace_period_until",
+    ),
     source="IPool.getReserveData",
 )
 EMODE_CATEGORY = Binding(
-    EModeCategory, GET_EMODE_CATEGORY.fields, given=("id",), source="IPool.getEModeCategoryData"
+    EModeCategory,
+    GET_EMODE_CATEGORY.fields,
+    given=("id", "collateral_bitmap", "borrowable_bitmap", "ltvzero_bitmap"),
+    source="IPool.getEModeCategoryData",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraViews:
+    """Pool views one Aave version adds to the shared rounds: (dataclass field, view) pairs.
+
+    ``reserve`` views take the asset and fill a `Reserve` field (round one); ``category`` views take
+    the eMode category id and fill an `EModeCategory` field (round two). They ride in the batches
+    the reader sends anyway, so a version's extra state costs calls, never round trips.
+    """
+
+    reserve: tuple[tuple[str, Function], ...] = ()
+    category: tuple[tuple[str, Function], ...] = ()
+
+
+NO_EXTRA_VIEWS = ExtraViews()
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +163,13 @@ async def read_pool_and_users(
     block: BlockTag,
     users: Sequence[str],
     previous: PoolState | None,
+    extra: ExtraViews = NO_EXTRA_VIEWS,
 ) -> tuple[PoolState, dict[str, UserState]]:
-    """Global pool state and the given users' state, all at ``block``."""
+    """Global pool state and the given users' state, all at ``block``; ``extra``: the version's views."""
     known = {r.asset: r for r in previous.reserves.values()} if previous else None
     emode_sources = {c.price_source for c in previous.emode_categories.values()} if previous else set()
     for _ in range(3):
-        reserves, prices, configs = await _round_one(rpc, addresses, block, known, users)
+        reserves, prices, configs = await _round_one(rpc, addresses, block, known, users, extra)
         if reserves is not None:
             break
         known = await _reserve_tokens(rpc, addresses, block)
@@ -148,7 +178,7 @@ async def read_pool_and_users(
     emode_ids = {c.id for c in previous.emode_categories.values()} if previous else set()
     while True:  # one pass unless a user's eMode category or a category's price source is new
         categories, source_prices, emodes, balances = await _round_two(
-            rpc, addresses, block, reserves, configs, emode_ids, sorted(emode_sources)
+            rpc, addresses, block, reserves, configs, emode_ids, sorted(emode_sources), extra
         )
         missing_ids = set(emodes.values()) - set(categories) - {0}
         missing_sources = {c.price_source for c in categories.values() if int(c.price_source, 16)}
@@ -171,6 +201,7 @@ async def _round_one(
     block: BlockTag,
     known: dict[str, Reserve] | None,
     users: Sequence[str],
+    extra: ExtraViews = NO_EXTRA_VIEWS,
 ) -> tuple[dict[int, Reserve] | None, dict[str, int], dict[str, int]]:
     """Returns ``None`` reserves when the pool lists assets this reader has not seen yet."""
     assets = list(known or {})
@@ -189,6 +220,7 @@ async def _round_one(
         ]
         if not _is_zero(reserve.stable_debt_token):  # v3.2+ pools report no stable-debt token
             calls.append(Call(reserve.stable_debt_token, TOTAL_SUPPLY.call()))
+        calls += [Call(addresses.pool, fn.call(asset)) for _, fn in extra.reserve]
     users_at = len(calls)
     calls += [Call(addresses.pool, GET_USER_CONFIGURATION.call(user)) for user in users]
     results = await aggregate3(rpc, calls, block)
@@ -204,10 +236,18 @@ async def _round_one(
         fresh = known[asset].price_source and round_data.success and len(round_data.data) >= 160
         stable = TOTAL_SUPPLY.value(results[start + 5].data) if has_stable else 0
         reserve = _decode_reserve(asset, data.data, stable, BALANCE_OF.value(cash.data))
+        extra_at = start + 5 + int(has_stable)
+        extras = {
+            name: fn.value(result.data)
+            for (name, fn), result in zip(
+                extra.reserve, results[extra_at : extra_at + len(extra.reserve)], strict=True
+            )
+        }
         reserves[reserve.id] = replace(
             reserve,
             price_source=feed if feed and int(feed, 16) else "",
             price_updated_at=LATEST_ROUND_DATA.decode(round_data.data)["updatedAt"] if fresh else 0,
+            **extras,
         )
         prices[asset] = GET_ASSET_PRICE.value(price.data) if price.success and len(price.data) >= 32 else 0
     configs = {user: GET_USER_CONFIGURATION.value(results[users_at + i].data) for i, user in enumerate(users)}
@@ -238,11 +278,13 @@ async def _round_two(
     configs: dict[str, int],
     emode_ids: set[int],
     emode_sources: list[str],
+    extra: ExtraViews = NO_EXTRA_VIEWS,
 ) -> tuple[dict[int, EModeCategory], dict[str, int], dict[str, int], dict[str, dict[int, UserReserve]]]:
     """eMode categories, their price sources, and each user's eMode and balances (users with a position)."""
     category_ids = sorted(({r.config.emode_category for r in reserves.values()} | emode_ids) - {0})
     sources = [s for s in emode_sources if int(s, 16)]
     calls = [Call(addresses.pool, GET_EMODE_CATEGORY.call(c)) for c in category_ids]
+    calls += [Call(addresses.pool, fn.call(c)) for c in category_ids for _, fn in extra.category]
     calls += [Call(addresses.oracle, GET_ASSET_PRICE.call(s)) for s in sources]
     plan: list[tuple[str, Reserve | None, list[Function]]] = []
     for user, config in configs.items():
@@ -256,11 +298,16 @@ async def _round_two(
             if fns:
                 plan.append((user, reserve, fns))
     results = await aggregate3(rpc, calls, block)
-    categories = {
-        category_id: EMODE_CATEGORY.fill_named(GET_EMODE_CATEGORY.decode(result.data), id=category_id)
-        for category_id, result in zip(category_ids, results[: len(category_ids)], strict=True)
-    }
     offset = len(category_ids)
+    per_category = len(extra.category)
+    categories = {}
+    for i, (category_id, result) in enumerate(zip(category_ids, results[:offset], strict=True)):
+        views = results[offset + i * per_category : offset + (i + 1) * per_category]
+        extras = {name: fn.value(r.data) for (name, fn), r in zip(extra.category, views, strict=True)}
+        categories[category_id] = EMODE_CATEGORY.fill_named(
+            GET_EMODE_CATEGORY.decode(result.data), id=category_id, **extras
+        )
+    offset += len(category_ids) * per_category
     source_prices = {s: GET_ASSET_PRICE.value(results[offset + i].data) for i, s in enumerate(sources)}
     offset += len(sources)
     emodes: dict[str, int] = {}

@@ -69,6 +69,12 @@ class Reserve:
     """The oracle's source (a Chainlink-style feed) for this asset, when it reports one."""
     price_updated_at: int = 0
     """The source's ``latestRoundData().updatedAt``; 0 when unknown (first block, or no such view)."""
+    virtual_underlying_balance: int = 0
+    """v3.1+: ``getVirtualUnderlyingBalance``, the pool's own count of withdrawable underlying."""
+    deficit: int = 0
+    """v3.3+: ``getReserveDeficit``, debt burnt as bad debt and not yet covered."""
+    liquidation_grace_period_until: int = 0
+    """v3.1+: ``getLiquidationGracePeriod``; no liquidation of this reserve while ``now <= until``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +84,13 @@ class EModeCategory:
     liquidation_threshold: int
     liquidation_bonus: int
     price_source: str
-    """Zero address when the category uses each asset's own price."""
+    """Zero address when the category uses each asset's own price (always, from v3.2)."""
+    collateral_bitmap: int = 0
+    """v3.2+: bit ``i`` set when reserve id ``i`` takes the category's LTV/LT/bonus as collateral."""
+    borrowable_bitmap: int = 0
+    """v3.2+: bit ``i`` set when reserve id ``i`` may be borrowed in the category."""
+    ltvzero_bitmap: int = 0
+    """v3.6: bit ``i`` set when collateral reserve id ``i`` has LTV 0 in the category."""
 
 
 ZERO_ADDRESS = "0x" + "00" * 20
