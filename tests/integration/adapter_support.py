@@ -24,6 +24,11 @@ from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
 from tests.support.devnet import Devnet
 
 PROTOCOLS = ["aave_v3", "morpho_blue"]
+"""Adapters with health *and* liquidation maths: every shared suite runs them."""
+HEALTH_PROTOCOLS = [*PROTOCOLS, "aave_v3_6"]
+"""Plus Aave v3.6, health only so far (its quotes are refused): the health suite runs it on a
+devnet of its own (`--aave-version 3.6`)."""
+AAVE = ("aave_v3", "aave_v3_6")
 MAX_UINT = 2**256 - 1
 WAD = 10**18
 
@@ -34,6 +39,8 @@ Values = tuple[int, int, int]
 def make_adapter(protocol: str, devnet: Devnet) -> LendingAdapter:
     if protocol == "aave_v3":
         return AaveV3Adapter("aave", devnet.summary["aave"]["pool_addresses_provider"])
+    if protocol == "aave_v3_6":  # exact health on v3.6; its liquidation maths are not implemented
+        return AaveV3Adapter("aave", devnet.summary["aave"]["pool_addresses_provider"], health_only=True)
     return MorphoBlueAdapter("morpho", devnet.summary["morpho"]["address"])
 
 
@@ -123,7 +130,7 @@ def _params(market: dict[str, Any]) -> tuple[str, str, str, str, int]:
 
 def onchain(protocol: str, devnet: Devnet) -> dict[tuple[str, str], Values]:
     """Every borrower with debt, as the contracts see it at the latest block."""
-    if protocol == "aave_v3":
+    if protocol in AAVE:
         pool = devnet.summary["aave"]["pool"]
         healths = aave_health(devnet.rpc, pool)
         return {
@@ -161,7 +168,7 @@ def position_change_txs(
     repayers = rng.sample(users, 60)
     comfortable = [u for u in users if u not in repayers and healths[u].health_factor_wad > 3 * WAD // 2]
     withdrawers = rng.sample(comfortable, min(20, len(comfortable)))
-    if protocol == "aave_v3":
+    if protocol in AAVE:
         assert isinstance(adapter, AaveV3Adapter)
         return _aave_change_txs(adapter, timestamp, repayers, withdrawers)
     assert isinstance(adapter, MorphoBlueAdapter)

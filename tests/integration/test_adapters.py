@@ -9,17 +9,21 @@ block, which the test mines and reads back from the contracts. Zero mismatches a
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import pytest
 
 from keeper.chain.rpc import HttpRpc
 from keeper.devnet.feeds import set_price
+from keeper.protocols.aave_v3.adapter import AaveV3Adapter
+from keeper.protocols.aave_v3.version import AaveVersion
+from keeper.protocols.base import PositionKey
 from tests.conftest import LARGE_BORROWERS, Devnet
+from tests.support.devnet import running_devnet
 
 from .adapter_support import (
-    PROTOCOLS,
+    HEALTH_PROTOCOLS,
     WAD,
     Follower,
     execute,
@@ -35,6 +39,30 @@ from .adapter_support import (
 pytestmark = pytest.mark.integration
 
 DAY_S = 86_400
+V36_MORPHO_BORROWERS = 10
+"""The v3.6 devnet exists for its Aave pool; Morpho gets a token seeding."""
+
+
+@pytest.fixture(scope="module")
+def large_devnet_v36(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    config_out = tmp_path_factory.mktemp("large36") / "devnet.toml"
+    with running_devnet(config_out, LARGE_BORROWERS, V36_MORPHO_BORROWERS, "--aave-version", "3.6") as devnet:
+        yield devnet
+
+
+def chain_for(protocol: str, request: pytest.FixtureRequest) -> Devnet:
+    """The large devnet of the protocol's version, reverted to its seeded state after the test."""
+    devnet: Devnet = request.getfixturevalue(
+        "large_devnet_v36" if protocol == "aave_v3_6" else "large_devnet"
+    )
+    snapshot = devnet.rpc.call("evm_snapshot")
+    request.addfinalizer(lambda: _revert(devnet, snapshot))
+    return devnet
+
+
+def _revert(devnet: Devnet, snapshot: str) -> None:
+    assert devnet.rpc.call("evm_revert", [snapshot]) is True
+    devnet.rpc.call("anvil_dropAllTransactions")
 
 
 def jump(seconds: int) -> Callable[[Devnet, Follower], None]:
@@ -51,8 +79,11 @@ def move(symbol: str, percent: str) -> Callable[[Devnet, Follower], None]:
     return step
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_local_health_equals_contract_view_at_every_moment(large_chain: Devnet, protocol: str) -> None:
+@pytest.mark.parametrize("protocol", HEALTH_PROTOCOLS)
+async def test_local_health_equals_contract_view_at_every_moment(
+    request: pytest.FixtureRequest, protocol: str
+) -> None:
+    large_chain = chain_for(protocol, request)
     rng = random.Random(3)
 
     def changes(devnet: Devnet, follower: Follower) -> None:
@@ -74,6 +105,7 @@ async def test_local_health_equals_contract_view_at_every_moment(large_chain: De
     async with HttpRpc(large_chain.summary["rpc_url"]) as rpc:
         follower = Follower(make_adapter(protocol, large_chain), rpc)
         await follower.sync()
+        _assert_version(protocol, follower)
         compared = liquidatable = 0
         for label, step in moments:
             step(large_chain, follower)
@@ -87,8 +119,28 @@ async def test_local_health_equals_contract_view_at_every_moment(large_chain: De
             assert len(mine) >= LARGE_BORROWERS * 9 // 10, label
             compared += len(mine)
             liquidatable += sum(hf < WAD for hf, _, _ in mine.values())
+            _assert_no_v36_quotes(protocol, follower, mine, settled.timestamp)
         assert compared >= 8 * LARGE_BORROWERS * 9 // 10
         assert liquidatable > 0, (
             "the price path never made a position liquidatable: the test proves too little"
         )
         assert follower.touched_total >= 80, "partial repays/withdrawals must reach the adapter through logs"
+
+
+def _assert_version(protocol: str, follower: Follower) -> None:
+    adapter = follower.adapter
+    if isinstance(adapter, AaveV3Adapter):
+        expected = AaveVersion.V3_6 if protocol == "aave_v3_6" else AaveVersion.V3_0
+        assert adapter.version is not None and adapter.version.version is expected
+
+
+def _assert_no_v36_quotes(
+    protocol: str, follower: Follower, mine: dict[tuple[str, str], tuple[int, int, int]], timestamp: int
+) -> None:
+    """Health only on v3.6: a liquidatable position is reported, never quoted (3.0 rules would be wrong)."""
+    if protocol != "aave_v3_6":
+        return
+    adapter = follower.adapter
+    for (market, user), (hf, _, _) in mine.items():
+        if hf < WAD:
+            assert adapter.quote(PositionKey(market, user), timestamp) is None

@@ -13,7 +13,7 @@ import structlog
 
 from keeper.chain.rpc import Rpc
 from keeper.config import AaveV3Config
-from keeper.errors import UsageError
+from keeper.errors import SkipOpportunity, UsageError
 from keeper.math.wad_ray import WAD
 from keeper.protocols.base import (
     BlockRef,
@@ -33,11 +33,13 @@ from keeper.protocols.screening import DEFAULT_MARGIN
 
 from .events import A_TOKEN_USER_TOPICS, ANSWER_UPDATED, POOL_USER_TOPICS, feed_answer, touched_users
 from .liquidation import liquidation_outcome, max_debt_to_cover, share_out_cash
-from .math import account_data, reserves_at
-from .reader import POOL, PoolAddresses, read_addresses, read_pool_and_users, read_version
+from .math import AccountData, ReserveAt, account_data, reserves_at
+from .reader import NO_EXTRA_VIEWS, POOL, PoolAddresses, read_addresses, read_pool_and_users, read_version
 from .screen import AaveScreen
 from .state import PoolState, UserState
-from .version import DetectedVersion, refusal
+from .v3_6 import math as math_v3_6
+from .v3_6.reader import VIEWS as VIEWS_V3_6
+from .version import HEALTH_ONLY, AaveVersion, DetectedVersion, refusal
 
 LIQUIDATION_CALL = POOL.fn("liquidationCall")
 
@@ -48,11 +50,19 @@ class AaveV3Adapter:
     protocol = "aave_v3"
 
     def __init__(
-        self, name: str, pool_addresses_provider: str, allow_unsupported_version: bool = False
+        self,
+        name: str,
+        pool_addresses_provider: str,
+        allow_unsupported_version: bool = False,
+        *,
+        health_only: bool = False,
     ) -> None:
         self.name = name
         self.provider = pool_addresses_provider
         self.allow_unsupported_version = allow_unsupported_version
+        self.health_only = health_only
+        """Also accept the `HEALTH_ONLY` versions (exact health, no liquidation maths yet): this
+        adapter then reports health but never quotes a liquidation on them."""
         self.version: DetectedVersion | None = None
         """The Aave version the pool runs, detected by the first `refresh`."""
         self._addresses: PoolAddresses | None = None
@@ -93,8 +103,9 @@ class AaveV3Adapter:
             self.version = await self._detect(rpc, addresses.pool, block)
             self._addresses = addresses
         users = sorted({key.user for key in keys})
+        extra = VIEWS_V3_6 if self._is_v3_6 else NO_EXTRA_VIEWS
         self.pool_state, states = await read_pool_and_users(
-            rpc, self._addresses, block.hash, users, self.pool_state
+            rpc, self._addresses, block.hash, users, self.pool_state, extra
         )
         self.users.update(states)
 
@@ -104,6 +115,9 @@ class AaveV3Adapter:
         fields = {"protocol": self.name, "pool": pool, "revision": detected.revision}
         log.info("aave_version_detected", **fields, version=str(detected.version))
         if detected.supported:
+            return detected
+        if self.health_only and detected.version in HEALTH_ONLY:
+            log.info("aave_version_health_only", **fields, version=str(detected.version))
             return detected
         key = f"protocols.{self.name}"
         if not self.allow_unsupported_version:
@@ -123,7 +137,9 @@ class AaveV3Adapter:
 
     def repriced(self, prices: dict[str, int]) -> AaveV3Adapter:
         """The same positions under other oracle prices (asset -> price); self is unchanged."""
-        copy = AaveV3Adapter(self.name, self.provider, self.allow_unsupported_version)
+        copy = AaveV3Adapter(
+            self.name, self.provider, self.allow_unsupported_version, health_only=self.health_only
+        )
         copy._addresses, copy.users, copy.version = self._addresses, self.users, self.version
         copy.pool_state = replace(self._state(), prices=prices)
         return copy
@@ -167,15 +183,32 @@ class AaveV3Adapter:
         for key in keys:
             self.users.pop(key.user, None)
 
+    @property
+    def _is_v3_6(self) -> bool:
+        return self.version is not None and self.version.version is AaveVersion.V3_6
+
+    def _reserves_at(self, pool: PoolState, timestamp: int) -> dict[int, ReserveAt]:
+        if self._is_v3_6:
+            return math_v3_6.reserves_at(pool, timestamp)
+        return reserves_at(pool, timestamp)
+
+    def _account(
+        self, pool: PoolState, at: dict[int, ReserveAt], user: UserState, timestamp: int
+    ) -> AccountData:
+        """``calculateUserAccountData`` of the pool's version (3.0.x unless detected otherwise)."""
+        if self._is_v3_6:
+            return math_v3_6.account_data(pool, at, user)
+        return account_data(pool, at, user, timestamp)
+
     def health(self, timestamp: int) -> list[PositionHealth]:
         pool = self._state()
-        at = reserves_at(pool, timestamp)
+        at = self._reserves_at(pool, timestamp)
         out = []
         unpriced = {i for i, r in at.items() if r.price == 0}
         for user, state in self.users.items():
             if unpriced and unpriced & set(state.flagged_reserve_ids()):
                 continue  # the oracle reverts for this asset: so would every liquidation of this user
-            data = account_data(pool, at, state, timestamp)
+            data = self._account(pool, at, state, timestamp)
             if data.total_debt_base:
                 out.append(
                     PositionHealth(
@@ -190,7 +223,14 @@ class AaveV3Adapter:
         return out
 
     def quote(self, key: PositionKey, timestamp: int) -> LiquidationQuote | None:
-        """The collateral/debt pair whose liquidation leaves the liquidator the most value."""
+        """The collateral/debt pair whose liquidation leaves the liquidator the most value.
+
+        None on v3.6: its liquidation rules (close factor, dust, deficit) are not implemented yet,
+        and a quote from the 3.0 rules would send transactions that revert or lose.
+        """
+        if self._is_v3_6:
+            log.warning("aave_quote_refused", protocol=self.name, user=key.user, version="3.6")
+            return None
         pool = self._state()
         user = self.users.get(key.user)
         if user is None:
@@ -247,6 +287,8 @@ class AaveV3Adapter:
         collateral limits with the state it sees at inclusion, so a block of interest cannot make
         the call ask for more than the user owes.
         """
+        if self._is_v3_6:
+            raise SkipOpportunity("aave v3.6 liquidation maths are not implemented: no liquidationCall")
         data = LIQUIDATION_CALL.call(
             quote.collateral_asset, quote.debt_asset, quote.user, max_debt_to_cover(), quote.receive_a_token
         )
@@ -275,7 +317,7 @@ class PoolScreen:
             self._screen.set_users(adapter.users.values())
         else:
             self._screen.update_users(adapter.users[k.user] for k in touched if k.user in adapter.users)
-        return self._screen.estimates(adapter.pool_state, timestamp)
+        return self._screen.estimates(adapter.pool_state, timestamp, v3_6=adapter._is_v3_6)
 
     def key(self, row: int) -> PositionKey:
         return PositionKey(self._adapter.pool, self._screen.user(row))

@@ -16,6 +16,7 @@ from keeper.protocols.screening import DEFAULT_MARGIN, FLOAT_ERROR, Floats, Indi
 
 from .math import emode_price, reserves_at
 from .state import PoolState, StableDebt, UserState
+from .v3_6 import math as math_v3_6
 
 _COLLATERAL, _COLLATERAL_NONZERO, _VARIABLE, _DEBT_NONZERO = range(4)
 """The four per-user balance rows, as planes of ``AaveScreen._matrix``."""
@@ -152,20 +153,25 @@ class AaveScreen:
         category[:capacity] = self._category
         self._matrix, self._category = matrix, category
 
-    def candidates(self, pool: PoolState, timestamp: int, margin: float = DEFAULT_MARGIN) -> list[str]:
-        """Users who may be liquidatable at ``timestamp``: a superset of those with exact HF < 1."""
-        num, den = self._bounds(pool, timestamp)
+    def candidates(
+        self, pool: PoolState, timestamp: int, margin: float = DEFAULT_MARGIN, *, v3_6: bool = False
+    ) -> list[str]:
+        """Users who may be liquidatable at ``timestamp``: a superset of those with exact HF < 1.
+
+        ``v3_6``: bound the v3.6 maths (`keeper.protocols.aave_v3.v3_6.math`) instead of 3.0.x's."""
+        num, den = self._bounds(pool, timestamp, v3_6)
         return [self._users[row] for row in np.flatnonzero(flag(num, den, margin)).tolist()]
 
-    def estimates(self, pool: PoolState, timestamp: int) -> Floats:
+    def estimates(self, pool: PoolState, timestamp: int, *, v3_6: bool = False) -> Floats:
         """Conservative health per user in row order: never above the exact HF beyond float noise."""
-        return ratio(*self._bounds(pool, timestamp))
+        return ratio(*self._bounds(pool, timestamp, v3_6))
 
-    def _bounds(self, pool: PoolState, timestamp: int) -> tuple[Floats, Floats]:
+    def _bounds(self, pool: PoolState, timestamp: int, v3_6: bool = False) -> tuple[Floats, Floats]:
         """One product (users x 4 planes x reserves) @ (4 planes x reserves, categories x 9 sums),
         then each user's own category row; the rest is a dozen vector operations."""
         count, width, kinds = len(self._users), self._matrix.shape[2], len(self._categories)
-        tables = _AaveTables.build(pool, timestamp, self._categories, width)
+        build = _AaveTables.build_v3_6 if v3_6 else _AaveTables.build
+        tables = build(pool, timestamp, self._categories, width)
         product = self._matrix[:count].reshape(count, 4 * width) @ tables.factors.reshape(
             4 * width, kinds * 9
         )
@@ -257,3 +263,41 @@ class _AaveTables:
                 mask[_ROUNDING] = rounding / (2 * unit)
                 mask[_HELD], mask[_LT_SUM], mask[_LT_SQUARES] = 1.0, threshold, threshold * threshold
         return cls(factors, stable_price)
+
+    @classmethod
+    def build_v3_6(
+        cls, pool: PoolState, timestamp: int, categories: Mapping[int, int], width: int
+    ) -> _AaveTables:
+        """The same factors for v3.6 (no stable debt, no eMode price, eMode LT by collateral bitmap).
+
+        Its rounding widens two slacks: ``rayMulFloor`` loses under one token unit (not half) and the
+        price floor under one base unit, so a collateral value is within ``price / unit + 1`` of its
+        real value; ``rayMulCeil`` adds under one unit and ``mulDivCeil`` under one base unit, so a
+        debt value is within ``price / unit + 1``. The HF divides ``sum(value * LT)`` by the debt
+        without flooring the average LT first: exact ``HF < 1e18`` still implies
+        ``sum(value * LT) / 1e4 < debt``, and the mixed-threshold floor loss kept below only widens.
+        The debt index uses the 3.4 compounding (`math_v3_6.reserves_at`), which runs above 3.0's.
+        """
+        factors = np.zeros((4, width, len(categories), 9))
+        at = math_v3_6.reserves_at(pool, timestamp)
+        for category, k in categories.items():
+            emode = math_v3_6.user_emode(pool, UserState("", 0, category))
+            for reserve_id, reserve in at.items():
+                if reserve_id >= width:
+                    continue
+                unit, price = reserve.unit, reserve.price
+                factors[_VARIABLE, reserve_id, k, _DEBT] = reserve.normalized_debt * price / (RAY * unit)
+                factors[_DEBT_NONZERO, reserve_id, k, _DEBT_ROUNDING] = price / unit + 1
+                threshold = math_v3_6.liquidation_threshold(reserve.reserve, emode)
+                if threshold == 0:
+                    continue  # counted with weight 0: adds nothing to sum(value * LT)
+                value = reserve.normalized_income * price
+                collateral = factors[_COLLATERAL, reserve_id, k]
+                collateral[_WEIGHTED] = value * threshold / (RAY * unit * PERCENTAGE_FACTOR)
+                collateral[_VALUE] = value / (RAY * unit)
+                rounding = price + unit  # price / unit + 1, over unit
+                mask = factors[_COLLATERAL_NONZERO, reserve_id, k]
+                mask[_ROUNDING_WEIGHTED] = rounding * threshold / (unit * PERCENTAGE_FACTOR)
+                mask[_ROUNDING] = rounding / unit
+                mask[_HELD], mask[_LT_SUM], mask[_LT_SQUARES] = 1.0, threshold, threshold * threshold
+        return cls(factors, np.zeros((len(categories), width)))

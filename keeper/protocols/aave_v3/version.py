@@ -32,6 +32,10 @@ class AaveVersion(StrEnum):
 SUPPORTED = frozenset({AaveVersion.V3_0})
 """The versions whose maths the keeper implements exactly today."""
 
+HEALTH_ONLY = frozenset({AaveVersion.V3_6})
+"""Versions whose health maths are exact but whose liquidation maths are not: accepted only by an
+adapter built ``health_only``, which reports health and never quotes a liquidation on them."""
+
 
 @dataclass(frozen=True, slots=True)
 class Probes:
