@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from keeper.chain.rpc import HttpRpc
-from keeper.devnet.abi import encode_call
+from keeper.devnet.abi import decode_result, encode_call
 from keeper.devnet.accounts import DEPLOYER_INDEX, dev_account
 from keeper.devnet.inspect import aave_health, morpho_health
 from keeper.devnet.morpho import MARKET_PARAMS
@@ -173,6 +173,41 @@ def position_change_txs(
         return _aave_change_txs(adapter, timestamp, repayers, withdrawers)
     assert isinstance(adapter, MorphoBlueAdapter)
     return _morpho_change_txs(adapter, {h.user: h.market for h in healths.values()}, repayers, withdrawers)
+
+
+def emode_change_txs(devnet: Devnet, adapter: AaveV3Adapter) -> list[Tx]:
+    """v3.6 eMode reconfiguration, as a risk admin would: the category's collateral most held by its
+    users leaves the collateral bitmap (they fall back to its reserve LT), another gets LTV 0."""
+    pool_state = adapter.pool_state
+    assert pool_state is not None
+    category = pool_state.emode_categories[1]
+    ids = [i for i in sorted(pool_state.reserves) if (category.collateral_bitmap >> i) & 1]
+    assert len(ids) >= 2, f"the devnet's eMode category has collateral ids {ids}"
+    in_emode = [u for u in adapter.users.values() if u.emode_category == 1]
+    held = {i: sum(u.is_using_as_collateral(i) for u in in_emode) for i in ids}
+    leaving = max(ids, key=lambda i: held[i])
+    assert held[leaving] > 0, "no eMode user holds eMode collateral: the change would prove nothing"
+    last = pool_state.reserves[leaving].asset
+    first = pool_state.reserves[next(i for i in ids if i != leaving)].asset
+    provider = devnet.summary["aave"]["pool_addresses_provider"]
+    (configurator,) = decode_result(
+        ["address"], devnet.rpc.eth_call(provider, encode_call("getPoolConfigurator()"))
+    )
+    admin = dev_account(DEPLOYER_INDEX).address
+    return [
+        Tx(
+            admin,
+            configurator,
+            encode_call("setAssetLtvzeroInEMode(address,uint8,bool)", first, 1, True),
+            "ltv zero in eMode",
+        ),
+        Tx(
+            admin,
+            configurator,
+            encode_call("setAssetCollateralInEMode(address,uint8,bool)", last, 1, False),
+            "leave eMode collateral",
+        ),
+    ]
 
 
 def _aave_change_txs(

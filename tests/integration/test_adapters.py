@@ -26,6 +26,7 @@ from .adapter_support import (
     HEALTH_PROTOCOLS,
     WAD,
     Follower,
+    emode_change_txs,
     execute,
     head,
     local,
@@ -92,6 +93,14 @@ async def test_local_health_equals_contract_view_at_every_moment(
             devnet, position_change_txs(protocol, devnet, follower.adapter, follower.block.timestamp, rng)
         )
 
+    def emode_changes(devnet: Devnet, follower: Follower) -> None:
+        assert isinstance(follower.adapter, AaveV3Adapter)
+        before = follower.adapter.pool_state
+        execute(devnet, emode_change_txs(devnet, follower.adapter))
+        assert before is not None  # the adapter must see the new bitmaps with no user touched
+        emodes_changed.append(before.emode_categories[1])
+
+    emodes_changed: list[object] = []
     moments: list[tuple[str, Callable[[Devnet, Follower], None]]] = [
         ("as seeded", lambda d, f: None),
         ("after 1 hour", jump(3_600)),
@@ -99,6 +108,7 @@ async def test_local_health_equals_contract_view_at_every_moment(
         ("after WETH -12 %", move("WETH", "-12")),
         ("after WBTC +8 %", move("WBTC", "8")),
         ("after partial repays and withdrawals", changes),
+        *([("after eMode configuration changes", emode_changes)] if protocol == "aave_v3_6" else []),
         ("after 365 days", jump(365 * DAY_S)),
         ("after USDC -3 %", move("USDC", "-3")),
     ]
@@ -125,6 +135,10 @@ async def test_local_health_equals_contract_view_at_every_moment(
             "the price path never made a position liquidatable: the test proves too little"
         )
         assert follower.touched_total >= 80, "partial repays/withdrawals must reach the adapter through logs"
+        if protocol == "aave_v3_6":
+            adapter = follower.adapter
+            assert isinstance(adapter, AaveV3Adapter) and adapter.pool_state is not None
+            assert adapter.pool_state.emode_categories[1] != emodes_changed[0], "bitmaps not re-read"
 
 
 def _assert_version(protocol: str, follower: Follower) -> None:
