@@ -36,7 +36,7 @@ LIBRARIES = ("BorrowLogic", "FlashLoanLogic", "LiquidationLogic", "PoolLogic", "
 REFUSAL = (
     "keeper: error: protocols.aave.pool_addresses_provider: Aave v3.6 (POOL_REVISION 10) is not supported "
     "yet; supported: v3.0.x (set protocols.aave.allow_unsupported_version = true to run anyway: health "
-    "and liquidations will be computed with v3.0.x rules and can be wrong)"
+    "is computed with v3.6 rules, liquidations are not implemented for it and none will be sent)"
 )
 
 

@@ -86,7 +86,9 @@ def test_only_v3_0_is_supported_and_the_refusal_is_one_line_naming_what_was_foun
     assert line == (
         "protocols.aave.pool_addresses_provider: Aave v3.6 (POOL_REVISION 10) is not supported yet; "
         "supported: v3.0.x (set protocols.aave.allow_unsupported_version = true to run anyway: "
-        "health and liquidations will be computed with v3.0.x rules and can be wrong)"
+        "health is computed with v3.6 rules, liquidations are not implemented for it and none will be sent)"
     )
+    v3_4 = refusal("k", DetectedVersion.of(8, VIEWS_3_4), "o")  # no v3.4 maths at all: the 3.0 rules
+    assert v3_4.endswith("health and liquidations will be computed with v3.0.x rules and can be wrong)")
     assert str(DetectedVersion.of(None, VIEWS_3_0)) == "Aave of an unknown version (POOL_REVISION absent)"
     assert str(DetectedVersion.of(11, VIEWS_3_6)) == "Aave v3.7+ (POOL_REVISION 11)"

@@ -130,8 +130,16 @@ def supported_labels() -> str:
 
 def refusal(key: str, detected: DetectedVersion, override_key: str) -> str:
     """The one line that stops the keeper on a version whose maths it does not implement."""
+    if detected.version in HEALTH_ONLY:
+        consequence = (
+            f"health is computed with {detected.version.label} rules, liquidations are not implemented "
+            "for it and none will be sent"
+        )
+    else:
+        consequence = (
+            f"health and liquidations will be computed with {AaveVersion.V3_0.label} rules and can be wrong"
+        )
     return (
         f"{key}: {detected} is not supported yet; supported: {supported_labels()} "
-        f"(set {override_key} = true to run anyway: health and liquidations will be computed "
-        f"with {AaveVersion.V3_0.label} rules and can be wrong)"
+        f"(set {override_key} = true to run anyway: {consequence})"
     )
