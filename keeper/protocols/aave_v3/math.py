@@ -7,6 +7,7 @@ Per-reserve work (indexes, units) is done once per timestamp in `reserves_at`, n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from keeper.math.interest import calculate_compounded_interest, calculate_linear_interest
@@ -53,12 +54,17 @@ class ReserveAt:
     price: int
 
 
-def reserves_at(pool: PoolState, timestamp: int) -> dict[int, ReserveAt]:
+def reserves_at(
+    pool: PoolState, timestamp: int, debt_index: Callable[[Reserve, int], int] | None = None
+) -> dict[int, ReserveAt]:
+    """Every reserve's indexes, unit and price at ``timestamp``; ``debt_index`` is the version's
+    ``getNormalizedDebt`` (3.0.x's unless given: v3.6 compounds differently)."""
+    debt_at = normalized_debt if debt_index is None else debt_index
     return {
         reserve_id: ReserveAt(
             reserve,
             normalized_income(reserve, timestamp),
-            normalized_debt(reserve, timestamp),
+            debt_at(reserve, timestamp),
             10**reserve.config.decimals,
             pool.prices[reserve.asset],
         )

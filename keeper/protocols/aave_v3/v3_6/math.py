@@ -18,7 +18,8 @@ from keeper.math.interest import compounded_interest_v3_4
 from keeper.math.uint import UINT256_MAX, mul_div_ceil
 from keeper.math.wad_ray import PERCENTAGE_FACTOR, ray_mul, ray_mul_ceil, ray_mul_floor, wad_div
 
-from ..math import EMPTY_BALANCES, NO_POSITION, AccountData, ReserveAt, normalized_income
+from .. import math as base
+from ..math import EMPTY_BALANCES, NO_POSITION, AccountData, ReserveAt
 from ..state import EModeCategory, PoolState, Reserve, UserReserve, UserState
 
 
@@ -33,16 +34,7 @@ def normalized_debt(reserve: Reserve, timestamp: int) -> int:
 
 
 def reserves_at(pool: PoolState, timestamp: int) -> dict[int, ReserveAt]:
-    return {
-        reserve_id: ReserveAt(
-            reserve,
-            normalized_income(reserve, timestamp),
-            normalized_debt(reserve, timestamp),
-            10**reserve.config.decimals,
-            pool.prices[reserve.asset],
-        )
-        for reserve_id, reserve in pool.reserves.items()
-    }
+    return base.reserves_at(pool, timestamp, normalized_debt)
 
 
 def collateral_balance(at: ReserveAt, balances: UserReserve) -> int:
