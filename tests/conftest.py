@@ -56,16 +56,16 @@ def large_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
 @pytest.fixture
 def large_chain(large_devnet: Devnet) -> Iterator[Devnet]:
     """The large devnet, reverted to its seeded state after the test."""
-    yield from _reverted_after(large_devnet)
+    yield from reverted_after(large_devnet)
 
 
 @pytest.fixture
 def chain(devnet: Devnet) -> Iterator[Devnet]:
     """The session devnet, reverted to its seeded state after the test."""
-    yield from _reverted_after(devnet)
+    yield from reverted_after(devnet)
 
 
-def _reverted_after(devnet: Devnet) -> Iterator[Devnet]:
+def reverted_after(devnet: Devnet) -> Iterator[Devnet]:
     rpc = devnet.rpc
     snapshot = rpc.call("evm_snapshot")
     try:

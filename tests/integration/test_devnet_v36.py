@@ -15,7 +15,7 @@ from keeper.devnet.rpc import Rpc
 from keeper.devnet.seed import MAX_UINT, base_value, plan_aave
 from keeper.devnet.spec import ASSETS, EMODE, asset, interest_rate_data_bps
 from keeper.errors import DevnetError
-from tests.conftest import Devnet, run_keeper
+from tests.conftest import Devnet, reverted_after, run_keeper
 from tests.support.devnet import running_devnet
 
 from .helpers import WAD, account_data, send, view
@@ -40,13 +40,7 @@ def devnet36(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
 @pytest.fixture
 def chain36(devnet36: Devnet) -> Iterator[Devnet]:
     """The v3.6 devnet, reverted to its seeded state after the test."""
-    rpc = devnet36.rpc
-    snapshot = rpc.call("evm_snapshot")
-    try:
-        yield devnet36
-    finally:
-        assert rpc.call("evm_revert", [snapshot]) is True
-        rpc.call("anvil_dropAllTransactions")
+    yield from reverted_after(devnet36)
 
 
 def _reverts(rpc: Rpc, to: str, sig: str, out: list[str], *args: object) -> bool:
