@@ -76,7 +76,8 @@ class LiquidationQuote:
 
     Amounts are in token units: ``debt_repaid`` of ``debt_asset`` paid by the liquidator,
     ``collateral_seized`` of ``collateral_asset`` received by the liquidator, ``protocol_fee``
-    (Aave) of collateral sent to the treasury, ``bad_debt`` (Morpho) realized by the market.
+    (Aave) of collateral sent to the treasury, ``bad_debt`` realized by the market (Morpho; Aave
+    v3.6: the deficit created in the debt asset, other reserves' burns not counted).
     ``repaid_shares`` is the Morpho argument that produces exactly this outcome.
     """
 
@@ -98,6 +99,9 @@ class LiquidationQuote:
     priced_by: frozenset[str] = frozenset()
     """Keys of `MarketSnapshot.prices` this liquidation depends on: refused prices rule it out, and
     the engine never acts on a quote that names none."""
+    debt_to_cover: int | None = None
+    """Aave: the ``debtToCover`` argument when it must be exact (v3.6's dust rule); None passes
+    uint256 max and lets the pool cap it at what it allows at inclusion."""
 
 
 @dataclass(frozen=True, slots=True)

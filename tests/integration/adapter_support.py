@@ -24,10 +24,10 @@ from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
 from tests.support.devnet import Devnet
 
 PROTOCOLS = ["aave_v3", "morpho_blue"]
-"""Adapters with health *and* liquidation maths: every shared suite runs them."""
+"""Adapters the shared suites run on the default devnet."""
 HEALTH_PROTOCOLS = [*PROTOCOLS, "aave_v3_6"]
-"""Plus Aave v3.6, health only so far (its quotes are refused): the health suite runs it on a
-devnet of its own (`--aave-version 3.6`)."""
+"""Plus Aave v3.6 on a devnet of its own (`--aave-version 3.6`): health and liquidation proofs."""
+LIQUIDATION_PROTOCOLS = HEALTH_PROTOCOLS
 AAVE = ("aave_v3", "aave_v3_6")
 MAX_UINT = 2**256 - 1
 WAD = 10**18
@@ -39,8 +39,8 @@ Values = tuple[int, int, int]
 def make_adapter(protocol: str, devnet: Devnet) -> LendingAdapter:
     if protocol == "aave_v3":
         return AaveV3Adapter("aave", devnet.summary["aave"]["pool_addresses_provider"])
-    if protocol == "aave_v3_6":  # exact health on v3.6; its liquidation maths are not implemented
-        return AaveV3Adapter("aave", devnet.summary["aave"]["pool_addresses_provider"], health_only=True)
+    if protocol == "aave_v3_6":
+        return AaveV3Adapter("aave", devnet.summary["aave"]["pool_addresses_provider"])
     return MorphoBlueAdapter("morpho", devnet.summary["morpho"]["address"])
 
 

@@ -43,7 +43,7 @@ async def test_two_rounds_per_block_whatever_the_number_of_users(
         return await real(rpc, calls, block, *args)
 
     async with HttpRpc(devnet36.summary["rpc_url"]) as rpc:
-        adapter = AaveV3Adapter("aave", devnet36.summary["aave"]["pool_addresses_provider"], health_only=True)
+        adapter = AaveV3Adapter("aave", devnet36.summary["aave"]["pool_addresses_provider"])
         follower = Follower(adapter, rpc)
         await follower.sync()
         monkeypatch.setattr(reader, "aggregate3", counting)
@@ -61,7 +61,7 @@ async def test_two_rounds_per_block_whatever_the_number_of_users(
 
 async def test_v36_views_equal_the_pool_getters(devnet36: Devnet) -> None:
     async with HttpRpc(devnet36.summary["rpc_url"]) as rpc:
-        adapter = AaveV3Adapter("aave", devnet36.summary["aave"]["pool_addresses_provider"], health_only=True)
+        adapter = AaveV3Adapter("aave", devnet36.summary["aave"]["pool_addresses_provider"])
         await Follower(adapter, rpc).sync()
     state = adapter.pool_state
     assert state is not None and state.emode_categories, "no eMode user was seeded"

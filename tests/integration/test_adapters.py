@@ -9,7 +9,7 @@ block, which the test mines and reads back from the contracts. Zero mismatches a
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -19,8 +19,7 @@ from keeper.devnet.feeds import set_price
 from keeper.protocols.aave_v3.adapter import AaveV3Adapter
 from keeper.protocols.aave_v3.version import AaveVersion
 from keeper.protocols.base import PositionKey
-from tests.conftest import LARGE_BORROWERS, Devnet
-from tests.support.devnet import running_devnet
+from tests.conftest import LARGE_BORROWERS, Devnet, large_chain_for
 
 from .adapter_support import (
     HEALTH_PROTOCOLS,
@@ -40,30 +39,6 @@ from .adapter_support import (
 pytestmark = pytest.mark.integration
 
 DAY_S = 86_400
-V36_MORPHO_BORROWERS = 10
-"""The v3.6 devnet exists for its Aave pool; Morpho gets a token seeding."""
-
-
-@pytest.fixture(scope="module")
-def large_devnet_v36(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    config_out = tmp_path_factory.mktemp("large36") / "devnet.toml"
-    with running_devnet(config_out, LARGE_BORROWERS, V36_MORPHO_BORROWERS, "--aave-version", "3.6") as devnet:
-        yield devnet
-
-
-def chain_for(protocol: str, request: pytest.FixtureRequest) -> Devnet:
-    """The large devnet of the protocol's version, reverted to its seeded state after the test."""
-    devnet: Devnet = request.getfixturevalue(
-        "large_devnet_v36" if protocol == "aave_v3_6" else "large_devnet"
-    )
-    snapshot = devnet.rpc.call("evm_snapshot")
-    request.addfinalizer(lambda: _revert(devnet, snapshot))
-    return devnet
-
-
-def _revert(devnet: Devnet, snapshot: str) -> None:
-    assert devnet.rpc.call("evm_revert", [snapshot]) is True
-    devnet.rpc.call("anvil_dropAllTransactions")
 
 
 def jump(seconds: int) -> Callable[[Devnet, Follower], None]:
@@ -84,7 +59,7 @@ def move(symbol: str, percent: str) -> Callable[[Devnet, Follower], None]:
 async def test_local_health_equals_contract_view_at_every_moment(
     request: pytest.FixtureRequest, protocol: str
 ) -> None:
-    large_chain = chain_for(protocol, request)
+    large_chain = large_chain_for(protocol, request)
     rng = random.Random(3)
 
     def changes(devnet: Devnet, follower: Follower) -> None:

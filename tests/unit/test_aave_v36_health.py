@@ -9,22 +9,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keeper.errors import SkipOpportunity
 from keeper.math.uint import UINT256_MAX
 from keeper.math.wad_ray import RAY, WAD
-from keeper.protocols.aave_v3.adapter import AaveV3Adapter
 from keeper.protocols.aave_v3.math import account_data as account_data_v3_0
 from keeper.protocols.aave_v3.math import reserves_at as reserves_at_v3_0
-from keeper.protocols.aave_v3.reader import PoolAddresses
 from keeper.protocols.aave_v3.screen import AaveScreen
 from keeper.protocols.aave_v3.state import ZERO_ADDRESS, EModeCategory, PoolState, UserReserve, UserState
 from keeper.protocols.aave_v3.v3_6.math import account_data, normalized_debt, reserves_at
-from keeper.protocols.aave_v3.version import HEALTH_ONLY, SUPPORTED, AaveVersion, DetectedVersion, Probes
-from keeper.protocols.base import PositionKey
 from tests.unit.test_screen import (
     PROPERTY,
     T0,
@@ -236,44 +230,3 @@ def test_v36_screen_grows_debt_with_the_3_4_index() -> None:
     at = reserves_at(pool, T0)
     exact = {u.user: account_data(pool, at, u).health_factor for u in users}
     assert_screen_is_safe(estimates, set(screen.candidates(pool, T0, margin=0.0, v3_6=True)), exact)
-
-
-# ------------------------------------------------------------------ health only: never a v3.6 quote
-
-
-def _adapter_on(version: AaveVersion) -> AaveV3Adapter:
-    """A health-only adapter holding one liquidatable borrower, as if refreshed on a pool of ``version``."""
-    revision, probes = (
-        (10, Probes(True, True, True, True, True)) if version is AaveVersion.V3_6 else (1, Probes())
-    )
-    adapter = AaveV3Adapter("aave", "0xprovider", health_only=True)
-    adapter.version = DetectedVersion.of(revision, probes)
-    assert adapter.version.version is version
-    base = pool_of(8_000, 8_000)
-    adapter.pool_state = replace(
-        base,
-        reserves={
-            i: replace(r, liquidity_index=RAY, variable_borrow_index=RAY) for i, r in base.reserves.items()
-        },
-    )
-    legs = {0: (True, False, UserReserve(100 * 10**6, 0)), 1: (False, True, UserReserve(0, 90 * 10**6))}
-    adapter.users = {USER: aave_user(USER, 0, legs)}
-    adapter._addresses = PoolAddresses("0xprovider", POOL, "0xoracle")
-    return adapter
-
-
-def test_a_v36_pool_reports_health_but_never_quotes_nor_calls() -> None:
-    v30, v36 = _adapter_on(AaveVersion.V3_0), _adapter_on(AaveVersion.V3_6)
-    key = PositionKey("0xpool", USER)
-    (position,) = v36.health(T0)
-    assert position.health_factor_wad == 8 * WAD // 9  # 100 * 0.8 / 90
-    quote = v30.quote(key, T0)
-    assert quote is not None  # the same position is liquidatable and quoted under 3.0.x
-    assert v36.quote(key, T0) is None
-    with pytest.raises(SkipOpportunity):
-        v36.liquidation_call(quote)
-    assert v30.liquidation_call(quote)[0] == POOL
-
-
-def test_only_v36_is_health_only_and_never_fully_supported() -> None:
-    assert {AaveVersion.V3_6} == HEALTH_ONLY and not HEALTH_ONLY & SUPPORTED

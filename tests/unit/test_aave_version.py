@@ -76,17 +76,17 @@ def test_every_probe_combination_classifies_and_only_release_shapes_are_known() 
             assert (version is V.V3_0) == (probes == VIEWS_3_0 and 1 <= revision <= 3), (revision, probes)
 
 
-def test_only_v3_0_is_supported_and_the_refusal_is_one_line_naming_what_was_found() -> None:
-    assert DetectedVersion.of(2, VIEWS_3_0).supported
-    found = DetectedVersion.of(10, VIEWS_3_6)
-    assert not found.supported and str(found) == "Aave v3.6 (POOL_REVISION 10)"
+def test_v3_0_and_v3_6_are_supported_and_the_refusal_is_one_line_naming_what_was_found() -> None:
+    assert DetectedVersion.of(2, VIEWS_3_0).supported and DetectedVersion.of(10, VIEWS_3_6).supported
+    found = DetectedVersion.of(9, VIEWS_3_4)
+    assert not found.supported and str(found) == "Aave v3.5 (POOL_REVISION 9)"
     line = refusal(
         "protocols.aave.pool_addresses_provider", found, "protocols.aave.allow_unsupported_version"
     )
     assert line == (
-        "protocols.aave.pool_addresses_provider: Aave v3.6 (POOL_REVISION 10) is not supported yet; "
-        "supported: v3.0.x (set protocols.aave.allow_unsupported_version = true to run anyway: "
-        "health is computed with v3.6 rules, liquidations are not implemented for it and none will be sent)"
+        "protocols.aave.pool_addresses_provider: Aave v3.5 (POOL_REVISION 9) is not supported yet; "
+        "supported: v3.0.x, v3.6 (set protocols.aave.allow_unsupported_version = true to run anyway: "
+        "health and liquidations will be computed with v3.0.x rules and can be wrong)"
     )
     v3_4 = refusal("k", DetectedVersion.of(8, VIEWS_3_4), "o")  # no v3.4 maths at all: the 3.0 rules
     assert v3_4.endswith("health and liquidations will be computed with v3.0.x rules and can be wrong)")

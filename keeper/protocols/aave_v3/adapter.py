@@ -13,7 +13,7 @@ import structlog
 
 from keeper.chain.rpc import Rpc
 from keeper.config import AaveV3Config
-from keeper.errors import SkipOpportunity, UsageError
+from keeper.errors import UsageError
 from keeper.math.wad_ray import WAD
 from keeper.protocols.base import (
     BlockRef,
@@ -37,9 +37,10 @@ from .math import AccountData, ReserveAt, account_data, reserves_at
 from .reader import NO_EXTRA_VIEWS, POOL, PoolAddresses, read_addresses, read_pool_and_users, read_version
 from .screen import AaveScreen
 from .state import PoolState, UserState
+from .v3_6 import liquidation as liquidation_v3_6
 from .v3_6 import math as math_v3_6
 from .v3_6.reader import VIEWS as VIEWS_V3_6
-from .version import HEALTH_ONLY, AaveVersion, DetectedVersion, refusal
+from .version import AaveVersion, DetectedVersion, refusal
 
 LIQUIDATION_CALL = POOL.fn("liquidationCall")
 
@@ -54,15 +55,10 @@ class AaveV3Adapter:
         name: str,
         pool_addresses_provider: str,
         allow_unsupported_version: bool = False,
-        *,
-        health_only: bool = False,
     ) -> None:
         self.name = name
         self.provider = pool_addresses_provider
         self.allow_unsupported_version = allow_unsupported_version
-        self.health_only = health_only
-        """Also accept the `HEALTH_ONLY` versions (exact health, no liquidation maths yet): this
-        adapter then reports health but never quotes a liquidation on them."""
         self.version: DetectedVersion | None = None
         """The Aave version the pool runs, detected by the first `refresh`."""
         self._addresses: PoolAddresses | None = None
@@ -116,9 +112,6 @@ class AaveV3Adapter:
         log.info("aave_version_detected", **fields, version=str(detected.version))
         if detected.supported:
             return detected
-        if self.health_only and detected.version in HEALTH_ONLY:
-            log.info("aave_version_health_only", **fields, version=str(detected.version))
-            return detected
         key = f"protocols.{self.name}"
         if not self.allow_unsupported_version:
             raise UsageError(
@@ -137,9 +130,7 @@ class AaveV3Adapter:
 
     def repriced(self, prices: dict[str, int]) -> AaveV3Adapter:
         """The same positions under other oracle prices (asset -> price); self is unchanged."""
-        copy = AaveV3Adapter(
-            self.name, self.provider, self.allow_unsupported_version, health_only=self.health_only
-        )
+        copy = AaveV3Adapter(self.name, self.provider, self.allow_unsupported_version)
         copy._addresses, copy.users, copy.version = self._addresses, self.users, self.version
         copy.pool_state = replace(self._state(), prices=prices)
         return copy
@@ -168,7 +159,10 @@ class AaveV3Adapter:
         """Liquidations share each reserve's underlying cash, best first; the rest take aTokens."""
         if self.pool_state is None:
             return list(quotes)
-        return share_out_cash(quotes, {r.asset: r.cash for r in self.pool_state.reserves.values()})
+        reserves = self.pool_state.reserves.values()
+        if self._is_v3_6:  # v3.6 pays out of its virtual balance, whatever the aToken holds
+            return share_out_cash(quotes, {r.asset: r.virtual_underlying_balance for r in reserves})
+        return share_out_cash(quotes, {r.asset: r.cash for r in reserves})
 
     def feed_updates(self, logs: Sequence[dict[str, Any]]) -> list[FeedUpdate]:
         feeds = self.feeds()
@@ -223,26 +217,21 @@ class AaveV3Adapter:
         return out
 
     def quote(self, key: PositionKey, timestamp: int) -> LiquidationQuote | None:
-        """The collateral/debt pair whose liquidation leaves the liquidator the most value.
-
-        None on v3.6: its liquidation rules (close factor, dust, deficit) are not implemented yet,
-        and a quote from the 3.0 rules would send transactions that revert or lose.
-        """
-        if self._is_v3_6:
-            log.warning("aave_quote_refused", protocol=self.name, user=key.user, version="3.6")
-            return None
+        """The collateral/debt pair whose liquidation leaves the liquidator the most value, with the
+        rules of the pool's version (v3.6: close factor, dust rule, grace period, deficit)."""
         pool = self._state()
         user = self.users.get(key.user)
         if user is None:
             return None
-        at = reserves_at(pool, timestamp)
+        at = self._reserves_at(pool, timestamp)
         if any(at[i].price == 0 for i in user.flagged_reserve_ids() if i in at):
             return None
-        if account_data(pool, at, user, timestamp).health_factor >= WAD:
+        if self._account(pool, at, user, timestamp).health_factor >= WAD:
             return None
         best: LiquidationQuote | None = None
         reserves = pool.reserves
         priced_by = frozenset(reserves[i].asset for i in user.flagged_reserve_ids() if i in reserves)
+        pair = _quote_pair_v36 if self._is_v3_6 else _quote_pair_v30
         for collateral_id in user.flagged_reserve_ids():
             if not user.is_using_as_collateral(collateral_id) or collateral_id not in at:
                 continue
@@ -251,31 +240,19 @@ class AaveV3Adapter:
                     continue
                 collateral, debt = at[collateral_id], at[debt_id]
                 try:
-                    outcome = liquidation_outcome(
-                        pool,
-                        at,
-                        user,
-                        collateral.reserve.asset,
-                        debt.reserve.asset,
-                        max_debt_to_cover(),
-                        timestamp,
-                    )
-                except NotLiquidatable:
+                    candidate = pair(pool, at, user, collateral, debt, timestamp)
+                except NotLiquidatable as refused:
+                    if self._is_v3_6 and refused.reason not in _EXPECTED_REFUSALS:
+                        log.info(
+                            "aave_pair_refused",
+                            protocol=self.name,
+                            user=key.user,
+                            collateral=collateral.reserve.asset,
+                            debt=debt.reserve.asset,
+                            reason=refused.reason,
+                        )
                     continue
-                candidate = LiquidationQuote(
-                    protocol=self.protocol,
-                    market=pool.pool,
-                    user=key.user,
-                    collateral_asset=collateral.reserve.asset,
-                    debt_asset=debt.reserve.asset,
-                    debt_repaid=outcome.debt_repaid,
-                    collateral_seized=outcome.collateral_seized,
-                    protocol_fee=outcome.protocol_fee,
-                    debt_value_base=outcome.debt_repaid * debt.price // debt.unit,
-                    collateral_value_base=outcome.collateral_seized * collateral.price // collateral.unit,
-                    receive_a_token=outcome.collateral_seized > collateral.reserve.cash,
-                    priced_by=priced_by,
-                )
+                candidate = replace(candidate, protocol=self.protocol, user=key.user, priced_by=priced_by)
                 if best is None or _gain(candidate) > _gain(best):
                     best = candidate
         return best
@@ -283,14 +260,13 @@ class AaveV3Adapter:
     def liquidation_call(self, quote: LiquidationQuote) -> tuple[str, bytes]:
         """``liquidationCall``, receiving the underlying unless the quote says aTokens.
 
-        ``debtToCover`` is uint256 max, as in the quote: the pool caps it at the close-factor and
-        collateral limits with the state it sees at inclusion, so a block of interest cannot make
-        the call ask for more than the user owes.
+        ``debtToCover`` is uint256 max unless the quote needs an exact amount (v3.6's dust rule): the
+        pool caps it at the close-factor and collateral limits with the state it sees at inclusion,
+        so a block of interest cannot make the call ask for more than the user owes.
         """
-        if self._is_v3_6:
-            raise SkipOpportunity("aave v3.6 liquidation maths are not implemented: no liquidationCall")
+        debt_to_cover = max_debt_to_cover() if quote.debt_to_cover is None else quote.debt_to_cover
         data = LIQUIDATION_CALL.call(
-            quote.collateral_asset, quote.debt_asset, quote.user, max_debt_to_cover(), quote.receive_a_token
+            quote.collateral_asset, quote.debt_asset, quote.user, debt_to_cover, quote.receive_a_token
         )
         return self.pool, data
 
@@ -321,6 +297,89 @@ class PoolScreen:
 
     def key(self, row: int) -> PositionKey:
         return PositionKey(self._adapter.pool, self._screen.user(row))
+
+
+_EXPECTED_REFUSALS = frozenset({"CollateralCannotBeLiquidated()", "SpecifiedCurrencyNotBorrowedByUser()"})
+"""Refusals of a pair that say nothing about the position (asked for a pair the user does not hold)."""
+
+
+def _quote_pair_v30(
+    pool: PoolState,
+    at: dict[int, ReserveAt],
+    user: UserState,
+    collateral: ReserveAt,
+    debt: ReserveAt,
+    timestamp: int,
+) -> LiquidationQuote:
+    outcome = liquidation_outcome(
+        pool, at, user, collateral.reserve.asset, debt.reserve.asset, max_debt_to_cover(), timestamp
+    )
+    receive_a_token = outcome.collateral_seized > collateral.reserve.cash
+    return _quote(
+        pool,
+        collateral,
+        debt,
+        outcome.debt_repaid,
+        outcome.collateral_seized,
+        outcome.protocol_fee,
+        receive_a_token,
+    )
+
+
+def _quote_pair_v36(
+    pool: PoolState,
+    at: dict[int, ReserveAt],
+    user: UserState,
+    collateral: ReserveAt,
+    debt: ReserveAt,
+    timestamp: int,
+) -> LiquidationQuote:
+    setup = liquidation_v3_6.prepare(pool, at, user, collateral.reserve.asset, debt.reserve.asset, timestamp)
+    debt_to_cover, outcome = liquidation_v3_6.dust_free_debt_to_cover(setup, receive_a_token=True)
+    available = collateral.reserve.virtual_underlying_balance
+    receive_a_token = outcome.collateral_seized > available
+    if not receive_a_token:  # the underlying path also burns aTokens: check it on its own rules
+        outcome = liquidation_v3_6.settle(setup, debt_to_cover, receive_a_token=False)
+    return _quote(
+        pool,
+        collateral,
+        debt,
+        outcome.debt_repaid,
+        outcome.collateral_seized,
+        outcome.protocol_fee,
+        receive_a_token,
+        debt_to_cover=None if debt_to_cover == max_debt_to_cover() else debt_to_cover,
+        bad_debt=sum(d.amount for d in outcome.deficits if d.asset == debt.reserve.asset),
+    )
+
+
+def _quote(
+    pool: PoolState,
+    collateral: ReserveAt,
+    debt: ReserveAt,
+    debt_repaid: int,
+    seized: int,
+    fee: int,
+    receive_a_token: bool,
+    debt_to_cover: int | None = None,
+    bad_debt: int = 0,
+) -> LiquidationQuote:
+    """A pair's quote, valued at the oracle prices (protocol, user and prices named by the caller)."""
+    return LiquidationQuote(
+        protocol="",
+        market=pool.pool,
+        user="",
+        collateral_asset=collateral.reserve.asset,
+        debt_asset=debt.reserve.asset,
+        debt_repaid=debt_repaid,
+        collateral_seized=seized,
+        protocol_fee=fee,
+        bad_debt=bad_debt,
+        debt_value_base=debt_repaid * debt.price // debt.unit,
+        collateral_value_base=seized * collateral.price // collateral.unit,
+        receive_a_token=receive_a_token,
+        debt_to_cover=debt_to_cover,
+    )
 
 
 def _gain(quote: LiquidationQuote) -> int:

@@ -29,12 +29,8 @@ class AaveVersion(StrEnum):
         return "of an unknown version" if self is AaveVersion.UNKNOWN else f"v{self.value}"
 
 
-SUPPORTED = frozenset({AaveVersion.V3_0})
-"""The versions whose maths the keeper implements exactly today."""
-
-HEALTH_ONLY = frozenset({AaveVersion.V3_6})
-"""Versions whose health maths are exact but whose liquidation maths are not: accepted only by an
-adapter built ``health_only``, which reports health and never quotes a liquidation on them."""
+SUPPORTED = frozenset({AaveVersion.V3_0, AaveVersion.V3_6})
+"""The versions whose maths (health and liquidation) the keeper implements exactly."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,15 +126,9 @@ def supported_labels() -> str:
 
 def refusal(key: str, detected: DetectedVersion, override_key: str) -> str:
     """The one line that stops the keeper on a version whose maths it does not implement."""
-    if detected.version in HEALTH_ONLY:
-        consequence = (
-            f"health is computed with {detected.version.label} rules, liquidations are not implemented "
-            "for it and none will be sent"
-        )
-    else:
-        consequence = (
-            f"health and liquidations will be computed with {AaveVersion.V3_0.label} rules and can be wrong"
-        )
+    consequence = (
+        f"health and liquidations will be computed with {AaveVersion.V3_0.label} rules and can be wrong"
+    )
     return (
         f"{key}: {detected} is not supported yet; supported: {supported_labels()} "
         f"(set {override_key} = true to run anyway: {consequence})"
