@@ -42,7 +42,18 @@ from .abi_params import (
     word_decoder,
 )
 
-__all__ = ["AbiError", "Binding", "Contract", "Event", "Function", "Param", "abi_text", "camel", "contract"]
+__all__ = [
+    "AbiError",
+    "Binding",
+    "Contract",
+    "CustomError",
+    "Event",
+    "Function",
+    "Param",
+    "abi_text",
+    "camel",
+    "contract",
+]
 
 T = TypeVar("T")
 
@@ -211,6 +222,27 @@ class Event:
         return {name: fields[name] for name in self.fields}
 
 
+class CustomError:
+    """One custom error of an ABI: its selector and argument decoder (what a revert returns)."""
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self.name: str = raw["name"]
+        self.inputs = tuple(Param.parse(p, i) for i, p in enumerate(raw.get("inputs", ())))
+        self.signature = f"{self.name}({','.join(p.canonical for p in self.inputs)})"
+        self.selector = keccak(text=self.signature)[:4]
+        self._record = _Record(self.inputs, f"{self.name} error")
+
+    def describe(self, data: bytes) -> str:
+        """``Name(arg, ...)`` from revert data that starts with this selector."""
+        if not self.inputs:
+            return f"{self.name}()"
+        try:
+            values = self._record.values(data[4:])
+        except (AbiError, ValueError):
+            return f"{self.name}(<undecodable arguments>)"
+        return f"{self.name}({', '.join(repr(v) for v in values)})"
+
+
 def _topic_hash(word: int) -> str:
     """An indexed dynamic value is stored as its keccak hash: all a log can tell."""
     return "0x" + word.to_bytes(32, "big").hex()
@@ -223,6 +255,7 @@ class Contract:
         self.name = name
         self.functions = {f["name"]: Function(f) for f in abi if f.get("type") == "function"}
         self.events = {e["name"]: Event(e) for e in abi if e.get("type") == "event"}
+        self.errors = {e["name"]: CustomError(e) for e in abi if e.get("type") == "error"}
 
     def fn(self, name: str) -> Function:
         try:

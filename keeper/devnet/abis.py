@@ -9,7 +9,8 @@ fails on any difference. Sources:
   aToken and debt token interfaces, and IERC20Detailed as the common ERC-20 view); ``POOL_REVISION``
   is declared by the Pool contract, not the interface;
 - Aave V3.6: the devnet's solc-js 0.8.27 build of ``@aave-dao/aave-v3-origin`` (cached after the
-  first compile): IPool, and ``POOL_REVISION`` from PoolInstance;
+  first compile): IPool, and ``POOL_REVISION`` from PoolInstance; IPoolConfigurator's events that
+  change liquidation rules; every custom error of the ``Errors`` library (to name reverts);
 - Morpho Blue 1.0: the solc build of its sources the devnet already does and caches (IMorpho's
   functions; the events live in EventsLib; IOracle, IIrm);
 - Chainlink: ``@chainlink/contracts`` ABI of AggregatorV2V3Interface (``latestRoundData`` and the
@@ -91,6 +92,8 @@ class Part:
 
     def fragments(self, chain: Toolchain) -> list[Fragment]:
         abi = self.loader(chain, self.artifact)
+        if not self.names:  # every entry of the kind, sorted by name (a library's errors)
+            return sorted((f for f in abi if f.get("type") == self.kind), key=lambda f: str(f["name"]))
         picked = []
         for name in self.names:
             found = [f for f in abi if f.get("type") == self.kind and f.get("name") == name]
@@ -106,6 +109,10 @@ def _functions(loader: Loader, artifact: str, *names: str) -> Part:
 
 def _events(loader: Loader, artifact: str, *names: str) -> Part:
     return Part(loader, artifact, names, "event")
+
+
+def _all_errors(loader: Loader, artifact: str) -> Part:
+    return Part(loader, artifact, (), "error")
 
 
 SPEC: dict[str, tuple[Part, ...]] = {
@@ -173,8 +180,26 @@ SPEC: dict[str, tuple[Part, ...]] = {
             "DeficitCovered",
         ),
     ),
+    "aave_v3_6/IPoolConfigurator": (
+        _events(
+            _aave36,
+            "IPoolConfigurator",
+            "AssetCollateralInEModeChanged",
+            "AssetBorrowableInEModeChanged",
+            "AssetLtvzeroInEModeChanged",
+            "EModeCategoryAdded",
+            "LiquidationGracePeriodChanged",
+            "LiquidationGracePeriodDisabled",
+            "CollateralConfigurationChanged",
+            "LiquidationProtocolFeeChanged",
+            "ReservePaused",
+            "ReserveFrozen",
+            "ReserveActive",
+        ),
+    ),
+    "aave_v3_6/Errors": (_all_errors(_aave36, "Errors"),),
     "aave_v3_0/IPoolAddressesProvider": (
-        _functions(_aave, "IPoolAddressesProvider", "getPool", "getPriceOracle"),
+        _functions(_aave, "IPoolAddressesProvider", "getPool", "getPriceOracle", "getPoolConfigurator"),
     ),
     "aave_v3_0/IAaveOracle": (_functions(_aave, "IAaveOracle", "getAssetPrice", "getSourceOfAsset"),),
     "aave_v3_0/IAToken": (

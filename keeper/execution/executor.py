@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry
 
 from keeper.chain.abi import contract
 from keeper.chain.multicall import Call, aggregate3
+from keeper.chain.revert import describe_revert, revert_data
 from keeper.chain.rpc import Rpc, RpcError
 from keeper.errors import Retryable
 from keeper.execution.gas import (
@@ -209,7 +210,7 @@ class Executor:
         give_back = opportunity.quote.debt_repaid
         if isinstance(estimate, RpcError):
             self._earmark(opportunity, wallet, give_back)
-            return Attempt(opportunity, "skipped", f"simulation reverted: {estimate.message}")
+            return Attempt(opportunity, "skipped", f"simulation reverted: {_revert_reason(estimate)}")
         if isinstance(estimate, BaseException):
             raise estimate
         gas_limit = estimate * (10_000 + self.gas_limit_margin_bps) // 10_000
@@ -441,3 +442,9 @@ def original_call(raw_tx: str) -> tuple[str, bytes]:
     gas, to, value, data, accessList, v, r, s])."""
     fields = rlp.decode(bytes.fromhex(raw_tx.removeprefix("0x"))[1:])
     return to_checksum_address(bytes(fields[5])), bytes(fields[7])
+
+
+def _revert_reason(error: RpcError) -> str:
+    """The node's message, with the revert named (custom errors by name, ``Error(string)``, panics)."""
+    data = revert_data(error.data)
+    return error.message if data is None else f"{error.message}: {describe_revert(data)}"

@@ -31,7 +31,15 @@ from keeper.protocols.base import (
 )
 from keeper.protocols.screening import DEFAULT_MARGIN
 
-from .events import A_TOKEN_USER_TOPICS, ANSWER_UPDATED, POOL_USER_TOPICS, feed_answer, touched_users
+from .events import (
+    A_TOKEN_USER_TOPICS,
+    ANSWER_UPDATED,
+    POOL_USER_TOPICS,
+    RULE_TOPICS,
+    feed_answer,
+    rule_changes,
+    touched_users,
+)
 from .liquidation import liquidation_outcome, max_debt_to_cover, share_out_cash
 from .math import AccountData, ReserveAt, account_data, reserves_at
 from .reader import NO_EXTRA_VIEWS, POOL, PoolAddresses, read_addresses, read_pool_and_users, read_version
@@ -79,9 +87,13 @@ class AaveV3Adapter:
     def log_filter(self) -> LogFilter:
         """The pool, its aTokens, and the price feeds behind its oracle (their updates are reported)."""
         a_tokens = [r.a_token for r in self.pool_state.reserves.values()] if self.pool_state else []
-        return LogFilter(
-            (self.pool, *a_tokens, *self.feeds()), (*POOL_USER_TOPICS, *A_TOKEN_USER_TOPICS, ANSWER_UPDATED)
-        )
+        rules = (self._configurator(),) if self._configurator() else ()
+        topics = (*POOL_USER_TOPICS, *A_TOKEN_USER_TOPICS, ANSWER_UPDATED, *(RULE_TOPICS if rules else ()))
+        return LogFilter((self.pool, *a_tokens, *self.feeds(), *rules), topics)
+
+    def _configurator(self) -> str:
+        """v3.6 pools' configurator: its rule changes are logged (the state itself is re-read anyway)."""
+        return self._addresses.configurator if self._addresses is not None and self._is_v3_6 else ""
 
     def feeds(self) -> dict[str, str]:
         """Feed address -> asset, for the reserves whose oracle source is known."""
@@ -91,6 +103,9 @@ class AaveV3Adapter:
 
     def apply_logs(self, logs: Sequence[dict[str, Any]]) -> set[PositionKey]:
         a_tokens = [r.a_token for r in self.pool_state.reserves.values()] if self.pool_state else []
+        if self._configurator():
+            for change in rule_changes(logs, self._configurator()):
+                log.info("aave_rules_changed", protocol=self.name, **change)
         return {PositionKey(self.pool, user) for user in touched_users(logs, self.pool, a_tokens)}
 
     async def refresh(self, rpc: Rpc, block: BlockRef, keys: Collection[PositionKey]) -> None:

@@ -14,6 +14,8 @@ from eth_utils.address import to_checksum_address
 from keeper.chain.abi import Contract, contract
 
 POOL = contract("aave_v3_0/IPool")
+POOL_V3_6 = contract("aave_v3_6/IPool")
+CONFIGURATOR_V3_6 = contract("aave_v3_6/IPoolConfigurator")
 A_TOKEN = contract("aave_v3_0/IAToken")
 FEED = contract("common/AggregatorV3Interface")
 
@@ -41,8 +43,11 @@ def _user_topics(abi: Contract, fields: dict[str, tuple[str, ...]]) -> dict[str,
     return {event.topic: tuple(event.topic_index(f) for f in fields[name]) for name, event in events.items()}
 
 
-POOL_USER_TOPICS = _user_topics(POOL, POOL_USER_FIELDS)
-"""Pool event topic0 -> indexes of the topics that name an affected user."""
+POOL_USER_TOPICS = _user_topics(POOL, POOL_USER_FIELDS) | _user_topics(
+    POOL_V3_6, {"DeficitCreated": ("user",)}
+)
+"""Pool event topic0 -> indexes of the topics that name an affected user (v3.3+: a deficit burns the
+user's remaining debts)."""
 
 A_TOKEN_USER_TOPICS = _user_topics(A_TOKEN, A_TOKEN_USER_FIELDS)
 
@@ -105,3 +110,24 @@ def feed_answer(log: dict[str, Any]) -> tuple[str, int] | None:
         return None
     current: int = ANSWER_UPDATED_EVENT.decode(log)["current"]
     return to_checksum_address(log["address"]), current
+
+
+RULE_EVENTS = tuple(CONFIGURATOR_V3_6.events.values())
+"""PoolConfigurator events that change who can be liquidated and how (eMode bitmaps 3.2+ / 3.6,
+grace periods 3.1+, collateral parameters, pause). The state they change is re-read every block
+with the pool's; these say *why* it changed, for the log."""
+RULE_TOPICS = {event.topic: event for event in RULE_EVENTS}
+
+
+def rule_changes(logs: Iterable[dict[str, Any]], configurator: str) -> list[dict[str, Any]]:
+    """The configurator's rule changes in these logs: the event's name (``change``) and its fields."""
+    configurator_lower = configurator.lower()
+    changes = []
+    for log in logs:
+        topics = log["topics"]
+        if not topics or log["address"].lower() != configurator_lower:
+            continue
+        event = RULE_TOPICS.get(topics[0])
+        if event is not None and event.matches(log):
+            changes.append({"change": event.name, **event.decode(log)})
+    return changes

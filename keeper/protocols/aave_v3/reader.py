@@ -35,6 +35,7 @@ FEED = contract("common/AggregatorV3Interface")
 
 GET_POOL = PROVIDER.fn("getPool")
 GET_PRICE_ORACLE = PROVIDER.fn("getPriceOracle")
+GET_POOL_CONFIGURATOR = PROVIDER.fn("getPoolConfigurator")
 GET_RESERVES_LIST = POOL.fn("getReservesList")
 GET_RESERVE_DATA = POOL.fn("getReserveData")
 GET_USER_CONFIGURATION = POOL.fn("getUserConfiguration")
@@ -109,13 +110,23 @@ class PoolAddresses:
     provider: str
     pool: str
     oracle: str
+    configurator: str = ""
+    """The PoolConfigurator, whose events say why liquidation rules changed ("" when unknown)."""
 
 
 async def read_addresses(rpc: Rpc, provider: str, block: BlockTag) -> PoolAddresses:
-    pool, oracle = await aggregate3(
-        rpc, [Call(provider, GET_POOL.call()), Call(provider, GET_PRICE_ORACLE.call())], block
+    calls = [
+        Call(provider, GET_POOL.call()),
+        Call(provider, GET_PRICE_ORACLE.call()),
+        Call(provider, GET_POOL_CONFIGURATOR.call(), allow_failure=True),
+    ]
+    pool, oracle, configurator = await aggregate3(rpc, calls, block)
+    return PoolAddresses(
+        provider,
+        GET_POOL.value(pool.data),
+        GET_PRICE_ORACLE.value(oracle.data),
+        GET_POOL_CONFIGURATOR.value(configurator.data) if _answered(configurator) else "",
     )
-    return PoolAddresses(provider, GET_POOL.value(pool.data), GET_PRICE_ORACLE.value(oracle.data))
 
 
 async def read_version(rpc: Rpc, pool: str, block: BlockTag) -> DetectedVersion:
