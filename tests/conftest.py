@@ -21,7 +21,7 @@ AAVE_BORROWERS = 80
 MORPHO_BORROWERS = 80
 LARGE_BORROWERS = 1000
 """The differential proofs run on 1,000 borrowers per protocol, on a devnet of their own."""
-V36_MORPHO_BORROWERS = 10
+V30_MORPHO_BORROWERS = 10
 
 TESTS = Path(__file__).parent
 NEEDS_A_CHAIN = (TESTS / "integration", TESTS / "e2e")
@@ -55,15 +55,15 @@ def large_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
 
 
 @pytest.fixture(scope="session")
-def large_devnet_v36(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    """1,000 Aave borrowers on v3.6; Morpho gets a token seeding (the other devnet proves it)."""
-    yield from devnet_up(tmp_path_factory, LARGE_BORROWERS, V36_MORPHO_BORROWERS, "--aave-version", "3.6")
+def large_devnet_v30(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    """1,000 Aave borrowers on v3.0.x; Morpho gets a token seeding (the default devnet proves it)."""
+    yield from devnet_up(tmp_path_factory, LARGE_BORROWERS, V30_MORPHO_BORROWERS, "--aave-version", "3.0")
 
 
 def large_chain_for(protocol: str, request: pytest.FixtureRequest) -> Devnet:
     """The large devnet of the protocol's version, reverted to its seeded state after the test."""
     devnet: Devnet = request.getfixturevalue(
-        "large_devnet_v36" if protocol == "aave_v3_6" else "large_devnet"
+        "large_devnet_v30" if protocol == "aave_v3_0" else "large_devnet"
     )
     snapshot = devnet.rpc.call("evm_snapshot")
 

@@ -11,11 +11,8 @@ from .aave_market import AaveDeployment
 from .aave_v30 import deploy_aave_v30
 from .aave_v36 import deploy_aave_v36
 from .rpc import Executor
+from .spec import AAVE_VERSIONS, DEFAULT_AAVE_VERSION
 from .toolchain import Toolchain
-
-AAVE_VERSIONS = ("3.0", "3.6")
-DEFAULT_AAVE_VERSION = "3.0"
-"""3.0 until the keeper's v3.6 maths land (issue 12): the keeper computes health with v3.0.x's."""
 
 __all__ = ["AAVE_VERSIONS", "DEFAULT_AAVE_VERSION", "AaveDeployment", "deploy_aave"]
 

@@ -16,6 +16,8 @@ from typing import Any
 
 from keeper.errors import DevnetError, UsageError
 
+from .spec import AAVE_VERSIONS, DEFAULT_AAVE_VERSION
+
 EXIT_FAILURE = 1
 
 
@@ -38,12 +40,10 @@ def add_devnet_parser(commands: Any, parser_class: type[argparse.ArgumentParser]
     )
     up.add_argument(
         "--aave-version",
-        choices=("3.0", "3.6"),
-        default="3.0",
-        help="Aave V3 version to deploy: 3.0 (v3.0.x, @aave/core-v3 artifacts; the default, and the "
-        "only version the keeper's maths implement so far) or 3.6 (@aave-dao/aave-v3-origin 3.6.0 "
-        "compiled with solc-js 0.8.27; for testing against the production code: the keeper's "
-        "v3.6 maths are not there yet)",
+        choices=AAVE_VERSIONS,
+        default=DEFAULT_AAVE_VERSION,
+        help="Aave V3 version to deploy: 3.6 (the default: @aave-dao/aave-v3-origin 3.6.0 compiled "
+        "with solc-js 0.8.27, what production markets run) or 3.0 (v3.0.x, @aave/core-v3 artifacts)",
     )
     up.add_argument("--aave-borrowers", type=_count, default=200, metavar="N", help="default 200")
     up.add_argument("--morpho-borrowers", type=_count, default=200, metavar="M", help="default 200")

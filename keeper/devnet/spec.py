@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+AAVE_VERSIONS = ("3.0", "3.6")
+DEFAULT_AAVE_VERSION = "3.6"
+"""The version production markets run; 3.0 keeps the published v3.0.x artifacts."""
+
 FEED_DECIMALS = 8
 RAY = 10**27
 WAD = 10**18

@@ -31,9 +31,10 @@ SOLC_SETTINGS: dict[str, Any] = {
     "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}},
 }
 
-OWN_CONTRACTS = ("SettableFeed", "FeedRatioOracle", "KinkedIrm", "MorphoMathHarness")
-"""deploy/devnet/contracts. MorphoMathHarness is never deployed by `devnet up`: it exposes Morpho's
-MathLib/SharesMathLib to the integration tests, and compiling it here shares the one cached build."""
+OWN_CONTRACTS = ("SettableFeed", "FeedRatioOracle", "KinkedIrm", "MorphoMathHarness", "PoolRevisionOverride")
+"""deploy/devnet/contracts. MorphoMathHarness and PoolRevisionOverride are never deployed by
+`devnet up`: the integration tests use them (Morpho's MathLib/SharesMathLib; a pool that reports
+another Aave release), and compiling them here shares the one cached build."""
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,16 @@ from keeper.protocols.base import BlockRef, LendingAdapter, PositionHealth, Posi
 from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
 from tests.support.devnet import Devnet
 
-PROTOCOLS = ["aave_v3", "morpho_blue"]
+AAVE_V36 = "aave_v3"
+"""The default devnet's Aave: v3.6."""
+AAVE_V30 = "aave_v3_0"
+"""Aave v3.0.x, on a devnet of its own (`--aave-version 3.0`)."""
+PROTOCOLS = [AAVE_V36, "morpho_blue"]
 """Adapters the shared suites run on the default devnet."""
-HEALTH_PROTOCOLS = [*PROTOCOLS, "aave_v3_6"]
-"""Plus Aave v3.6 on a devnet of its own (`--aave-version 3.6`): health and liquidation proofs."""
+HEALTH_PROTOCOLS = [*PROTOCOLS, AAVE_V30]
+"""Plus Aave v3.0.x: the health and liquidation proofs run on both Aave versions."""
 LIQUIDATION_PROTOCOLS = HEALTH_PROTOCOLS
-AAVE = ("aave_v3", "aave_v3_6")
+AAVE = (AAVE_V36, AAVE_V30)
 MAX_UINT = 2**256 - 1
 WAD = 10**18
 
@@ -37,9 +41,7 @@ Values = tuple[int, int, int]
 
 
 def make_adapter(protocol: str, devnet: Devnet) -> LendingAdapter:
-    if protocol == "aave_v3":
-        return AaveV3Adapter("aave", devnet.summary["aave"]["pool_addresses_provider"])
-    if protocol == "aave_v3_6":
+    if protocol in AAVE:
         return AaveV3Adapter("aave", devnet.summary["aave"]["pool_addresses_provider"])
     return MorphoBlueAdapter("morpho", devnet.summary["morpho"]["address"])
 

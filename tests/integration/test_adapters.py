@@ -22,6 +22,8 @@ from keeper.protocols.aave_v3.version import AaveVersion
 from tests.conftest import LARGE_BORROWERS, Devnet, large_chain_for
 
 from .adapter_support import (
+    AAVE_V30,
+    AAVE_V36,
     HEALTH_PROTOCOLS,
     WAD,
     Follower,
@@ -83,7 +85,7 @@ async def test_local_health_equals_contract_view_at_every_moment(
         ("after WETH -12 %", move("WETH", "-12")),
         ("after WBTC +8 %", move("WBTC", "8")),
         ("after partial repays and withdrawals", changes),
-        *([("after eMode configuration changes", emode_changes)] if protocol == "aave_v3_6" else []),
+        *([("after eMode configuration changes", emode_changes)] if protocol == AAVE_V36 else []),
         ("after 365 days", jump(365 * DAY_S)),
         ("after USDC -3 %", move("USDC", "-3")),
     ]
@@ -112,7 +114,7 @@ async def test_local_health_equals_contract_view_at_every_moment(
             "the price path never made a position liquidatable: the test proves too little"
         )
         assert follower.touched_total >= 80, "partial repays/withdrawals must reach the adapter through logs"
-        if protocol == "aave_v3_6":
+        if protocol == AAVE_V36:
             adapter = follower.adapter
             assert isinstance(adapter, AaveV3Adapter) and adapter.pool_state is not None
             assert adapter.pool_state.emode_categories[1] != emodes_changed[0], "bitmaps not re-read"
@@ -125,5 +127,5 @@ async def test_local_health_equals_contract_view_at_every_moment(
 def _assert_version(protocol: str, follower: Follower) -> None:
     adapter = follower.adapter
     if isinstance(adapter, AaveV3Adapter):
-        expected = AaveVersion.V3_6 if protocol == "aave_v3_6" else AaveVersion.V3_0
+        expected = AaveVersion.V3_0 if protocol == AAVE_V30 else AaveVersion.V3_6
         assert adapter.version is not None and adapter.version.version is expected

@@ -34,7 +34,9 @@ def test_summary_and_config_describe_the_same_devnet(devnet: Devnet) -> None:
     assert isinstance(morpho, MorphoBlueConfig) and morpho.address == s["morpho"]["address"]
 
 
-def test_aave_reserves_read_back_as_configured(devnet: Devnet) -> None:
+def test_aave_reserves_read_back_as_configured(large_devnet_v30: Devnet) -> None:
+    """v3.0.x through its data provider; the v3.6 market: tests/integration/test_devnet_v36.py."""
+    devnet = large_devnet_v30
     rpc, s = devnet.rpc, devnet.summary
     provider = s["aave"]["pool_addresses_provider"]
     (data_provider,) = view(rpc, provider, "getPoolDataProvider()", ["address"])

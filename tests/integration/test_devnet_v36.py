@@ -198,10 +198,13 @@ def test_inspect_reports_the_v36_market(devnet36: Devnet) -> None:
     assert f"Aave V3 borrowers: {BORROWERS}" in proc.stdout
 
 
-def test_default_devnet_stays_v30(devnet: Devnet) -> None:
-    """Until the keeper has v3.6 maths, a plain `keeper devnet up` deploys v3.0.x."""
-    assert devnet.summary["aave"]["version"] == "3.0"
-    assert view(devnet.rpc, devnet.summary["aave"]["pool"], "POOL_REVISION()", ["uint256"]) == (1,)
+def test_default_devnet_is_v36(devnet: Devnet, large_devnet_v30: Devnet) -> None:
+    """A plain `keeper devnet up` deploys what production runs; `--aave-version 3.0` keeps v3.0.x."""
+    assert devnet.summary["aave"]["version"] == "3.6"
+    assert view(devnet.rpc, devnet.summary["aave"]["pool"], "POOL_REVISION()", ["uint256"]) == (10,)
+    assert large_devnet_v30.summary["aave"]["version"] == "3.0"
+    pool = large_devnet_v30.summary["aave"]["pool"]
+    assert view(large_devnet_v30.rpc, pool, "POOL_REVISION()", ["uint256"]) == (1,)
 
 
 def test_an_unknown_aave_version_is_one_usage_line() -> None:

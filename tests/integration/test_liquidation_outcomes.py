@@ -25,7 +25,7 @@ from keeper.protocols.aave_v3.v3_6.math import reserves_at as reserves_at_v3_6
 from keeper.protocols.base import LiquidationQuote
 from tests.conftest import Devnet, large_chain_for
 
-from .adapter_support import AAVE, LIQUIDATION_PROTOCOLS, MAX_UINT, Follower, execute, make_adapter
+from .adapter_support import AAVE, AAVE_V36, LIQUIDATION_PROTOCOLS, MAX_UINT, Follower, execute, make_adapter
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +111,7 @@ def observed(protocol: str, receipt: dict[str, Any], quote: LiquidationQuote) ->
 def predicted(protocol: str, quote: LiquidationQuote, adapter: Any, at: int) -> dict[str, Any]:
     if protocol in AAVE:
         deficits = []
-        if protocol == "aave_v3_6":  # the deficits the quote's outcome names, in the pool's order
+        if protocol == AAVE_V36:  # the deficits the quote's outcome names, in the pool's order
             deficits = [(d.asset, d.amount) for d in _v36_outcome(adapter, quote, at).deficits]
         return {
             "debt_repaid": quote.debt_repaid,
@@ -213,7 +213,7 @@ async def test_predicted_liquidations_equal_executed_ones(
     liquidatable = [h for h in adapter.health(at) if h.liquidatable]
     assert len(liquidatable) >= 100
     unquoted = {h.user for h in liquidatable} - {q.user for q in quotes}
-    if protocol == "aave_v3_6":  # a grace period rules some out: the pool must refuse every pair of them
+    if protocol == AAVE_V36:  # a grace period rules some out: the pool must refuse every pair of them
         assert isinstance(adapter, AaveV3Adapter)
         assert len(unquoted) < len(liquidatable) // 10, unquoted
         accepted = [p for p in _pairs(adapter, unquoted) if _liquidation_succeeds(rpc, keeper, target, p, at)]
@@ -238,7 +238,7 @@ async def test_predicted_liquidations_equal_executed_ones(
                 differences.append(f"{quote.user}: reverted")
                 continue
             expected, actual = predicted(protocol, quote, adapter, at), observed(protocol, receipt, quote)
-            if protocol == "aave_v3_6":
+            if protocol == AAVE_V36:
                 assert isinstance(adapter, AaveV3Adapter)
                 expected["flags_cleared"] = _predicted_flags(adapter, quote, at)
                 actual["flags_cleared"] = _cleared_flags(rpc, target, adapter, quote)

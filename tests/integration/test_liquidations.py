@@ -118,7 +118,7 @@ def test_morpho_crash_then_liquidate_succeeds(chain: Devnet) -> None:
 
 
 def test_healthy_position_cannot_be_liquidated(devnet: Devnet) -> None:
-    """Before any crash the pool refuses: error 45, HEALTH_FACTOR_NOT_BELOW_THRESHOLD."""
+    """Before any crash the pool refuses: HealthFactorNotBelowThreshold() (0x930bb771; v3.0.x: error 45)."""
     rpc, s = devnet.rpc, devnet.summary
     pool = s["aave"]["pool"]
     user = aave_health(rpc, pool)[0].user
@@ -131,7 +131,7 @@ def test_healthy_position_cannot_be_liquidated(devnet: Devnet) -> None:
         False,
     )
     call = {"from": s["keeper_address"], "to": pool, "data": "0x" + data.hex()}
-    with pytest.raises(DevnetError, match="45"):
+    with pytest.raises(DevnetError, match="0x930bb771"):
         rpc.call("eth_call", [call, "latest"])
 
 
