@@ -157,7 +157,7 @@ def test_deficit_seizes_all_collateral_and_leaves_debt(plan: CasePlan) -> None:
 
 
 @pytest.mark.parametrize("plan", _plans("lt_zero"), ids=lambda p: p.user)
-def test_lt_zero_holds_eMode_only_collateral_and_becomes_liquidatable(plan: CasePlan) -> None:
+def test_lt_zero_holds_emode_only_collateral_and_becomes_liquidatable(plan: CasePlan) -> None:
     (emc,) = (spec for spec in CASE_ASSETS if spec.emode_category == CASE_EMODE.category_id)
     assert emc.liquidation_threshold_bps == emc.ltv_bps == emc.liquidation_bonus_bps == 0
     assert plan.emode == CASE_EMODE.category_id and emc.symbol in dict(plan.collateral)
