@@ -199,7 +199,8 @@ def test_close_factor_half_is_half_of_the_whole_position(crashed: Devnet) -> Non
         with snapshot(market.rpc):
             repaid, _ = repaid_and_seized(market.liquidate(coll, debt, user))
             assert repaid == expected < owed
-            assert market.debt(debt, user) == owed - repaid
+            # The burn is scaled down (floor) and the balance read back up (ceil): 1 wei may stay.
+            assert 0 <= market.debt(debt, user) - (owed - repaid) <= 1
         if len(debts) > 1:
             two_debts += 1
             assert repaid > owed * 6 // 10  # half of all debt, far more than half of this reserve's
