@@ -248,8 +248,3 @@ def grace_period_txs(admin: str, configurator: str, tokens: Mapping[str, str]) -
             "unpause GRACE with a liquidation grace period",
         ),
     ]
-
-
-def reserve_base_values(plan: CasePlan, price: Mapping[str, Fraction]) -> dict[str, int]:
-    """Per-reserve values in base units (floored), as the close-factor rule compares them."""
-    return {s: int(value(s, a, price)) for s, a in plan.collateral + plan.debts}
