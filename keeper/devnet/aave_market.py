@@ -13,7 +13,7 @@ from eth_utils.address import to_checksum_address
 
 from .abi import decode_result, encode_args, encode_call
 from .rpc import CALL_GAS, Executor, Tx
-from .spec import ASSETS
+from .spec import ASSETS, AssetSpec
 from .toolchain import Artifact
 
 ZERO = "0x0000000000000000000000000000000000000000"
@@ -71,8 +71,9 @@ def deploy_provider_and_acl(admin: Admin) -> tuple[str, str]:
 def deploy_oracle_and_data_provider(
     admin: Admin, provider: str, tokens: dict[str, str], feeds: dict[str, str]
 ) -> tuple[str, str]:
-    """AaveOracle on the devnet's own feeds (USD, 8 decimals) and the data provider, registered."""
-    symbols = [a.symbol for a in ASSETS]
+    """AaveOracle on the devnet's own feeds (USD, 8 decimals) for every token deployed, and the
+    data provider, registered."""
+    symbols = list(tokens)
     oracle = admin.deploy(
         "AaveOracle",
         "(address,address[],address[],address,address,uint256)",
@@ -89,17 +90,19 @@ def deploy_oracle_and_data_provider(
     return oracle, data_provider
 
 
-def risk_parameter_txs(admin: Admin, configurator: str, tokens: dict[str, str]) -> list[Tx]:
-    """Per reserve: collateral parameters, borrowing on, reserve factor, liquidation protocol fee."""
+def risk_parameter_txs(
+    admin: Admin, configurator: str, tokens: dict[str, str], specs: tuple[AssetSpec, ...] = ASSETS
+) -> list[Tx]:
+    """Per reserve: collateral parameters, borrowing, reserve factor, liquidation protocol fee."""
     txs = []
-    for spec in ASSETS:
+    for spec in specs:
         asset = tokens[spec.symbol]
         calls: list[tuple[str, tuple[object, ...]]] = [
             (
                 "configureReserveAsCollateral(address,uint256,uint256,uint256)",
                 (asset, spec.ltv_bps, spec.liquidation_threshold_bps, spec.liquidation_bonus_bps),
             ),
-            ("setReserveBorrowing(address,bool)", (asset, True)),
+            ("setReserveBorrowing(address,bool)", (asset, spec.borrowable)),
             ("setReserveFactor(address,uint256)", (asset, spec.reserve_factor_bps)),
             ("setLiquidationProtocolFee(address,uint256)", (asset, spec.liquidation_protocol_fee_bps)),
         ]

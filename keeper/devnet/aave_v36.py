@@ -19,8 +19,9 @@ from .aave_market import (
     risk_parameter_txs,
 )
 from .abi import encode_args
+from .cases import case_emode_txs
 from .rpc import Executor, Tx
-from .spec import ASSETS, EMODE, interest_rate_data_bps
+from .spec import ASSETS, CASE_ASSETS, EMODE, interest_rate_data_bps
 from .toolchain import Toolchain, compiled_aave_v36
 
 VERSION = "3.6"
@@ -67,7 +68,9 @@ def deploy_aave_v36(
 
 def _init_reserves(admin: Admin, pool: str, configurator: str, tokens: dict[str, str]) -> None:
     """Token implementations on the pool proxy (treasury = the admin, no rewards controller), the
-    reserves with their rate curves, risk parameters, then the eMode category and its bitmaps."""
+    reserves with their rate curves, risk parameters, then the eMode category and its bitmaps.
+    The case assets (`CASE_ASSETS`), when deployed, are listed after the others with their eMode."""
+    specs = tuple(spec for spec in ASSETS + CASE_ASSETS if spec.symbol in tokens)
     a_token = admin.deploy("ATokenInstance", "(address,address,address)", pool, ZERO, admin.address)
     variable_debt = admin.deploy("VariableDebtTokenInstance", "(address,address)", pool, ZERO)
     inputs = [
@@ -82,10 +85,10 @@ def _init_reserves(admin: Admin, pool: str, configurator: str, tokens: dict[str,
             b"",
             encode_args("(uint16,uint32,uint32,uint32)", *interest_rate_data_bps(spec)),
         )
-        for spec in ASSETS
+        for spec in specs
     ]
     txs: list[Tx] = [admin.tx(configurator, INIT_RESERVES, inputs, label="initReserves", gas=16_000_000)]
-    txs += risk_parameter_txs(admin, configurator, tokens)
+    txs += risk_parameter_txs(admin, configurator, tokens, specs)
     txs.append(
         admin.tx(
             configurator,
@@ -110,4 +113,6 @@ def _init_reserves(admin: Admin, pool: str, configurator: str, tokens: dict[str,
                         label=f"{setter} {spec.symbol}",
                     )
                 )
+    if len(specs) > len(ASSETS):
+        txs += case_emode_txs(admin, configurator, tokens)
     admin.ex.execute(txs)

@@ -225,7 +225,13 @@ def _supply_txs(supplier: str, token: str, spender: str, amount: int, supply_cal
 KEEPER_INVENTORY_USD = 100_000_000
 
 
-def inventory_txs(minter: str, holders: list[str], tokens: dict[str, str], spenders: list[str]) -> list[Tx]:
+def inventory_txs(
+    minter: str,
+    holders: list[str],
+    tokens: dict[str, str],
+    spenders: list[str],
+    specs: tuple[AssetSpec, ...] = ASSETS,
+) -> list[Tx]:
     """Every debt asset in the keeper's (and a competitor's) wallet, approved to every protocol
     contract that pulls it: inventory-mode liquidations work from the first block."""
     funding = [
@@ -236,12 +242,12 @@ def inventory_txs(minter: str, holders: list[str], tokens: dict[str, str], spend
             f"fund {holder} {spec.symbol}",
         )
         for holder in holders
-        for spec in ASSETS
+        for spec in specs
     ]
     approvals = [
         Tx(holder, tokens[spec.symbol], encode_call("approve(address,uint256)", spender, MAX_UINT), "approve")
         for holder in holders
-        for spec in ASSETS
+        for spec in specs
         for spender in spenders
     ]
     return funding + approvals

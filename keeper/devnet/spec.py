@@ -27,6 +27,7 @@ class AssetSpec:
     optimal_usage_ray: int
     slope1_ray: int
     slope2_ray: int
+    borrowable: bool = True
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,22 @@ ASSETS: tuple[AssetSpec, ...] = (
 
 EMODE = EModeSpec(1, 9300, 9500, 10100, "Stablecoins")
 
+CASE_ASSETS: tuple[AssetSpec, ...] = (
+    # Collateral only inside eMode 2: listed with reserve LTV / LT / bonus 0 (3.6 counts such
+    # collateral and lets it be liquidated; 3.0-3.5 ignored it).
+    AssetSpec(
+        "EMC", 18, 1 * 10**8, 0, 0, 0, 1000, 1000, 2, RAY * 80 // 100, RAY * 4 // 100, RAY * 75 // 100, False
+    ),
+    # Borrowed only by the grace-period case borrowers: its liquidation grace period blocks
+    # nothing the random borrowers hold.
+    AssetSpec("GRACE", 18, 25 * 10**8, 0, 0, 0, 1000, 0, 0, RAY * 80 // 100, RAY * 4 // 100, RAY * 75 // 100),
+)
+"""Listed on the v3.6 devnet only, after `ASSETS` (reserve ids 4, 5), for the case borrowers."""
+
+CASE_EMODE = EModeSpec(2, 7500, 8000, 10500, "LT-0 collateral")
+CASE_EMODE_BORROWABLE = ("USDC",)
+"""eMode 2 (v3.6 only): EMC is its collateral, USDC what it lends."""
+
 MORPHO_MARKETS: tuple[MorphoMarketSpec, ...] = (
     MorphoMarketSpec("USDC", "WETH", 860 * 10**15, 0),
     MorphoMarketSpec("USDC", "WBTC", 915 * 10**15, 100 * 10**15),
@@ -120,7 +137,7 @@ def interest_rate_data_bps(spec: AssetSpec) -> tuple[int, int, int, int]:
 
 
 def asset(symbol: str) -> AssetSpec:
-    for spec in ASSETS:
+    for spec in ASSETS + CASE_ASSETS:
         if spec.symbol == symbol:
             return spec
     raise KeyError(symbol)

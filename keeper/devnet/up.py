@@ -22,6 +22,7 @@ from .accounts import (
     user_addresses,
 )
 from .anvil import CHAIN_ID, AnvilProcess, start_anvil, stop_anvil
+from .cases import CASES, case_borrower_txs, case_liquidity_txs, cases_by_name, grace_period_txs, plan_cases
 from .morpho import MorphoDeployment, deploy_morpho
 from .rpc import Executor, Rpc, Tx
 from .seed import (
@@ -37,7 +38,7 @@ from .seed import (
     plan_aave,
     plan_morpho,
 )
-from .spec import ASSETS, FEED_DECIMALS
+from .spec import ASSETS, CASE_ASSETS, FEED_DECIMALS, AssetSpec
 from .toolchain import (
     Artifact,
     Toolchain,
@@ -129,7 +130,9 @@ def _deploy_and_seed(
     competitor = dev_account(COMPETITOR_INDEX).address
     aave_supplier, morpho_supplier = (dev_account(i).address for i in SUPPLIER_INDEXES)
 
-    tokens, feeds = _deploy_assets(chain, ex, artifacts, issuer)
+    with_cases = options.aave_version == "3.6"
+    assets = ASSETS + CASE_ASSETS if with_cases else ASSETS
+    tokens, feeds = _deploy_assets(chain, ex, artifacts, issuer, assets)
     aave = deploy_aave(ex, chain, deployer, tokens, feeds, options.aave_version)
     progress.step(f"aave v{aave.version} deployed")
     morpho = deploy_morpho(ex, artifacts, deployer, tokens, feeds)
@@ -153,14 +156,34 @@ def _deploy_and_seed(
             morpho.markets,
             tokens,
         )
-        + inventory_txs(issuer, [keeper, competitor], tokens, [aave.pool, morpho.address])
+        + inventory_txs(issuer, [keeper, competitor], tokens, [aave.pool, morpho.address], assets)
     )
     ex.execute([tx for p in aave_plans for tx in aave_borrower_txs(p, aave.pool, tokens)])
     progress.step(f"{len(aave_plans)} aave borrowers seeded")
     ex.execute([tx for p in morpho_plans for tx in morpho_borrower_txs(p, morpho.address, morpho.markets)])
     progress.step(f"{len(morpho_plans)} morpho borrowers seeded")
     closed = _close_some(rpc, ex, aave_plans, morpho_plans, aave.pool, morpho, tokens)
-    return _summary(aave, morpho, tokens, feeds, keeper, competitor, options) | {"closed_borrowers": closed}
+    cases = _seed_cases(rpc, ex, aave, tokens, deployer, aave_supplier, options.seed) if with_cases else {}
+    if cases:
+        progress.step(f"{sum(map(len, cases.values()))} aave case borrowers seeded")
+    summary = _summary(aave, morpho, tokens, feeds, keeper, competitor, options)
+    summary["aave"]["cases"] = cases
+    return summary | {"closed_borrowers": closed}
+
+
+def _seed_cases(
+    rpc: Rpc, ex: Executor, aave: AaveDeployment, tokens: dict[str, str], admin: str, supplier: str, seed: int
+) -> dict[str, list[str]]:
+    """The v3.6 case borrowers (`keeper.devnet.cases`), after the random ones; then GRACE's
+    liquidation grace period starts, as late as possible so its 4 h hold through the tests."""
+    plans = plan_cases(user_addresses("aave-case", len(CASES), seed))
+    rpc.batch([("anvil_setBalance", [p.user, hex(USER_ETH_WEI)]) for p in plans])
+    ex.execute(
+        case_liquidity_txs(plans, supplier, aave.pool, tokens)
+        + [tx for p in plans for tx in case_borrower_txs(p, aave.pool, tokens)]
+    )
+    ex.execute(grace_period_txs(admin, aave.pool_configurator, tokens))
+    return cases_by_name(plans)
 
 
 def _close_some(
@@ -199,12 +222,12 @@ def _close_some(
 
 
 def _deploy_assets(
-    chain: Toolchain, ex: Executor, artifacts: dict[str, Artifact], issuer: str
+    chain: Toolchain, ex: Executor, artifacts: dict[str, Artifact], issuer: str, assets: tuple[AssetSpec, ...]
 ) -> tuple[dict[str, str], dict[str, str]]:
     token_code = bytes.fromhex(aave_artifact(chain, "MintableERC20").bytecode[2:])
     feed_code = bytes.fromhex(artifacts["SettableFeed"].bytecode)
     txs, names = [], []
-    for spec in ASSETS:
+    for spec in assets:
         txs.append(
             Tx(
                 issuer,

@@ -13,7 +13,7 @@ from eth_utils.crypto import keccak
 from keeper.devnet.accounts import user_addresses
 from keeper.devnet.rpc import Rpc
 from keeper.devnet.seed import MAX_UINT, base_value, plan_aave
-from keeper.devnet.spec import ASSETS, EMODE, asset, interest_rate_data_bps
+from keeper.devnet.spec import ASSETS, CASE_ASSETS, EMODE, asset, interest_rate_data_bps
 from keeper.errors import DevnetError
 from tests.conftest import Devnet, reverted_after, run_keeper
 from tests.support.devnet import running_devnet
@@ -75,8 +75,8 @@ def test_reserves_read_back_as_the_devnet_spec(devnet36: Devnet) -> None:
     (registered,) = view(rpc, s["aave"]["pool_addresses_provider"], "getPoolDataProvider()", ["address"])
     assert registered.lower() == data_provider.lower()
     (strategy,) = view(rpc, pool, "RESERVE_INTEREST_RATE_STRATEGY()", ["address"])
-    assert set(s["aave"]["reserves"]) == {a.symbol for a in ASSETS}
-    for spec in ASSETS:
+    assert set(s["aave"]["reserves"]) == {a.symbol for a in ASSETS + CASE_ASSETS}
+    for spec in ASSETS + CASE_ASSETS:
         token = s["aave"]["reserves"][spec.symbol]
         decimals, ltv, lt, bonus, factor, collateral_on, borrowing_on, stable_on, active, frozen = view(
             rpc, data_provider, "getReserveConfigurationData(address)", ["uint256"] * 5 + ["bool"] * 5, token
@@ -88,7 +88,8 @@ def test_reserves_read_back_as_the_devnet_spec(devnet36: Devnet) -> None:
             spec.liquidation_bonus_bps,
             spec.reserve_factor_bps,
         )
-        assert collateral_on and borrowing_on and active and not frozen and not stable_on
+        assert collateral_on == (spec.liquidation_threshold_bps != 0) and borrowing_on == spec.borrowable
+        assert active and not frozen and not stable_on
         (fee,) = view(rpc, data_provider, "getLiquidationProtocolFee(address)", ["uint256"], token)
         assert fee == spec.liquidation_protocol_fee_bps
         (price,) = view(rpc, s["aave"]["oracle"], "getAssetPrice(address)", ["uint256"], token)
@@ -193,16 +194,18 @@ def test_inspect_reports_the_v36_market(devnet36: Devnet) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "Aave V3 (v3.6) reserves:" in proc.stdout
     lines = {line.split()[0]: line for line in proc.stdout.splitlines() if "decimals" in line}
-    for spec in ASSETS:
+    for spec in ASSETS + CASE_ASSETS:
         assert lines[spec.symbol].endswith(f"eMode {spec.emode_category}")
-    assert f"Aave V3 borrowers: {BORROWERS}" in proc.stdout
+    cases = sum(map(len, devnet36.summary["aave"]["cases"].values()))
+    assert f"Aave V3 borrowers: {BORROWERS + cases}" in proc.stdout
 
 
 def test_default_devnet_is_v36(devnet: Devnet, large_devnet_v30: Devnet) -> None:
     """A plain `keeper devnet up` deploys what production runs; `--aave-version 3.0` keeps v3.0.x."""
-    assert devnet.summary["aave"]["version"] == "3.6"
+    assert devnet.summary["aave"]["version"] == "3.6" and devnet.summary["aave"]["cases"]
     assert view(devnet.rpc, devnet.summary["aave"]["pool"], "POOL_REVISION()", ["uint256"]) == (10,)
     assert large_devnet_v30.summary["aave"]["version"] == "3.0"
+    assert large_devnet_v30.summary["aave"]["cases"] == {}, "the case borrowers are a v3.6 devnet's"
     pool = large_devnet_v30.summary["aave"]["pool"]
     assert view(large_devnet_v30.rpc, pool, "POOL_REVISION()", ["uint256"]) == (1,)
 
