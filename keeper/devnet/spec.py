@@ -122,7 +122,7 @@ class UniswapPoolSpec:
 def _volatile(scale: Fraction) -> tuple[LiquidityRange, ...]:
     """A full-range floor (depth wherever the price goes), a +-40 % band (still around the price
     after a 25 % crash) and a +-3 % band where most of the depth sits, as LPs place it on mainnet.
-    At scale 1: about $1.1M moves the price 1 %, $3.9M moves it 5 % (see `uniswap_math`)."""
+    At scale 1: about $1.06M moves the price 1 %, $3.6M moves it 5 % (`uniswap.sell_to_move`)."""
     return tuple(
         LiquidityRange(w, int(usd * scale))
         for w, usd in ((None, 20_000_000), (4000, 10_000_000), (300, 5_000_000))

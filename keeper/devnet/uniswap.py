@@ -26,10 +26,12 @@ from .toolchain import Toolchain, pool_init_code_hash, uniswap_artifact
 from .uniswap_math import (
     Q96,
     TICK_SPACINGS,
+    Position,
     amounts_for,
     position_worth,
     range_ticks,
     sqrt_price_x96,
+    swap_to,
 )
 
 MAX_UINT = 2**256 - 1
@@ -149,14 +151,47 @@ def _funding(holder: str, spender: str, tokens: dict[str, str], amounts: dict[st
     return txs
 
 
+@dataclass(frozen=True)
+class PoolLayout:
+    """A pool as the devnet seeds it: initial price and one position per liquidity range."""
+
+    symbol0: str
+    symbol1: str
+    sqrt_price_x96: int
+    ranges: tuple[tuple[tuple[int, int], Position], ...]  # (tickLower, tickUpper), position
+
+
+def pool_layout(spec: UniswapPoolSpec, symbol0: str, symbol1: str) -> PoolLayout:
+    """Initial price at the seeded feed answers and each range's ticks and liquidity (pure)."""
+    a0, a1 = asset(symbol0), asset(symbol1)
+    sqrt_x96 = sqrt_price_x96(a0.price_usd_8, a0.decimals, a1.price_usd_8, a1.decimals)
+    sqrt_p = sqrt_x96 / Q96
+    ranges = []
+    for r in spec.ranges:
+        ticks = range_ticks(sqrt_p**2, r.half_width_bps, TICK_SPACINGS[spec.fee])
+        value1 = r.usd * 10**a1.decimals * 10**FEED_DECIMALS / a1.price_usd_8
+        ranges.append((ticks, position_worth(value1, sqrt_p, ticks)))
+    return PoolLayout(symbol0, symbol1, sqrt_x96, tuple(ranges))
+
+
+def sell_to_move(spec: UniswapPoolSpec, layout: PoolLayout, sell: str, percent: float) -> tuple[int, int]:
+    """Raw units of ``sell`` (fee included) whose sale into the freshly seeded pool lowers its
+    price in the other token by ``percent``, and what that sale yields of the other token: the
+    depth the devnet's liquidity gives, and the slippage a liquidation that size sees."""
+    down = 1 - percent / 100
+    factor = down if sell == layout.symbol0 else 1 / down
+    positions = [pos for _, pos in layout.ranges]
+    amount_in, amount_out = swap_to(positions, layout.sqrt_price_x96 / Q96, factor, spec.fee)
+    return round(amount_in), math.floor(amount_out)
+
+
 def _pool_txs(
     spec: UniswapPoolSpec, tokens: dict[str, str], lp: str, manager: str, lp_needs: dict[str, int]
 ) -> list[Tx]:
     """Create-and-initialise at the seeded feed prices, then one position per range; adds what the
     positions take to ``lp_needs``."""
-    symbol0, symbol1 = sorted_pair(spec, tokens)
-    a0, a1 = asset(symbol0), asset(symbol1)
-    sqrt_x96 = sqrt_price_x96(a0.price_usd_8, a0.decimals, a1.price_usd_8, a1.decimals)
+    layout = pool_layout(spec, *sorted_pair(spec, tokens))
+    symbol0, symbol1 = layout.symbol0, layout.symbol1
     token0, token1 = tokens[symbol0], tokens[symbol1]
     label = f"{symbol0}/{symbol1} {spec.fee}"
     create = encode_call(
@@ -164,20 +199,16 @@ def _pool_txs(
         token0,
         token1,
         spec.fee,
-        sqrt_x96,
+        layout.sqrt_price_x96,
     )
     txs = [Tx(lp, manager, create, f"create pool {label}", gas=DEPLOY_GAS)]
-    sqrt_p = sqrt_x96 / Q96
-    for r in spec.ranges:
-        ticks = range_ticks(sqrt_p**2, r.half_width_bps, TICK_SPACINGS[spec.fee])
-        value1 = r.usd * 10**a1.decimals * 10**FEED_DECIMALS / a1.price_usd_8
-        pos = position_worth(value1, sqrt_p, ticks)
+    sqrt_p = layout.sqrt_price_x96 / Q96
+    for ticks, pos in layout.ranges:
         held = amounts_for(pos.liquidity, sqrt_p, pos.sqrt_lower, pos.sqrt_upper)
         amount0, amount1 = (math.ceil(x) + 1 for x in held)
         params = (token0, token1, spec.fee, *ticks, amount0, amount1, 0, 0, lp, DEADLINE)
-        txs.append(
-            Tx(lp, manager, encode_call(f"mint({MINT_PARAMS})", params), f"add liquidity {label} {ticks}")
-        )
+        mint = encode_call(f"mint({MINT_PARAMS})", params)
+        txs.append(Tx(lp, manager, mint, f"add liquidity {label} {ticks}"))
         lp_needs[symbol0] += amount0
         lp_needs[symbol1] += amount1
     return txs

@@ -86,17 +86,21 @@ def position_worth(value1: float, sqrt_p: float, ticks: tuple[int, int]) -> Posi
     return Position(sqrt_lower, sqrt_upper, value1 / (amount0 * sqrt_p**2 + amount1))
 
 
-def amount_in_to_move(positions: list[Position], sqrt_p: float, factor: float, fee: int) -> float:
-    """Gross input (fee included) that moves the pool price from ``sqrt_p**2`` to ``factor`` times
-    it: token0 raw when ``factor < 1`` (selling token0), token1 raw when above. Each range
-    contributes over the part of the path it covers."""
+def swap_to(positions: list[Position], sqrt_p: float, factor: float, fee: int) -> tuple[float, float]:
+    """(gross input with the fee, output) of the swap that moves the pool price from ``sqrt_p**2``
+    to ``factor`` times it: token0 in and token1 out when ``factor < 1`` (selling token0), the other
+    way round above. Each range contributes over the part of the path it covers."""
     target = sqrt_p * math.sqrt(factor)
-    net = 0.0
+    amount_in = amount_out = 0.0
     for pos in positions:
         if factor < 1:
             low, high = max(target, pos.sqrt_lower), min(sqrt_p, pos.sqrt_upper)
-            net += pos.liquidity * (1 / low - 1 / high) if low < high else 0.0
+            if low < high:
+                amount_in += pos.liquidity * (1 / low - 1 / high)
+                amount_out += pos.liquidity * (high - low)
         else:
             low, high = max(sqrt_p, pos.sqrt_lower), min(target, pos.sqrt_upper)
-            net += pos.liquidity * (high - low) if low < high else 0.0
-    return net * FEE_PIPS / (FEE_PIPS - fee)
+            if low < high:
+                amount_in += pos.liquidity * (high - low)
+                amount_out += pos.liquidity * (1 / low - 1 / high)
+    return amount_in * FEE_PIPS / (FEE_PIPS - fee), amount_out
