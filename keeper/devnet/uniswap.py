@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from keeper.errors import UsageError
+from keeper.errors import DevnetError, UsageError
 
 from .abi import create_address, decode_result, encode_args, encode_call
 from .accounts import ARBITRAGEUR_INDEX, LIQUIDITY_PROVIDER_INDEX, UNISWAP_DEPLOYER_INDEX, dev_account
@@ -40,7 +40,7 @@ ZERO = "0x0000000000000000000000000000000000000000"
 ARBITRAGEUR_FUNDS = 2**120
 """Minted to the arbitrageur per token at start: its swaps never run dry (each uses what it needs)."""
 MINT_PARAMS = "(address,address,uint24,int24,int24,uint256,uint256,uint256,uint256,address,uint256)"
-EXTRA_FEE_TIERS = {100: 1}
+EXTRA_FEE_TIERS = (100,)
 CORE = ("UniswapV3Factory", "SwapRouter", "QuoterV2", "NonfungiblePositionManager")
 """In deployment order: the Uniswap deployer's nonces 0, 1, 2, 3."""
 
@@ -107,9 +107,9 @@ def deploy_uniswap(ex: Executor, chain: Toolchain, tokens: dict[str, str]) -> Un
     deployer = dev_account(UNISWAP_DEPLOYER_INDEX).address
     lp = dev_account(LIQUIDITY_PROVIDER_INDEX).address
     arbitrageur = dev_account(ARBITRAGEUR_INDEX).address
-    if ex.next_create_address(deployer) != uniswap_addresses()["UniswapV3Factory"]:
-        raise UsageError(f"the Uniswap deployer {deployer} has sent transactions already")
     addresses = uniswap_addresses()
+    if ex.next_create_address(deployer) != addresses["UniswapV3Factory"]:
+        raise DevnetError(f"the Uniswap deployer {deployer} has sent transactions already")
     factory, router, manager = (
         addresses[n] for n in ("UniswapV3Factory", "SwapRouter", "NonfungiblePositionManager")
     )
@@ -126,8 +126,13 @@ def deploy_uniswap(ex: Executor, chain: Toolchain, tokens: dict[str, str]) -> Un
     ]
     # The 0.01 % tier is not in the factory's constructor: mainnet governance enabled it later.
     txs += [
-        Tx(deployer, factory, encode_call("enableFeeAmount(uint24,int24)", fee, spacing), f"enable fee {fee}")
-        for fee, spacing in EXTRA_FEE_TIERS.items()
+        Tx(
+            deployer,
+            factory,
+            encode_call("enableFeeAmount(uint24,int24)", fee, TICK_SPACINGS[fee]),
+            "fee tier",
+        )
+        for fee in EXTRA_FEE_TIERS
     ]
     pool_txs: list[Tx] = []
     lp_needs = dict.fromkeys(tokens, 0)
