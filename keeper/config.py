@@ -132,6 +132,28 @@ class MorphoBlueConfig(_Section):
 
 ProtocolConfig = Annotated[AaveV3Config | MorphoBlueConfig, Field(discriminator="kind")]
 
+UNISWAP_V3_FEE_TIERS = (100, 500, 3000, 10000)
+"""Mainnet's enabled tiers, in hundredths of a bip."""
+
+
+class UniswapV3Venue(_Section):
+    """A Uniswap V3 deployment to swap on: its factory (pools are found by pair and fee), router
+    and quoter. Nothing reads venues yet; the flash executor will sell seized collateral here."""
+
+    kind: Literal["uniswap_v3"]
+    factory: Address
+    swap_router: Address
+    quoter: Address
+    fee_tiers: tuple[int, ...] = Field(default=UNISWAP_V3_FEE_TIERS, min_length=1)
+
+    @model_validator(mode="after")
+    def _fee_tiers(self) -> UniswapV3Venue:
+        if any(not 0 < fee < 1_000_000 for fee in self.fee_tiers):
+            raise ValueError("fee_tiers: each is a fee in hundredths of a bip, 1 to 999999 (e.g. 500)")
+        if len(set(self.fee_tiers)) != len(self.fee_tiers):
+            raise ValueError("fee_tiers: tiers must be unique")
+        return self
+
 
 class Config(_Section):
     chain: ChainConfig
@@ -140,6 +162,7 @@ class Config(_Section):
     store: StoreConfig = StoreConfig()
     metrics: MetricsConfig = MetricsConfig()
     protocols: tuple[ProtocolConfig, ...] = Field(min_length=1)
+    venues: tuple[UniswapV3Venue, ...] = ()
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

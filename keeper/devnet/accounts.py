@@ -30,6 +30,15 @@ DEPLOYER_INDEX = 0
 KEEPER_INDEX = 1
 COMPETITOR_INDEX = 2
 SUPPLIER_INDEXES = (3, 4)
+ISSUER_INDEX = 5
+"""Deploys tokens and feeds (and owns the feeds), so the deployer's nonce 0 is Aave's provider."""
+UNISWAP_DEPLOYER_INDEX = 6
+"""Deploys Uniswap V3 and nothing else: its nonces 0-3 are the factory, router, quoter and position
+manager, which `devnet price` finds again from the address alone."""
+LIQUIDITY_PROVIDER_INDEX = 7
+"""Creates the pools and owns their liquidity positions."""
+ARBITRAGEUR_INDEX = 8
+"""Swaps the pools to the feeds' prices when `devnet price` moves a feed."""
 
 
 def user_addresses(kind: str, count: int, seed: int) -> list[str]:

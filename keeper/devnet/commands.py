@@ -22,15 +22,18 @@ EXIT_FAILURE = 1
 
 
 def add_devnet_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
-    devnet = commands.add_parser("devnet", help="local Anvil devnet with real Aave V3 and Morpho Blue")
+    devnet = commands.add_parser(
+        "devnet", help="local Anvil devnet with real Aave V3, Morpho Blue and Uniswap V3"
+    )
     devnet_commands = devnet.add_subparsers(dest="devnet_command", required=True, parser_class=parser_class)
 
     up = devnet_commands.add_parser(
         "up",
-        help="start Anvil, deploy both protocols, seed borrowers, print a JSON summary",
-        description="Start Anvil, deploy Aave V3 and Morpho Blue with settable price feeds and "
-        "Multicall3, seed borrowers and a funded keeper account, write a keeper config and print "
-        "one JSON object on stdout (progress goes to stderr).",
+        help="start Anvil, deploy both protocols and a DEX, seed borrowers, print a JSON summary",
+        description="Start Anvil, deploy Aave V3 and Morpho Blue with settable price feeds, "
+        "Uniswap V3 with a pool for every collateral/debt pair, and Multicall3, seed borrowers "
+        "and a funded keeper account, write a keeper config and print one JSON object on stdout "
+        "(progress goes to stderr).",
     )
     up.add_argument("--port", type=int, default=8545, help="Anvil port (default 8545)")
     up.add_argument(
@@ -72,7 +75,9 @@ def add_devnet_parser(commands: Any, parser_class: type[argparse.ArgumentParser]
     down.add_argument("--port", type=int, default=8545, help="Anvil port (default 8545)")
 
     price = devnet_commands.add_parser(
-        "price", help="move one asset's price feed with a real feed transaction"
+        "price",
+        help="move one asset's price feed with a real feed transaction, and every Uniswap pool "
+        "trading it to the new price in the same block",
     )
     price.add_argument("--rpc", required=True, metavar="URL", help="devnet RPC, e.g. http://127.0.0.1:8545")
     price.add_argument("--asset", required=True, metavar="SYMBOL", help="e.g. WETH, WBTC, USDC, DAI")
@@ -112,6 +117,7 @@ def run_devnet(args: argparse.Namespace) -> int:
     from keeper.devnet import anvil, feeds, toolchain, up
     from keeper.devnet.config_out import devnet_config_toml
     from keeper.devnet.rpc import Rpc
+    from keeper.devnet.uniswap import check_pool_init_code_hash
 
     chain = toolchain.toolchain()
     if args.devnet_command == "down":
@@ -138,6 +144,7 @@ def run_devnet(args: argparse.Namespace) -> int:
         toolchain.find_anvil(chain)
         toolchain.aave_artifact(chain, "Pool")
         toolchain.multicall3_creation_code(chain)
+        check_pool_init_code_hash(chain)
         compiled = toolchain.compiled_contracts(chain)
         aave_v36 = toolchain.compiled_aave_v36(chain)
         print(

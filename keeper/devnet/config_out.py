@@ -7,6 +7,7 @@ from typing import Any
 
 def devnet_config_toml(summary: dict[str, Any]) -> str:
     rpc, ws = summary["rpc_url"], summary["ws_url"]
+    uniswap = summary["uniswap_v3"]
     return f"""\
 # Written by `keeper devnet up`: a keeper config for the local devnet. Regenerated on every run.
 # The keeper account is Anvil's public dev account #1: export its key as KEEPER_PRIVATE_KEY.
@@ -39,4 +40,11 @@ kind = "morpho_blue"
 name = "morpho"
 address = "{summary["morpho"]["address"]}"
 start_block = 0
+
+[[venues]]
+kind = "uniswap_v3"                      # the devnet's Uniswap V3, pools at the feed prices
+factory = "{uniswap["factory"]}"
+swap_router = "{uniswap["swap_router"]}"
+quoter = "{uniswap["quoter"]}"
+fee_tiers = [{", ".join(str(fee) for fee in uniswap["fee_tiers"])}]
 """

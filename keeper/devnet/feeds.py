@@ -1,19 +1,20 @@
-"""Find the devnet's price feeds from the chain itself and move them with real feed transactions."""
+"""Find the devnet's price feeds from the chain itself and move them with real feed transactions,
+the Uniswap pools along with them."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from eth_utils.address import to_checksum_address
 
-from keeper.errors import UsageError
+from keeper.errors import DevnetError, UsageError
 
 from .abi import create_address, decode_result, encode_call
 from .accounts import DEPLOYER_INDEX, dev_account
-from .rpc import Rpc, Tx
+from .arbitrage import DevnetToken, arbitrage_moves
+from .rpc import Rpc, Tx, mine_together
 
 
 def pool_addresses_provider() -> str:
@@ -25,20 +26,33 @@ def _view(rpc: Rpc, to: str, sig: str, out: list[str], *args: object) -> tuple[A
     return decode_result(out, rpc.eth_call(to, encode_call(sig, *args)))
 
 
-def discover_feeds(rpc: Rpc) -> dict[str, str]:
-    """Symbol -> feed, read through Aave's oracle: the single source of truth for devnet prices."""
+@dataclass(frozen=True)
+class DevnetAsset:
+    token: DevnetToken
+    feed: str
+
+
+def discover_assets(rpc: Rpc) -> dict[str, DevnetAsset]:
+    """Symbol -> token and feed, read through Aave's oracle: the single source of truth for devnet prices."""
     provider = pool_addresses_provider()
     if rpc.call("eth_getCode", [provider, "latest"]) in ("0x", "0x0"):
         raise UsageError(f"no keeper devnet at {rpc.url} (no PoolAddressesProvider at {provider})")
     (oracle,) = _view(rpc, provider, "getPriceOracle()", ["address"])
     (pool,) = _view(rpc, provider, "getPool()", ["address"])
     (reserves,) = _view(rpc, str(pool), "getReservesList()", ["address[]"])
-    feeds: dict[str, str] = {}
+    assets: dict[str, DevnetAsset] = {}
     for reserve in reserves:
         (symbol,) = _view(rpc, reserve, "symbol()", ["string"])
+        (decimals,) = _view(rpc, reserve, "decimals()", ["uint8"])
         (feed,) = _view(rpc, str(oracle), "getSourceOfAsset(address)", ["address"], reserve)
-        feeds[str(symbol)] = to_checksum_address(str(feed))
-    return feeds
+        token = DevnetToken(to_checksum_address(reserve), int(decimals))
+        assets[str(symbol)] = DevnetAsset(token, to_checksum_address(str(feed)))
+    return assets
+
+
+def discover_feeds(rpc: Rpc) -> dict[str, str]:
+    """Symbol -> feed (see `discover_assets`)."""
+    return {symbol: a.feed for symbol, a in discover_assets(rpc).items()}
 
 
 def parse_percent(text: str) -> Decimal:
@@ -79,15 +93,19 @@ class PriceUpdate:
     decimals: int
     block: int
     tx: str
+    pools: tuple[tuple[str, str], ...] = ()
+    """(pool, transaction) for every Uniswap pool swapped to the new price, in the same block."""
 
 
 def set_price(
     rpc: Rpc, symbol: str, *, usd: Decimal | None = None, move: Decimal | None = None
 ) -> PriceUpdate:
-    feeds = discover_feeds(rpc)
-    if symbol not in feeds:
-        raise UsageError(f"unknown asset {symbol!r}; the devnet has {', '.join(sorted(feeds))}")
-    feed = feeds[symbol]
+    """Move ``symbol``'s feed and, in the same block, every devnet pool trading it to the price the
+    feeds now imply (the feed update first, then the arbitrage swaps)."""
+    assets = discover_assets(rpc)
+    if symbol not in assets:
+        raise UsageError(f"unknown asset {symbol!r}; the devnet has {', '.join(sorted(assets))}")
+    feed = assets[symbol].feed
     (old,) = _view(rpc, feed, "latestAnswer()", ["int256"])
     (decimals,) = _view(rpc, feed, "decimals()", ["uint8"])
     (owner,) = _view(rpc, feed, "owner()", ["address"])
@@ -98,31 +116,26 @@ def set_price(
         new = moved_answer(old, move)
     else:
         raise UsageError("give --set USD or --move PERCENT")
-    receipt = _send(
-        rpc,
-        Tx(
-            to_checksum_address(str(owner)),
-            feed,
-            encode_call("updateAnswer(int256)", new),
-            f"update {symbol} feed",
-        ),
+    answers = {s: int(_view(rpc, a.feed, "latestAnswer()", ["int256"])[0]) for s, a in assets.items()}
+    answers[symbol] = new
+    moves = arbitrage_moves(rpc, {s: a.token for s, a in assets.items()}, answers, symbol)
+    update = Tx(
+        to_checksum_address(str(owner)),
+        feed,
+        encode_call("updateAnswer(int256)", new),
+        f"update {symbol} feed",
     )
+    try:
+        receipt, *swaps = mine_together(rpc, [update, *(m.tx for m in moves)])
+    except DevnetError as exc:
+        raise UsageError(str(exc)) from None
     return PriceUpdate(
-        symbol, feed, old, new, decimals, int(receipt["blockNumber"], 16), receipt["transactionHash"]
+        symbol,
+        feed,
+        old,
+        new,
+        decimals,
+        int(receipt["blockNumber"], 16),
+        receipt["transactionHash"],
+        tuple((m.pool, r["transactionHash"]) for m, r in zip(moves, swaps, strict=True)),
     )
-
-
-def _send(rpc: Rpc, tx: Tx) -> dict[str, Any]:
-    """One feed transaction, mined at once with automine or with the next interval block."""
-    tx_hash = rpc.call(
-        "eth_sendTransaction", [{"from": tx.sender, "to": tx.to, "data": "0x" + tx.data.hex()}]
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        receipt = rpc.call("eth_getTransactionReceipt", [tx_hash])
-        if receipt is not None:
-            if int(receipt["status"], 16) != 1:
-                raise UsageError(f"{tx.label} reverted: {tx_hash}")
-            return dict(receipt)
-        time.sleep(0.1)
-    raise UsageError(f"{tx.label}: {tx_hash} not mined within 120 s")

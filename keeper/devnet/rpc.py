@@ -7,6 +7,7 @@ HTTP with JSON-RPC batches rather than the daemon's async RPC pool.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,3 +160,67 @@ class Executor:
         except DevnetError as exc:
             return f" ({exc})"
         return ""
+
+
+RECEIPT_TIMEOUT_S = 120
+
+
+def mine_together(rpc: Rpc, txs: Sequence[Tx]) -> list[dict[str, Any]]:
+    """Send ``txs`` so that they are mined in one block, in order, whatever Anvil's mining mode,
+    and return their receipts; raise if any reverted.
+
+    With automine or interval mining, mining is paused while they are sent, one block is mined and
+    the mode is restored (other pending transactions share that block, as they would an interval
+    block). With mining off (a test mining by hand) they wait for whoever mines next. Nonces come
+    from the pending count and gas is explicit, as in `Executor`; the base fee is left alone, since
+    a running keeper prices its transactions from it.
+    """
+    automine = bool(rpc.call("anvil_getAutomine"))
+    interval = rpc.call("anvil_getIntervalMining")
+    if automine:
+        rpc.call("evm_setAutomine", [False])
+    elif interval:
+        rpc.call("evm_setIntervalMining", [0])
+    try:
+        senders = sorted({tx.sender for tx in txs})
+        counts = rpc.batch([("eth_getTransactionCount", [s, "pending"]) for s in senders])
+        nonces = {s: int(c, 16) for s, c in zip(senders, counts, strict=True)}
+        calls: list[tuple[str, Sequence[Any]]] = []
+        for tx in txs:
+            body: dict[str, Any] = {
+                "from": tx.sender,
+                "data": "0x" + tx.data.hex(),
+                "gas": hex(tx.gas),
+                "nonce": hex(nonces[tx.sender]),
+                "value": hex(tx.value),
+            }
+            nonces[tx.sender] += 1
+            if tx.to is not None:
+                body["to"] = tx.to
+            calls.append(("eth_sendTransaction", [body]))
+        hashes: list[str] = rpc.batch(calls)
+        if automine or interval:
+            rpc.call("evm_mine")
+    finally:
+        if automine:
+            rpc.call("evm_setAutomine", [True])
+        elif interval:
+            rpc.call("evm_setIntervalMining", [interval])
+    return _receipts(rpc, txs, hashes)
+
+
+def _receipts(rpc: Rpc, txs: Sequence[Tx], hashes: list[str]) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + RECEIPT_TIMEOUT_S
+    while True:
+        receipts = rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
+        if all(r is not None for r in receipts):
+            break
+        if time.monotonic() > deadline:
+            raise DevnetError(f"{txs[0].label}: not mined within {RECEIPT_TIMEOUT_S} s")
+        time.sleep(0.1)
+    for tx, receipt in zip(txs, receipts, strict=True):
+        if int(receipt["status"], 16) != 1:
+            raise DevnetError(f"{tx.label}: transaction {receipt['transactionHash']} reverted")
+    if len({r["blockNumber"] for r in receipts}) != 1:
+        raise DevnetError(f"{txs[0].label}: the transactions were mined in different blocks")
+    return list(receipts)

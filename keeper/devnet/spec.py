@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 AAVE_VERSIONS = ("3.0", "3.6")
 DEFAULT_AAVE_VERSION = "3.6"
@@ -121,6 +122,51 @@ MORPHO_MARKETS: tuple[MorphoMarketSpec, ...] = (
 
 MORPHO_IRM_APRS = (0, 4 * WAD // 100, 300 * WAD // 100, 90 * WAD // 100)
 """KinkedIrm(baseApr, slope1Apr, slope2Apr, optimalUtilization), WAD."""
+
+
+@dataclass(frozen=True)
+class LiquidityRange:
+    half_width_bps: int | None
+    """The range runs from price / (1 + w) to price * (1 + w) around the seeded price; None: full range."""
+    usd: int
+    """What the position is worth at the seeded prices."""
+
+
+@dataclass(frozen=True)
+class UniswapPoolSpec:
+    a: str
+    b: str
+    fee: int  # hundredths of a bip: 100, 500, 3000
+    ranges: tuple[LiquidityRange, ...]
+
+
+def _volatile(scale: Fraction) -> tuple[LiquidityRange, ...]:
+    """A full-range floor (depth wherever the price goes), a +-40 % band (still around the price
+    after a 25 % crash) and a +-3 % band where most of the depth sits, as LPs place it on mainnet.
+    At scale 1: about $1.06M moves the price 1 %, $3.6M moves it 5 % (`uniswap.sell_to_move`)."""
+    return tuple(
+        LiquidityRange(w, int(usd * scale))
+        for w, usd in ((None, 20_000_000), (4000, 10_000_000), (300, 5_000_000))
+    )
+
+
+UNISWAP_POOLS: tuple[UniswapPoolSpec, ...] = (
+    UniswapPoolSpec("WETH", "USDC", 500, _volatile(Fraction(1))),
+    UniswapPoolSpec("WETH", "DAI", 3000, _volatile(Fraction(1, 2))),
+    UniswapPoolSpec("WBTC", "USDC", 3000, _volatile(Fraction(3, 4))),
+    UniswapPoolSpec("WBTC", "WETH", 3000, _volatile(Fraction(1, 2))),
+    UniswapPoolSpec(
+        "USDC",
+        "DAI",
+        100,
+        (LiquidityRange(None, 4_000_000), LiquidityRange(200, 6_000_000), LiquidityRange(20, 6_000_000)),
+    ),
+)
+"""A pool for every collateral/debt pair the devnet's borrowers hold: the Aave profiles' collateral x
+debt (seed.AAVE_PROFILES) and every Morpho market's (loan, collateral). Fee tiers as on mainnet:
+0.05 % for the main ETH/dollar pair, 0.3 % for the rest of the volatile pairs, 0.01 % for the
+stable pair. The largest seeded position is ~$2M, so a liquidation selling up to ~$1M of
+collateral moves these pools by about 1 % (WETH/USDC) to 2 % (the half-scale pairs)."""
 
 
 BPS_TO_RAY = 10**23

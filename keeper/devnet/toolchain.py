@@ -1,8 +1,9 @@
 """Where the devnet's third-party parts live, and how they become deployable bytecode.
 
 Nothing third-party is committed: `npm ci` in deploy/devnet installs Anvil, the Aave V3
-artifacts, the Morpho Blue sources, Chainlink interfaces, solc-js and viem (for Multicall3's
-creation code). Solidity is compiled once with solc-js and cached outside git.
+artifacts, the Morpho Blue sources, the Uniswap V3 core and periphery artifacts, Chainlink
+interfaces, solc-js and viem (for Multicall3's creation code). Solidity is compiled once with
+solc-js and cached outside git.
 """
 
 from __future__ import annotations
@@ -118,6 +119,36 @@ def aave_artifact(chain: Toolchain, name: str) -> Artifact:
         raise UsageError(f"Aave artifact {name} not found under {artifacts_dir}: {NPM_HINT}")
     raw = json.loads(path.read_text())
     return Artifact(name, raw["abi"], raw["bytecode"], raw.get("linkReferences", {}))
+
+
+# --- Uniswap V3: published hardhat artifacts, no libraries to link ----------------------------
+
+UNISWAP_ARTIFACTS = {
+    "UniswapV3Factory": ("@uniswap/v3-core", "UniswapV3Factory.sol"),
+    "UniswapV3Pool": ("@uniswap/v3-core", "UniswapV3Pool.sol"),
+    "SwapRouter": ("@uniswap/v3-periphery", "SwapRouter.sol"),
+    "QuoterV2": ("@uniswap/v3-periphery", "lens/QuoterV2.sol"),
+    "NonfungiblePositionManager": ("@uniswap/v3-periphery", "NonfungiblePositionManager.sol"),
+}
+
+
+def uniswap_artifact(chain: Toolchain, name: str) -> Artifact:
+    package, source = UNISWAP_ARTIFACTS[name]
+    path = chain.require(package) / "artifacts" / "contracts" / source / f"{name}.json"
+    if not path.is_file():
+        raise UsageError(f"Uniswap artifact {name} not found at {path}: {NPM_HINT}")
+    raw = json.loads(path.read_text())
+    return Artifact(name, raw["abi"], raw["bytecode"], raw.get("linkReferences", {}))
+
+
+def pool_init_code_hash(chain: Toolchain) -> bytes:
+    """`PoolAddress.POOL_INIT_CODE_HASH` as the periphery's own source declares it: the router,
+    quoter and position manager compute every pool's address with it."""
+    source = chain.require("@uniswap/v3-periphery") / "contracts" / "libraries" / "PoolAddress.sol"
+    match = re.search(r"POOL_INIT_CODE_HASH\s*=\s*0x([0-9a-fA-F]{64})", source.read_text())
+    if match is None:
+        raise UsageError(f"POOL_INIT_CODE_HASH not found in {source}: {NPM_HINT}")
+    return bytes.fromhex(match.group(1))
 
 
 # --- Solidity compiled with solc-js: Morpho Blue and the devnet's own contracts -------------

@@ -1,4 +1,5 @@
-"""`keeper devnet up`: Anvil + real Aave V3 + Morpho Blue + feeds + Multicall3 + seeded borrowers."""
+"""`keeper devnet up`: Anvil + real Aave V3 + Morpho Blue + Uniswap V3 + feeds + Multicall3 + seeded
+borrowers."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from .abi import decode_result, encode_args, encode_call
 from .accounts import (
     COMPETITOR_INDEX,
     DEPLOYER_INDEX,
+    ISSUER_INDEX,
     KEEPER_INDEX,
     SUPPLIER_INDEXES,
     dev_account,
@@ -48,9 +50,9 @@ from .toolchain import (
     find_anvil,
     multicall3_creation_code,
 )
+from .uniswap import UniswapDeployment, check_pool_init_code_hash, deploy_uniswap
 
 MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
-ISSUER_INDEX = 5  # deploys tokens and feeds, so the deployer's nonce 0 is Aave's provider
 USER_ETH_WEI = 10 * 10**18
 
 
@@ -89,6 +91,7 @@ def devnet_up(chain: Toolchain, options: UpOptions) -> tuple[AnvilProcess, dict[
     else:
         aave_artifact(chain, "Pool")
     multicall_code = multicall3_creation_code(chain)
+    check_pool_init_code_hash(chain)
     process = start_anvil(anvil, chain, options.port, options.host)
     progress.step(f"anvil up on port {options.port} (pid {process.pid})")
     try:
@@ -137,6 +140,8 @@ def _deploy_and_seed(
     progress.step(f"aave v{aave.version} deployed")
     morpho = deploy_morpho(ex, artifacts, deployer, tokens, feeds)
     progress.step(f"morpho blue deployed ({len(morpho.markets)} markets)")
+    uniswap = deploy_uniswap(ex, chain, tokens)
+    progress.step(f"uniswap v3 deployed ({len(uniswap.pools)} pools)")
     _place_multicall3(rpc, ex, deployer, multicall_code)
 
     rng = random.Random(options.seed)
@@ -168,7 +173,7 @@ def _deploy_and_seed(
         progress.step(f"{sum(map(len, cases.values()))} aave case borrowers seeded")
     summary = _summary(aave, morpho, tokens, feeds, keeper, competitor, options)
     summary["aave"]["cases"] = cases
-    return summary | {"closed_borrowers": closed}
+    return summary | {"uniswap_v3": _uniswap_summary(uniswap), "closed_borrowers": closed}
 
 
 def _seed_cases(
@@ -311,4 +316,18 @@ def _summary(
         },
         "feeds": feeds,
         "seed": options.seed,
+    }
+
+
+def _uniswap_summary(uniswap: UniswapDeployment) -> dict[str, Any]:
+    return {
+        "factory": uniswap.factory,
+        "swap_router": uniswap.swap_router,
+        "quoter": uniswap.quoter,
+        "position_manager": uniswap.position_manager,
+        "fee_tiers": uniswap.fee_tiers,
+        "pools": [
+            {"token0": p.token0, "token1": p.token1, "fee": p.fee, "address": p.address}
+            for p in uniswap.pools
+        ],
     }

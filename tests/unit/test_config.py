@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from keeper.config import AaveV3Config, MorphoBlueConfig, load_config
+from keeper.config import UNISWAP_V3_FEE_TIERS, AaveV3Config, MorphoBlueConfig, load_config
 from keeper.errors import UsageError
 
 GOOD = """
@@ -119,3 +119,57 @@ def test_bad_env_override_is_one_line_naming_it(
 def test_shipped_examples_parse(name: str) -> None:
     config = load_config(Path(__file__).resolve().parents[2] / "config" / name, {})
     assert {p.kind for p in config.protocols} == {"aave_v3", "morpho_blue"}
+
+
+VENUE = """
+[[venues]]
+kind = "uniswap_v3"
+factory = "0x1F98431c8aD98523631AE4a59f267346ea31F984"
+swap_router = "0xe592427a0aece92de3edee1f18e0157c05861564"
+quoter = "0x61fFE014bA17989E743c5F6cB21bF9697530B21e"
+"""
+
+
+def test_a_uniswap_venue_parses_with_mainnet_fee_tiers_by_default(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, GOOD)).venues == ()
+    (venue,) = load_config(write(tmp_path, GOOD + VENUE)).venues
+    assert venue.swap_router == "0xE592427A0AEce92De3Edee1F18E0157C05861564"  # normalized to checksum
+    assert venue.fee_tiers == UNISWAP_V3_FEE_TIERS == (100, 500, 3000, 10000)
+    (venue,) = load_config(write(tmp_path, GOOD + VENUE + "fee_tiers = [500]\n")).venues
+    assert venue.fee_tiers == (500,)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t + "slippage_bps = 50\n", "venues.0.slippage_bps: unknown key"),
+        (lambda t: t.replace('kind = "uniswap_v3"', 'kind = "curve"'), "venues.0.kind"),
+        (lambda t: t.replace("0x61fFE014bA17989E743c5F6cB21bF9697530B21e", "0x61ffe014"), "20-byte hex"),
+        (
+            lambda t: t.replace(
+                "0x1F98431c8aD98523631AE4a59f267346ea31F984", "0x1f98431C8aD98523631AE4a59f267346ea31F984"
+            ),
+            "bad checksum",
+        ),
+        (
+            lambda t: t.replace('quoter = "0x61fFE014bA17989E743c5F6cB21bF9697530B21e"\n', ""),
+            "venues.0.quoter: Field required",
+        ),
+        (lambda t: t + "fee_tiers = []\n", "venues.0.fee_tiers"),
+        (lambda t: t + "fee_tiers = [500, 1000000]\n", "hundredths of a bip"),
+        (lambda t: t + "fee_tiers = [500, 500]\n", "unique"),
+    ],
+)
+def test_bad_venue_is_one_clear_line(tmp_path: Path, edit: object, message: str) -> None:
+    assert callable(edit)
+    with pytest.raises(UsageError, match=message) as info:
+        load_config(write(tmp_path, GOOD + edit(VENUE)))
+    assert "\n" not in str(info.value)
+
+
+def test_the_commented_venue_in_the_example_parses_once_uncommented(tmp_path: Path) -> None:
+    example = (Path(__file__).resolve().parents[2] / "config" / "example.toml").read_text()
+    block = example[example.index("# [[venues]]") :].splitlines()
+    uncommented = "\n".join(line.removeprefix("# ") for line in block if line.startswith("# "))
+    (venue,) = load_config(write(tmp_path, example + "\n" + uncommented + "\n"), {}).venues
+    assert venue.kind == "uniswap_v3" and venue.fee_tiers == UNISWAP_V3_FEE_TIERS

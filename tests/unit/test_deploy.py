@@ -609,6 +609,12 @@ def test_compose_keeper_env_makes_a_valid_config_from_the_devnet_one() -> None:
         "chain_id": 31337,
         "aave": {"reserves": {"WETH": "0x" + "11" * 20}, "pool_addresses_provider": "0x" + "22" * 20},
         "morpho": {"address": "0x" + "33" * 20},
+        "uniswap_v3": {
+            "factory": "0x" + "44" * 20,
+            "swap_router": "0x" + "55" * 20,
+            "quoter": "0x" + "66" * 20,
+            "fee_tiers": [100, 500, 3000],
+        },
     }
     env = compose()["keeper"]["environment"]
     config = parse_config(apply_env_overrides(tomllib.loads(devnet_config_toml(summary)), env), "compose")
@@ -619,6 +625,8 @@ def test_compose_keeper_env_makes_a_valid_config_from_the_devnet_one() -> None:
     key = env[config.signer.private_key_env]
     assert key == ANVIL_KEY_1
     assert key.removeprefix("0x") == dev_account(KEEPER_INDEX).private_key.removeprefix("0x")
+    (venue,) = config.venues
+    assert (venue.kind, venue.quoter, venue.fee_tiers) == ("uniswap_v3", "0x" + "66" * 20, (100, 500, 3000))
 
 
 def test_the_console_script_and_module_accept_the_image_command() -> None:
