@@ -10,7 +10,7 @@ from keeper.devnet.feeds import pool_addresses_provider
 from keeper.devnet.inspect import MULTICALL3, multicall
 from keeper.devnet.morpho import MARKET_PARAMS, market_id
 from keeper.devnet.seed import KEEPER_INVENTORY_USD, usd_to_amount
-from keeper.devnet.spec import ASSETS, EMODE, MORPHO_MARKETS, asset
+from keeper.devnet.spec import ASSETS, CASE_ASSETS, EMODE, MORPHO_MARKETS, asset
 from tests.conftest import Devnet
 
 from .helpers import view
@@ -22,7 +22,8 @@ def test_summary_and_config_describe_the_same_devnet(devnet: Devnet) -> None:
     s = devnet.summary
     assert s["chain_id"] == int(devnet.rpc.call("eth_chainId"), 16) == 31337
     assert s["aave"]["pool_addresses_provider"] == pool_addresses_provider()
-    assert set(s["aave"]["reserves"]) == set(s["feeds"]) == {a.symbol for a in ASSETS}
+    # v3.6 lists the case borrowers' two reserves after the four every devnet has
+    assert set(s["aave"]["reserves"]) == set(s["feeds"]) == {a.symbol for a in ASSETS + CASE_ASSETS}
     config = load_config(devnet.config_path)
     assert config.chain.chain_id == 31337
     assert s["ws_url"] in config.chain.rpc_urls and s["rpc_url"] in config.chain.rpc_urls

@@ -68,7 +68,8 @@ async def test_replace_then_cancel_on_one_nonce(chain: Devnet, tmp_path: Path) -
                 (cancel,) = store.in_flight()
                 assert cancel.note == "cancel" and cancel.nonce == original.nonce
                 pool = rpc_sync.call("txpool_content")["pending"]
-                queued = {int(n, 16): tx["hash"] for sender in pool.values() for n, tx in sender.items()}
+                # txpool_content keys nonces in decimal
+                queued = {int(n): tx["hash"] for sender in pool.values() for n, tx in sender.items()}
                 assert queued[original.nonce] == cancel.tx_hash  # the node holds only the newest
 
                 rpc_sync.call("evm_mine")

@@ -19,6 +19,7 @@ from keeper.chain.blocks import BlockStream, PollingHeads, WebSocketHeads
 from keeper.chain.rpc import HttpRpc
 from keeper.devnet.abi import encode_call
 from keeper.devnet.accounts import SUPPLIER_INDEXES, dev_account, user_addresses
+from keeper.devnet.cases import CASES
 from keeper.devnet.morpho import MARKET_PARAMS
 from keeper.devnet.rpc import Tx
 from keeper.protocols.aave_v3.adapter import AaveV3Adapter
@@ -113,6 +114,9 @@ async def test_backfill_discovers_exactly_the_accounts_that_ever_held_positions(
             morpho = {k.user for k in store.positions("morpho")}
             with_debt = {t.name: {h.user for h in t.adapter.health(head.timestamp)} for t in sync.protocols}
     aave_supplier = dev_account(SUPPLIER_INDEXES[0]).address
+    cases = {u for users in large_devnet.summary["aave"]["cases"].values() for u in users}
+    assert len(cases) == len(CASES)
+    aave_borrowers |= cases  # the v3.6 devnet's case borrowers, seeded after the random ones
     assert aave == aave_borrowers | {aave_supplier}
     assert morpho == morpho_borrowers
     assert set(closed["aave"]) <= aave and not set(closed["aave"]) & with_debt["aave"]

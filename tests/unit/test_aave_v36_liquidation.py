@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+import structlog.testing
 
 from keeper.math.uint import UINT256_MAX, mul_div_ceil
 from keeper.math.wad_ray import RAY, WAD
@@ -231,3 +232,14 @@ def _adapter(pool: PoolState, user: UserState) -> AaveV3Adapter:
     adapter.users = {user.user: user}
     adapter._addresses = PoolAddresses("0xprovider", POOL, "0xoracle")
     return adapter
+
+
+def test_a_refused_pair_is_logged_once_per_reason() -> None:
+    pool = pool_of(8_000, 8_000, liquidation_grace_period_until=T0 + 100)
+    user = user_of({0: 1_500}, {1: 1_250})
+    adapter = _adapter(pool, user)
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(3):
+            assert adapter.quote(PositionKey(POOL, user.user), T0) is None
+    refusals = [e for e in logs if e["event"] == "aave_pair_refused"]
+    assert [e["reason"] for e in refusals] == ["LiquidationGraceSentinelCheckFailed()"]

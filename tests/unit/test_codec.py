@@ -136,7 +136,7 @@ def test_events_have_the_signatures_the_keeper_was_written_against(name: str, si
 def test_every_generated_abi_is_packaged_and_loads() -> None:
     for name in SPEC:
         built = contract(name)
-        assert built.functions, name
+        assert built.functions or built.events or built.errors, name
 
 
 def test_unknown_names_say_which_file() -> None:
@@ -322,6 +322,7 @@ def test_topics_by_field_name_equal_the_hand_typed_tables_they_replace() -> None
         topic("ReserveUsedAsCollateralEnabled(address,address)"): (2,),
         topic("ReserveUsedAsCollateralDisabled(address,address)"): (2,),
         topic("LiquidationCall(address,address,address,uint256,uint256,address,bool)"): (3,),
+        topic("DeficitCreated(address,address,uint256)"): (1,),
     } == POOL_USER_TOPICS
     assert {topic("BalanceTransfer(address,address,uint256,uint256)"): (1, 2)} == A_TOKEN_USER_TOPICS
     assert {

@@ -73,6 +73,8 @@ class AaveV3Adapter:
         self.pool_state: PoolState | None = None
         self.users: dict[str, UserState] = {}
         self._screen: PoolScreen | None = None
+        self._refusals: dict[tuple[str, str, str], str] = {}
+        """(user, collateral, debt) -> the last refusal logged for that pair."""
 
     @classmethod
     def from_config(cls, config: AaveV3Config) -> AaveV3Adapter:
@@ -257,20 +259,28 @@ class AaveV3Adapter:
                 try:
                     candidate = pair(pool, at, user, collateral, debt, timestamp)
                 except NotLiquidatable as refused:
-                    if self._is_v3_6 and refused.reason not in _EXPECTED_REFUSALS:
-                        log.info(
-                            "aave_pair_refused",
-                            protocol=self.name,
-                            user=key.user,
-                            collateral=collateral.reserve.asset,
-                            debt=debt.reserve.asset,
-                            reason=refused.reason,
-                        )
+                    self._report_refusal(key.user, collateral, debt, refused.reason)
                     continue
                 candidate = replace(candidate, protocol=self.protocol, user=key.user, priced_by=priced_by)
                 if best is None or _gain(candidate) > _gain(best):
                     best = candidate
         return best
+
+    def _report_refusal(self, user: str, collateral: ReserveAt, debt: ReserveAt, reason: str) -> None:
+        """Why a liquidatable position's pair cannot be liquidated (a grace period, dust), once per
+        reason: the position is quoted again every block while it stays liquidatable."""
+        pair = (user, collateral.reserve.asset, debt.reserve.asset)
+        if reason in _EXPECTED_REFUSALS or self._refusals.get(pair) == reason:
+            return
+        self._refusals[pair] = reason
+        log.info(
+            "aave_pair_refused",
+            protocol=self.name,
+            user=user,
+            collateral=pair[1],
+            debt=pair[2],
+            reason=reason,
+        )
 
     def liquidation_call(self, quote: LiquidationQuote) -> tuple[str, bytes]:
         """``liquidationCall``, receiving the underlying unless the quote says aTokens.
