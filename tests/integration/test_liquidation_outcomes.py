@@ -252,3 +252,9 @@ async def test_predicted_liquidations_equal_executed_ones(
             rpc.call("anvil_dropAllTransactions")
             assert rpc.block_number() == block.number, "a liquidation survived the revert"
     assert not differences, f"{len(differences)} of {len(quotes)} differ, first: {differences[:3]}"
+    if protocol == AAVE_V36:  # the devnet's case borrowers: each v3.3+ rule was on the table
+        quoted = {q.user for q in quotes}
+        for case, users in large_chain.summary["aave"]["cases"].items():
+            assert (set(users) & quoted) == (set() if case == "grace_period" else set(users)), case
+        assert any(q.debt_to_cover is not None for q in quotes), "no quote sized by the dust rule"
+        assert sum(q.bad_debt > 0 for q in quotes) >= 3, "too few deficits"
