@@ -3,11 +3,12 @@
     .venv/bin/python -m bench.health [--positions 100000] [--repeat 5]
 
 Synthetic books shaped like the devnet: an Aave V3 pool with WETH (18 decimals), WBTC (8) and USDC
-(6, in a stablecoin eMode), every user touching all three assets (collateral in one or two, debt in
-the rest), and Morpho Blue positions over the devnet's three markets. Health factors spread from
-0.9 to 3, ``--underwater`` (default 3 %) of them below 1. Every pass evaluates one block (12 s)
-after the last index update, so indexes and market totals accrue. Prints a Markdown table and writes
-``bench/results/health.json`` with the raw timings and the machine they ran on.
+(6, in a stablecoin eMode), evaluated with the v3.6 maths and with v3.0.x's, every user touching all
+three assets (collateral in one or two, debt in the rest), and Morpho Blue positions over the
+devnet's three markets. Health factors spread from 0.9 to 3, ``--underwater`` (default 3 %) of them
+below 1. Every pass evaluates one block (12 s) after the last index update, so indexes and market
+totals accrue. Prints a Markdown table and writes ``bench/results/health.json`` with the raw timings
+and the machine they ran on.
 
 The screen's one matrix product is skinny (users x 4*reserves @ 4*reserves x 9*categories): BLAS
 threads buy nothing there and, on a busy two-core machine, cost several times its single-thread
@@ -43,6 +44,7 @@ from keeper.protocols.aave_v3.state import (
     UserReserve,
     UserState,
 )
+from keeper.protocols.aave_v3.v3_6 import math as math_v3_6
 from keeper.protocols.morpho_blue.math import ORACLE_PRICE_SCALE, health_factor, market_at
 from keeper.protocols.morpho_blue.screen import MorphoScreen
 from keeper.protocols.morpho_blue.state import Market, MarketParams, MarketState, Position
@@ -57,7 +59,10 @@ ASSETS = {
     "WBTC": (8, 60_000 * 10**8, 7_500, 0),
     "USDC": (6, 10**8, 8_000, 1),
 }
-STABLE_EMODE = EModeCategory(1, 9_300, 9_500, 10_100, ZERO_ADDRESS)
+STABLE_EMODE = EModeCategory(
+    1, 9_300, 9_500, 10_100, ZERO_ADDRESS, collateral_bitmap=0b100, borrowable_bitmap=0b100
+)
+"""v3.0 reads membership from the reserve's category bits, v3.6 from the bitmaps (USDC is id 2)."""
 # (loan, collateral, lltv)
 MORPHO_MARKETS = (
     ("USDC", "WETH", 860 * 10**15),
@@ -207,13 +212,19 @@ def summary(times: list[float]) -> dict[str, Any]:
     }
 
 
-def bench_aave(count: int, repeat: int, rng: random.Random, underwater: float) -> dict[str, Any]:
+def bench_aave(
+    count: int, repeat: int, rng: random.Random, underwater: float, v3_6: bool = False
+) -> dict[str, Any]:
+    """The same book under v3.0.x's maths or v3.6's (`keeper.protocols.aave_v3.v3_6.math`)."""
     pool = aave_pool()
     users = aave_users(pool, count, rng, underwater)
     by_name = {u.user: u for u in users}
     at_s = T0 + BLOCK_S
 
     def exact(selected: list[UserState]) -> list[str]:
+        if v3_6:
+            at = math_v3_6.reserves_at(pool, at_s)
+            return [u.user for u in selected if math_v3_6.account_data(pool, at, u).health_factor < WAD]
         at = reserves_at(pool, at_s)
         return [u.user for u in selected if account_data(pool, at, u, at_s).health_factor < WAD]
 
@@ -222,8 +233,10 @@ def bench_aave(count: int, repeat: int, rng: random.Random, underwater: float) -
     touched = users[: max(1, count // 100)]
     update, _ = timed(lambda: screen.update_users(touched), repeat)
     exact_times, liquidatable = timed(lambda: exact(users), repeat)
-    screen_only, candidates = timed(lambda: screen.candidates(pool, at_s), repeat)
-    screened, confirmed = timed(lambda: exact([by_name[u] for u in screen.candidates(pool, at_s)]), repeat)
+    screen_only, candidates = timed(lambda: screen.candidates(pool, at_s, v3_6=v3_6), repeat)
+    screened, confirmed = timed(
+        lambda: exact([by_name[u] for u in screen.candidates(pool, at_s, v3_6=v3_6)]), repeat
+    )
     _check(liquidatable, candidates, confirmed)
     return _result(count, build, update, exact_times, screen_only, screened, liquidatable, candidates)
 
@@ -325,7 +338,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args(argv)
     results = {
-        "aave_v3": bench_aave(args.positions, args.repeat, random.Random(args.seed), args.underwater),
+        "aave_v3_6": bench_aave(
+            args.positions, args.repeat, random.Random(args.seed), args.underwater, v3_6=True
+        ),
+        "aave_v3_0": bench_aave(args.positions, args.repeat, random.Random(args.seed), args.underwater),
         "morpho_blue": bench_morpho(
             args.positions, args.repeat, random.Random(args.seed + 1), args.underwater
         ),
