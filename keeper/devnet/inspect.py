@@ -223,9 +223,10 @@ def aave_reserve_lines(rpc: Rpc, provider: str) -> list[str]:
             ["uint256"], rpc.eth_call(oracle, encode_call("getAssetPrice(address)", reserve))
         )
         decimals, ltv, lt, bonus, factor = (int(v) for v in config[:5])
+        bonus_text = f"{(bonus - 10_000) / 100:4.2f} %" if bonus else "none  "  # not collateral: LB 0
         lines.append(
             f"  {symbol:<5} decimals {decimals:>2}  price ${price / 1e8:>10,.2f}  LTV {ltv / 100:5.2f} %  "
-            f"LT {lt / 100:5.2f} %  bonus {(bonus - 10_000) / 100:4.2f} %  reserve factor "
+            f"LT {lt / 100:5.2f} %  bonus {bonus_text}  reserve factor "
             f"{factor / 100:4.1f} %  eMode {emode}"
         )
     return lines
