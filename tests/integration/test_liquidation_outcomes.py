@@ -192,6 +192,22 @@ def _liquidation_succeeds(rpc: Rpc, keeper: str, pool: str, pair: tuple[str, str
     return True
 
 
+def _assert_the_pool_refuses(
+    rpc: Rpc, keeper: str, pool: str, adapter: AaveV3Adapter, users: set[str], at: int
+) -> None:
+    accepted = [p for p in _pairs(adapter, users) if _liquidation_succeeds(rpc, keeper, pool, p, at)]
+    assert not accepted, f"the keeper found no liquidation the pool accepts: {accepted[:3]}"
+
+
+def _assert_every_case_is_covered(devnet: Devnet, quotes: list[LiquidationQuote]) -> None:
+    """The devnet's case borrowers: each v3.3+ rule was on the table."""
+    quoted = {q.user for q in quotes}
+    for case, users in devnet.summary["aave"]["cases"].items():
+        assert (set(users) & quoted) == (set() if case == "grace_period" else set(users)), case
+    assert any(q.debt_to_cover is not None for q in quotes), "no quote sized by the dust rule"
+    assert sum(q.bad_debt > 0 for q in quotes) >= 3, "too few deficits"
+
+
 @pytest.mark.parametrize("protocol", LIQUIDATION_PROTOCOLS)
 async def test_predicted_liquidations_equal_executed_ones(
     request: pytest.FixtureRequest, protocol: str
@@ -216,8 +232,8 @@ async def test_predicted_liquidations_equal_executed_ones(
     if protocol == AAVE_V36:  # a grace period rules some out: the pool must refuse every pair of them
         assert isinstance(adapter, AaveV3Adapter)
         assert len(unquoted) < len(liquidatable) // 10, unquoted
-        accepted = [p for p in _pairs(adapter, unquoted) if _liquidation_succeeds(rpc, keeper, target, p, at)]
-        assert not accepted, f"the keeper found no liquidation the pool accepts: {accepted[:3]}"
+        _assert_the_pool_refuses(rpc, keeper, target, adapter, unquoted, at)
+        _assert_every_case_is_covered(large_chain, quotes)
     else:
         assert not unquoted
     differences = []
@@ -252,9 +268,3 @@ async def test_predicted_liquidations_equal_executed_ones(
             rpc.call("anvil_dropAllTransactions")
             assert rpc.block_number() == block.number, "a liquidation survived the revert"
     assert not differences, f"{len(differences)} of {len(quotes)} differ, first: {differences[:3]}"
-    if protocol == AAVE_V36:  # the devnet's case borrowers: each v3.3+ rule was on the table
-        quoted = {q.user for q in quotes}
-        for case, users in large_chain.summary["aave"]["cases"].items():
-            assert (set(users) & quoted) == (set() if case == "grace_period" else set(users)), case
-        assert any(q.debt_to_cover is not None for q in quotes), "no quote sized by the dust rule"
-        assert sum(q.bad_debt > 0 for q in quotes) >= 3, "too few deficits"
