@@ -75,26 +75,37 @@ async def deploy_executor(
     """Sign and send the deployment, wait for its receipt, check the result; the JSON report."""
     owner = signer.address
     data = "0x" + build.deploy_data(owner, beneficiary).hex()
-    nonce, block, estimate = await asyncio.gather(
+    nonce, block, estimate, native = await asyncio.gather(
         rpc.request("eth_getTransactionCount", [owner, "pending"]),
         rpc.request("eth_getBlockByNumber", ["latest", False]),
         _estimate(rpc, owner, data),
+        rpc.request("eth_getBalance", [owner, "latest"]),
     )
     tip = execution.priority_fee_wei
     max_fee = int(block.get("baseFeePerGas") or "0x0", 16) * execution.base_fee_multiplier_bps // _BPS + tip
     max_fee = min(max_fee, execution.max_fee_per_gas_wei)
-    tx = {
+    gas_limit = estimate * (_BPS + GAS_LIMIT_MARGIN_BPS) // _BPS
+    tx: dict[str, Any] = {
         "type": 2,
         "nonce": int(nonce, 16),
         "to": None,
         "value": 0,
         "data": data,
-        "gas": estimate * (_BPS + GAS_LIMIT_MARGIN_BPS) // _BPS,
+        "gas": gas_limit,
         "maxFeePerGas": max_fee,
         "maxPriorityFeePerGas": min(tip, max_fee),
     }
+    worst_case_wei = gas_limit * max_fee
+    if int(native, 16) < worst_case_wei:
+        raise UsageError(
+            f"executor deployment: signer {owner} holds {int(native, 16)} wei, the deployment may cost "
+            f"{worst_case_wei} wei ({gas_limit} gas at {max_fee} wei)"
+        )
     raw, tx_hash = signer.sign({k: v for k, v in tx.items() if v is not None})
-    await rpc.request("eth_sendRawTransaction", ["0x" + raw.hex()])
+    try:
+        await rpc.request("eth_sendRawTransaction", ["0x" + raw.hex()])
+    except RpcError as exc:
+        raise UsageError(f"executor deployment refused by the node: {exc}") from None
     receipt = await _receipt(rpc, tx_hash)
     if int(receipt["status"], 16) != 1 or not receipt.get("contractAddress"):
         raise KeeperError(f"executor deployment {tx_hash} reverted (gas used {int(receipt['gasUsed'], 16)})")
