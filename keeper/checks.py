@@ -13,13 +13,18 @@ from keeper.chain.pool import RpcPool, http_urls
 from keeper.chain.preflight import check_chain_id, require_code
 from keeper.config import Config
 from keeper.errors import Retryable, UsageError
+from keeper.execution.executor_contract import ExecutorBuild, check_executor
 from keeper.execution.signer import Signer
 from keeper.execution.wallet import wallet_report
 from keeper.protocols.registry import build_adapter
 from keeper.state.sync import block_ref, tracked_protocols
 
 
-async def check_config(config: Config, environ: Mapping[str, str]) -> list[str]:
+async def check_config(
+    config: Config, environ: Mapping[str, str], executor_build: ExecutorBuild | None = None
+) -> list[str]:
+    """The report's lines; ``executor_build`` (the compiled executor) is needed when
+    ``execution.executor`` is set."""
     signer = Signer.from_config(config.signer, config.chain.chain_id, environ)
     lines = [f"signer        {signer.address}"]
     async with RpcPool(
@@ -42,6 +47,12 @@ async def check_config(config: Config, environ: Mapping[str, str]) -> list[str]:
             version = getattr(protocol.adapter, "version", None)  # Aave's, detected by refresh()
             if version is not None:
                 lines.append(f"version       {protocol.name}: {version}")
+        executor = config.execution.executor
+        if executor is not None:
+            if executor_build is None:
+                raise UsageError("execution.executor: the compiled LiquidationExecutor is needed to check it")
+            await check_executor(rpc, executor, executor_build, signer.address)
+            lines.append(f"executor      {executor}: LiquidationExecutor, owned by the signer")
         wallet = await wallet_report(rpc, signer.address, tracked)
     lines.append(f"native        {int(wallet['native_wei']) / 1e18:.6f}")
     for label, token in sorted(wallet["tokens"].items()):

@@ -1,5 +1,5 @@
-"""Command line: `keeper run | positions | stress | sync | check-config | status`, and the devnet's
-`keeper devnet up | down | price | inspect | build`."""
+"""Command line: `keeper run | positions | stress | sync | check-config | status | executor deploy`,
+and the devnet's `keeper devnet up | down | price | inspect | build`."""
 
 from __future__ import annotations
 
@@ -89,6 +89,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--config", type=Path, required=True, metavar="PATH", help="keeper config (TOML)")
 
+    executor = commands.add_parser("executor", help="the keeper's own flash-loan liquidation executor")
+    executor_commands = executor.add_subparsers(dest="executor_command", required=True, parser_class=_Parser)
+    deploy = executor_commands.add_parser(
+        "deploy",
+        help="deploy a LiquidationExecutor owned by the configured signer, print one JSON object",
+        description="Compile deploy/executor/LiquidationExecutor.sol (solc-js, cached), check the "
+        "RPC serves chain.chain_id, deploy the executor from the configured signer (its owner) and "
+        "print one JSON object: executor, owner, beneficiary, tx, block, gas_used. Put the address "
+        "in execution.executor.",
+    )
+    deploy.add_argument("--config", type=Path, required=True, metavar="PATH", help="keeper config (TOML)")
+    deploy.add_argument(
+        "--beneficiary",
+        type=_address,
+        default=None,
+        metavar="ADDRESS",
+        help="where profits go (default: the signer's address)",
+    )
+
     status = commands.add_parser(
         "status",
         help="ask a running keeper's status server how it is doing",
@@ -122,6 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest eth_getLogs range to ask for (default 50000; ranges also shrink on provider errors)",
     )
     return parser
+
+
+def _address(text: str) -> str:
+    from keeper.config import checked_address
+
+    try:
+        return checked_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _blocks(text: str) -> int:
@@ -201,6 +229,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _stress(args)
     if args.command == "status":
         return _status(args.url)
+    if args.command == "executor":
+        return _executor_deploy(args)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -274,9 +304,45 @@ def _check_config(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     configure(json_lines=False, level=30)  # warnings only: the report is the output
-    for line in asyncio.run(check_config(config, os.environ)):
+    build = None
+    if config.execution.executor is not None:
+        from keeper.devnet.toolchain import compiled_executor, toolchain
+
+        build = compiled_executor(toolchain())
+    for line in asyncio.run(check_config(config, os.environ, build)):
         print(line)
     print("config ok")
+    return 0
+
+
+def _executor_deploy(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from keeper.chain.pool import RpcPool, http_urls
+    from keeper.chain.preflight import check_chain_id
+    from keeper.config import load_config
+    from keeper.devnet.toolchain import compiled_executor, toolchain
+    from keeper.errors import Retryable
+    from keeper.execution.executor_contract import deploy_executor
+    from keeper.execution.signer import Signer
+    from keeper.obs.logs import configure
+
+    config = load_config(args.config)
+    configure(json_lines=False, level=30)  # warnings only: stdout is the JSON report
+    signer = Signer.from_config(config.signer, config.chain.chain_id, os.environ)
+    build = compiled_executor(toolchain())
+
+    async def deploy() -> dict[str, object]:
+        urls = http_urls(config.chain.rpc_urls)
+        async with RpcPool(urls, max_attempts=1, timeout_s=30) as rpc:
+            try:
+                await check_chain_id(rpc, config.chain.chain_id)
+            except Retryable as exc:
+                raise UsageError(f"chain.rpc_urls: no endpoint answered ({exc})") from None
+            beneficiary = args.beneficiary or signer.address
+            return await deploy_executor(rpc, signer, build, beneficiary, config.execution)
+
+    print(json.dumps(asyncio.run(deploy())))
     return 0
 
 

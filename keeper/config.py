@@ -20,7 +20,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from keeper.errors import UsageError
 
 
-def _address(value: str) -> str:
+def checked_address(value: str) -> str:
+    """``value`` checksummed; ``ValueError`` unless it is 20 bytes of hex with a valid (or no) checksum."""
     if not is_hex_address(value):
         raise ValueError(f"{value!r} is not a 20-byte hex address")
     mixed_case = value[2:] != value[2:].lower() and value[2:] != value[2:].upper()
@@ -29,7 +30,7 @@ def _address(value: str) -> str:
     return to_checksum_address(value)
 
 
-Address = Annotated[str, AfterValidator(_address)]
+Address = Annotated[str, AfterValidator(checked_address)]
 
 
 class _Section(BaseModel):
@@ -65,6 +66,8 @@ class SignerConfig(_Section):
 class ExecutionConfig(_Section):
     mode: Literal["live", "dry-run"] = "dry-run"
     native_asset: Address | None = None
+    executor: Address | None = None
+    """The keeper's deployed `LiquidationExecutor` (`keeper executor deploy`); check-config verifies it."""
     """Wrapped native token (WETH): profits are valued in it with the first aave_v3 protocol's oracle."""
     min_profit_wei: int = Field(default=0, ge=0)
     fee_strategy: Literal["fixed", "percentile", "profit_share"] = "fixed"

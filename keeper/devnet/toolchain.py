@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from keeper.errors import UsageError
+from keeper.execution.executor_contract import ExecutorBuild
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NPM_HINT = "run `npm ci` in deploy/devnet (or `make setup`)"
@@ -222,6 +223,46 @@ def compiled_aave_v36_math_harness(chain: Toolchain) -> Artifact:
     sources = {f"contracts/{name}.sol": chain.devnet_dir / "contracts" / f"{name}.sol"}
     output = _cached_build(chain, "solc-0.8.27", sources, AAVE_V36_SETTINGS)
     return _artifacts_from_output(output)[name]
+
+
+EXECUTOR_SOURCE = REPO_ROOT / "deploy" / "executor" / "LiquidationExecutor.sol"
+"""The keeper's own flash-loan executor: not a devnet part, `keeper executor deploy` ships it anywhere."""
+EXECUTOR_SETTINGS: dict[str, Any] = {
+    # Legacy pipeline (compiles in ~3 s; no stack-depth trouble), many runs: it runs on every liquidation.
+    # No metadata hash: the runtime code `keeper check-config` compares is the code, not the comments.
+    "optimizer": {"enabled": True, "runs": 10000},
+    "evmVersion": "paris",
+    "metadata": {"bytecodeHash": "none"},
+    "outputSelection": {
+        "*": {
+            "*": [
+                "abi",
+                "evm.bytecode.object",
+                "evm.deployedBytecode.object",
+                "evm.deployedBytecode.immutableReferences",
+            ]
+        }
+    },
+}
+
+
+def compiled_executor(chain: Toolchain) -> ExecutorBuild:
+    """`LiquidationExecutor` from deploy/executor, compiled with solc-js 0.8.19 once and cached."""
+    sources = {"executor/LiquidationExecutor.sol": EXECUTOR_SOURCE}
+    output = _cached_build(chain, "solc", sources, EXECUTOR_SETTINGS)
+    contract = output["contracts"]["executor/LiquidationExecutor.sol"]["LiquidationExecutor"]
+    runtime = contract["evm"]["deployedBytecode"]
+    spans = tuple(
+        (spot["start"], spot["length"])
+        for spots in runtime.get("immutableReferences", {}).values()
+        for spot in spots
+    )
+    return ExecutorBuild(
+        abi=contract["abi"],
+        creation_code=bytes.fromhex(contract["evm"]["bytecode"]["object"]),
+        runtime_code=bytes.fromhex(runtime["object"]),
+        immutable_spans=tuple(sorted(spans)),
+    )
 
 
 def _cached_build(
