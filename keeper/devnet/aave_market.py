@@ -90,10 +90,15 @@ def deploy_oracle_and_data_provider(
     return oracle, data_provider
 
 
+FLASH_LOAN_PREMIUM_BPS = 5
+"""``FLASHLOAN_PREMIUM_TOTAL``: 0.05 %, Aave's mainnet value (v3.4+ sends it all to the treasury)."""
+
+
 def risk_parameter_txs(
     admin: Admin, configurator: str, tokens: dict[str, str], specs: tuple[AssetSpec, ...] = ASSETS
 ) -> list[Tx]:
-    """Per reserve: collateral parameters, borrowing, reserve factor, liquidation protocol fee."""
+    """Per reserve: collateral parameters, borrowing, reserve factor, liquidation protocol fee, and
+    flash loans on for the borrowable ones (as production markets list them)."""
     txs = []
     for spec in specs:
         asset = tokens[spec.symbol]
@@ -106,5 +111,7 @@ def risk_parameter_txs(
             ("setReserveFactor(address,uint256)", (asset, spec.reserve_factor_bps)),
             ("setLiquidationProtocolFee(address,uint256)", (asset, spec.liquidation_protocol_fee_bps)),
         ]
+        if spec.borrowable:
+            calls.append(("setReserveFlashLoaning(address,bool)", (asset, True)))
         txs += [admin.tx(configurator, sig, *args, label=f"{sig} {spec.symbol}") for sig, args in calls]
     return txs

@@ -8,6 +8,7 @@ from __future__ import annotations
 from functools import partial
 
 from .aave_market import (
+    FLASH_LOAN_PREMIUM_BPS,
     ZERO,
     AaveDeployment,
     Admin,
@@ -113,6 +114,11 @@ def _init_reserves(admin: Admin, provider: str, pool: str, configurator: str, to
         )
     )
     txs += risk_parameter_txs(admin, configurator, tokens)
+    txs.append(
+        admin.tx(
+            configurator, "updateFlashloanPremiumTotal(uint128)", FLASH_LOAN_PREMIUM_BPS, label="premium"
+        )
+    )
     txs += [
         admin.tx(
             configurator,

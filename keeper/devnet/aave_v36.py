@@ -11,6 +11,7 @@ oracle of its own.
 from __future__ import annotations
 
 from .aave_market import (
+    FLASH_LOAN_PREMIUM_BPS,
     ZERO,
     AaveDeployment,
     Admin,
@@ -89,6 +90,9 @@ def _init_reserves(admin: Admin, pool: str, configurator: str, tokens: dict[str,
     ]
     txs: list[Tx] = [admin.tx(configurator, INIT_RESERVES, inputs, label="initReserves", gas=16_000_000)]
     txs += risk_parameter_txs(admin, configurator, tokens, specs)
+    txs.append(
+        admin.tx(configurator, "updateFlashloanPremium(uint128)", FLASH_LOAN_PREMIUM_BPS, label="premium")
+    )
     txs.append(
         admin.tx(
             configurator,

@@ -25,7 +25,8 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from keeper.chain.abi import Contract
-from keeper.devnet.accounts import DEPLOYER_INDEX, dev_account, user_addresses
+from keeper.devnet.aave_market import FLASH_LOAN_PREMIUM_BPS
+from keeper.devnet.accounts import user_addresses
 from keeper.devnet.feeds import set_price
 from keeper.devnet.rpc import Rpc
 from keeper.devnet.toolchain import compiled_executor, toolchain
@@ -33,7 +34,6 @@ from keeper.execution.executor_contract import ExecutorBuild
 from tests.conftest import Devnet, run_keeper
 
 from .helpers import account_data, view
-from .helpers import send as send_sig
 
 pytestmark = pytest.mark.integration
 
@@ -92,23 +92,10 @@ def fund(rpc: Rpc, key: str) -> str:
     return address
 
 
-FLASH_PREMIUM_BPS = 5
-"""Aave v3.6's premium on mainnet (0.05 %)."""
-
-
-def enable_aave_flash_loans(devnet: Devnet) -> None:
-    """The devnet lists its reserves with flash loans off and a zero premium (the configurator's
-    defaults); switch them on as the pool admin, as a production market is configured."""
+def assert_aave_flash_loans_on(devnet: Devnet) -> None:
+    """The devnet lists its borrowable reserves with flash loans on and mainnet's 0.05 % premium."""
     rpc, aave = devnet.rpc, devnet.summary["aave"]
-    admin = dev_account(DEPLOYER_INDEX).address
-    (configurator,) = view(rpc, aave["pool_addresses_provider"], "getPoolConfigurator()", ["address"])
-    for symbol in ("WETH", "WBTC", "USDC", "DAI"):
-        receipt = send_sig(
-            rpc, admin, configurator, "setReserveFlashLoaning(address,bool)", aave["reserves"][symbol], True
-        )
-        assert int(receipt["status"], 16) == 1
-    receipt = send_sig(rpc, admin, configurator, "updateFlashloanPremium(uint128)", FLASH_PREMIUM_BPS)
-    assert int(receipt["status"], 16) == 1
+    assert view(rpc, aave["pool"], "FLASHLOAN_PREMIUM_TOTAL()", ["uint128"]) == (FLASH_LOAN_PREMIUM_BPS,)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +104,7 @@ def deployed(devnet: Devnet) -> Iterator[Deployed]:
     rpc = devnet.rpc
     start = rpc.call("evm_snapshot")
     try:
-        enable_aave_flash_loans(devnet)
+        assert_aave_flash_loans_on(devnet)
         owner = fund(rpc, OWNER_KEY)
         report = deploy(devnet, OWNER_KEY, "--beneficiary", BENEFICIARY)
         set_price(rpc, "WETH", move=Decimal("-25"))
