@@ -13,7 +13,8 @@ from typing import Any
 
 from keeper.chain.blocks import Heads, PollingHeads, WebSocketHeads
 from keeper.chain.rpc import Rpc
-from keeper.config import Config, ExecutionConfig
+from keeper.config import Config, ExecutionConfig, MorphoBlueConfig
+from keeper.execution.flash import FlashSetup
 from keeper.execution.gas import FeePolicy
 from keeper.positions import json_object, report_of
 from keeper.protocols.base import LogFilter
@@ -34,6 +35,24 @@ def heads_for(config: Config, rpc: Rpc, poll_interval_s: float) -> Heads:
     if ws_urls:
         return WebSocketHeads(ws_urls[0], rpc, poll_interval_s=poll_interval_s)
     return PollingHeads(rpc, poll_interval_s)
+
+
+def flash_setup(config: Config) -> FlashSetup | None:
+    """The flash strategy's parts, when it is on: the executor, the first venue, a Morpho to borrow
+    from (the first configured; its flash loans are free)."""
+    execution = config.execution
+    if not execution.flash or execution.executor is None or not config.venues:
+        return None
+    venue = config.venues[0]
+    morphos = [p for p in config.protocols if isinstance(p, MorphoBlueConfig)]
+    return FlashSetup(
+        executor=execution.executor,
+        router=venue.swap_router,
+        quoter=venue.quoter,
+        fee_tiers=venue.fee_tiers,
+        morpho=morphos[0].address if morphos else None,
+        max_slippage_bps=execution.max_slippage_bps,
+    )
 
 
 def fee_policy(execution: ExecutionConfig) -> FeePolicy:

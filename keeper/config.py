@@ -66,9 +66,16 @@ class SignerConfig(_Section):
 class ExecutionConfig(_Section):
     mode: Literal["live", "dry-run"] = "dry-run"
     native_asset: Address | None = None
+    """Wrapped native token (WETH): profits are valued in it with the first aave_v3 protocol's oracle."""
     executor: Address | None = None
     """The keeper's deployed `LiquidationExecutor` (`keeper executor deploy`); check-config verifies it."""
-    """Wrapped native token (WETH): profits are valued in it with the first aave_v3 protocol's oracle."""
+    strategy: Literal["flash", "inventory"] | None = None
+    """flash: each liquidation runs through `executor`, financed by a flash loan (or Morpho's
+    liquidate callback) and repaid by selling the seized collateral on a `venues` DEX, so the keeper
+    needs only gas; inventory: the keeper pays the debt from its own tokens. Default: flash when an
+    executor is configured, else inventory."""
+    max_slippage_bps: int = Field(default=100, ge=0, le=5_000)
+    """flash: the swap's minimum output is the quoted output less this; the executor reverts below it."""
     min_profit_wei: int = Field(default=0, ge=0)
     fee_strategy: Literal["fixed", "percentile", "profit_share"] = "fixed"
     priority_fee_wei: int = Field(default=1_000_000_000, ge=0)
@@ -85,6 +92,11 @@ class ExecutionConfig(_Section):
     """Refuse, for one block, a price that moved more than this since the previous block (0 = no limit)."""
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     """On SIGTERM/SIGINT, how long to keep following blocks so in-flight transactions settle."""
+
+    @property
+    def flash(self) -> bool:
+        """Whether liquidations go through the executor contract."""
+        return self.strategy == "flash" or (self.strategy is None and self.executor is not None)
 
 
 class StoreConfig(_Section):
@@ -141,7 +153,8 @@ UNISWAP_V3_FEE_TIERS = (100, 500, 3000, 10000)
 
 class UniswapV3Venue(_Section):
     """A Uniswap V3 deployment to swap on: its factory (pools are found by pair and fee), router
-    and quoter. Nothing reads venues yet; the flash executor will sell seized collateral here."""
+    and quoter. With the flash strategy the executor sells seized collateral here, on the fee tier
+    whose quote (QuoterV2, batched per block) pays the most."""
 
     kind: Literal["uniswap_v3"]
     factory: Address
@@ -172,6 +185,16 @@ class Config(_Section):
         names = [p.name for p in self.protocols]
         if len(names) != len(set(names)):
             raise ValueError("protocols: names must be unique")
+        return self
+
+    @model_validator(mode="after")
+    def _flash_needs_its_parts(self) -> Config:
+        if self.execution.strategy == "flash" and self.execution.executor is None:
+            raise ValueError(
+                "execution.strategy = 'flash' needs execution.executor (deploy one: keeper executor deploy)"
+            )
+        if self.execution.flash and not self.venues:
+            raise ValueError("flash liquidations sell the seized collateral on a DEX: add a [[venues]] entry")
         return self
 
 

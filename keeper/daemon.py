@@ -29,7 +29,7 @@ from typing import Any
 
 import structlog
 
-from keeper.app import Liveness, combined_filter, fee_policy, heads_for, positions_json
+from keeper.app import Liveness, combined_filter, fee_policy, flash_setup, heads_for, positions_json
 from keeper.chain.blocks import BlockStream, Heads, WebSocketHeads
 from keeper.chain.pool import RpcPool, http_urls
 from keeper.chain.preflight import check_chain_id, require_code
@@ -167,12 +167,17 @@ class Daemon:
             return
         signer, native_asset = credentials
         head = await sync.start()
-        wallet = await wallet_report(rpc, signer.address, sync.protocols)
+        flash = flash_setup(self.config)
+        # flash: the executor contract needs none of the keeper's tokens, only gas
+        wallet = await wallet_report(rpc, signer.address, [] if flash else sync.protocols)
         self.metrics.wallet.labels("native").set(int(wallet["native_wei"]))
         log.info("keeper_ready", block=head.number, mode=str(self.mode), **wallet)
         executor = await self._executor(rpc, sync.store, signer)
         guard = PriceGuard(self.config.execution.max_price_age_s, self.config.execution.max_price_jump_bps)
-        self.engine = Engine(sync, executor, native_asset, self.metrics, guard)
+        self.engine = Engine(sync, executor, native_asset, self.metrics, guard, flash)
+        log.info(
+            "strategy", strategy="flash" if flash else "inventory", executor=flash.executor if flash else None
+        )
         self.liveness.applied(head.number)
 
     async def _executor(self, rpc: RpcPool, store: Store, signer: Signer) -> Executor:
@@ -190,6 +195,7 @@ class Daemon:
             nonces,
             signer if live else None,
             self.metrics,
+            inventory=not self.config.execution.flash,
         )
         if live:
             await executor.rebroadcast()  # a restart never loses track of what it sent

@@ -17,6 +17,7 @@ import numpy.typing as npt
 import structlog
 
 from keeper.execution.executor import Attempt, Executor
+from keeper.execution.flash import FlashPlan, FlashSetup, plan_flash
 from keeper.obs.metrics import HEALTH_THRESHOLDS, Metrics
 from keeper.protocols.base import PositionKey, TokenPrice
 from keeper.risk.opportunity import Opportunity, gross_profit_wei, ranked
@@ -45,8 +46,13 @@ class Engine:
         native_asset: str,
         metrics: Metrics,
         guard: PriceGuard = DEFAULT_GUARD,
+        flash: FlashSetup | None = None,
     ) -> None:
         self.sync = sync
+        self.flash = flash
+        """Set: liquidations go through the executor contract (`keeper.execution.flash`)."""
+        self._plans: dict[tuple[str, str], FlashPlan] = {}
+        """This block's flash plans by (market, user), for the log."""
         self.executor = executor
         self.native_asset = native_asset
         self.metrics = metrics
@@ -171,11 +177,10 @@ class Engine:
         self._screened_reorgs = self.sync.reorgs
         screened_s = time.perf_counter()
         self.stats.opportunities += len(opportunities)
-        calls = []
-        for opportunity in opportunities:
-            tracked = next(t for t in self.sync.protocols if t.name == opportunity.name)
-            calls.append((opportunity, tracked.adapter.liquidation_call(opportunity.quote)))
-        attempts = await self.executor.attempt_all(calls, block.number, block.base_fee_wei)
+        calls, refused = await self._calls(opportunities, block.hash)
+        # flash: the exact maths, the swap's quote and the contract's guards decide; no simulation
+        gas = [self._plans[(o.quote.market, o.quote.user)].gas for o, _ in calls] if self.flash else None
+        attempts = refused + await self.executor.attempt_all(calls, block.number, block.base_fee_wei, gas)
         done_s = time.perf_counter()
         for attempt in attempts:
             self._report(attempt, block.number)
@@ -196,6 +201,24 @@ class Engine:
             **(self.executor.last_timings if opportunities else {}),
         )
         return attempts
+
+    async def _calls(
+        self, opportunities: list[Opportunity], block_hash: str
+    ) -> tuple[list[tuple[Opportunity, tuple[str, bytes]]], list[Attempt]]:
+        """Each opportunity's transaction: the protocol call (inventory), or an executor call whose
+        value comes from the swap (flash; those that would not pay are skipped here)."""
+        adapters = {t.name: t.adapter for t in self.sync.protocols}
+        if self.flash is None:
+            return [(o, adapters[o.name].liquidation_call(o.quote)) for o in opportunities], []
+        legs = [(o, adapters[o.name].executor_leg(o.quote)) for o in opportunities]
+        if not legs:
+            return [], []
+        plans, refusals = await plan_flash(
+            self.executor.rpc, self.flash, legs, self.prices(), self.native_asset, block_hash
+        )
+        self._plans = {(p.opportunity.quote.market, p.opportunity.quote.user): p for p in plans}
+        skipped = [Attempt(r.opportunity, "skipped", r.reason) for r in refusals]
+        return [(p.opportunity, p.call) for p in plans], skipped
 
     def _report_feeds(self, update: BlockUpdate) -> None:
         """Price feed updates in this block: every position is re-screened at the new prices below
@@ -237,6 +260,15 @@ class Engine:
             "receive_a_token": q.receive_a_token,
             "gross_profit_wei": str(attempt.opportunity.gross_profit_wei),
         }
+        plan = self._plans.get((q.market, q.user)) if self.flash is not None else None
+        if plan is not None:
+            fields |= {
+                "route": plan.route.name.lower(),
+                "swap_fee_tier": plan.fee,
+                "swap_out": str(plan.swap_out),
+                "expected_profit": str(plan.expected_profit),
+                "min_profit": str(plan.min_profit),
+            }
         self.stats.attempts[attempt.outcome] = self.stats.attempts.get(attempt.outcome, 0) + 1
         name = attempt.opportunity.name
         self.metrics.opportunities.labels(name, "seen").inc()

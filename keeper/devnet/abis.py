@@ -15,7 +15,10 @@ fails on any difference. Sources:
   functions; the events live in EventsLib; IOracle, IIrm);
 - Chainlink: ``@chainlink/contracts`` ABI of AggregatorV2V3Interface (``latestRoundData`` and the
   ``AnswerUpdated`` event, which only the V2 half declares);
-- Multicall3: ``viem``'s ``multicall3Abi`` (read with node: viem ships it as JavaScript).
+- Multicall3: ``viem``'s ``multicall3Abi`` (read with node: viem ships it as JavaScript);
+- the keeper's own ``LiquidationExecutor`` (deploy/executor, solc-js build, cached): the entry points,
+  events and custom errors the keeper calls and decodes;
+- Uniswap V3: ``@uniswap/v3-periphery``'s QuoterV2 artifact (``quoteExactInputSingle``).
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ from .toolchain import (
     aave_artifact,
     compiled_aave_v36,
     compiled_contracts,
+    compiled_executor,
     toolchain,
+    uniswap_artifact,
 )
 
 ABIS_DIR = REPO_ROOT / "abis"
@@ -58,6 +63,14 @@ def _solc(chain: Toolchain, name: str) -> list[Fragment]:
 
 def _aave36(chain: Toolchain, name: str) -> list[Fragment]:
     return compiled_aave_v36(chain)[name].abi
+
+
+def _executor(chain: Toolchain, name: str) -> list[Fragment]:
+    return compiled_executor(chain).abi
+
+
+def _uniswap(chain: Toolchain, name: str) -> list[Fragment]:
+    return uniswap_artifact(chain, name).abi
 
 
 def _chainlink(chain: Toolchain, name: str) -> list[Fragment]:
@@ -162,6 +175,7 @@ SPEC: dict[str, tuple[Part, ...]] = {
             "getVirtualUnderlyingBalance",
             "RESERVE_INTEREST_RATE_STRATEGY",
             "liquidationCall",
+            "FLASHLOAN_PREMIUM_TOTAL",
         ),
         _functions(_aave36, "PoolInstance", "POOL_REVISION"),
         _events(
@@ -235,11 +249,17 @@ SPEC: dict[str, tuple[Part, ...]] = {
         _events(_chainlink, "AggregatorV2V3Interface", "AnswerUpdated"),
     ),
     "common/Multicall3": (_functions(_viem, "multicall3Abi", "aggregate3"),),
+    "keeper/LiquidationExecutor": (
+        _functions(_executor, "LiquidationExecutor", "liquidate", "liquidateBatch", "owner", "beneficiary"),
+        _events(_executor, "LiquidationExecutor", "Liquidated", "Skipped"),
+        _all_errors(_executor, "LiquidationExecutor"),
+    ),
+    "uniswap_v3/IQuoterV2": (_functions(_uniswap, "QuoterV2", "quoteExactInputSingle"),),
 }
 """``abis/<name>.json`` -> the artifact entries it holds, functions first, in this order."""
 
 NEEDS_SOLC = frozenset(
-    name for name, parts in SPEC.items() if any(p.loader in (_solc, _aave36) for p in parts)
+    name for name, parts in SPEC.items() if any(p.loader in (_solc, _aave36, _executor) for p in parts)
 )
 """ABIs read from a solc-js build (slow the first time, then cached), not from shipped artifacts."""
 

@@ -142,11 +142,11 @@ class UniswapPoolSpec:
 
 def _volatile(scale: Fraction) -> tuple[LiquidityRange, ...]:
     """A full-range floor (depth wherever the price goes), a +-40 % band (still around the price
-    after a 25 % crash) and a +-3 % band where most of the depth sits, as LPs place it on mainnet.
-    At scale 1: about $1.06M moves the price 1 %, $3.6M moves it 5 % (`uniswap.sell_to_move`)."""
+    after a 25 % crash, when a block sells several $M of seized collateral) and a +-3 % band near
+    the price, as LPs place it on mainnet. Depth per `uniswap.sell_to_move` is in the README."""
     return tuple(
         LiquidityRange(w, int(usd * scale))
-        for w, usd in ((None, 20_000_000), (4000, 10_000_000), (300, 5_000_000))
+        for w, usd in ((None, 200_000_000), (4000, 100_000_000), (300, 5_000_000))
     )
 
 
@@ -155,6 +155,7 @@ UNISWAP_POOLS: tuple[UniswapPoolSpec, ...] = (
     UniswapPoolSpec("WETH", "DAI", 3000, _volatile(Fraction(1, 2))),
     UniswapPoolSpec("WBTC", "USDC", 3000, _volatile(Fraction(3, 4))),
     UniswapPoolSpec("WBTC", "WETH", 3000, _volatile(Fraction(1, 2))),
+    UniswapPoolSpec("WBTC", "DAI", 3000, _volatile(Fraction(1, 4))),  # the v3.6 dust cases' pair
     UniswapPoolSpec(
         "USDC",
         "DAI",

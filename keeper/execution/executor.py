@@ -98,8 +98,12 @@ class Executor:
         nonces: NonceManager | None,
         signer: Signer | None,
         metrics: Metrics | None = None,
+        *,
+        inventory: bool = True,
     ) -> None:
-        """``signer``/``nonces`` None means dry-run: everything up to signing, nothing sent."""
+        """``signer``/``nonces`` None means dry-run: everything up to signing, nothing sent.
+        ``inventory`` False: the calls go through the flash executor contract, which needs none of
+        the keeper's tokens, so no balance or allowance is read or checked."""
         self.rpc = rpc
         self.address = address
         self.policy = policy
@@ -108,6 +112,7 @@ class Executor:
         self.nonces = nonces
         self.signer = signer
         self.metrics = metrics if metrics is not None else Metrics(CollectorRegistry())
+        self.inventory = inventory
         self._sent_at: dict[str, float] = {}
         """tx hash -> monotonic time it was broadcast, for the sent -> included latency."""
         self._reward: int | None = None
@@ -125,14 +130,21 @@ class Executor:
         return self.nonces is not None and self.nonces.holder(key) is not None
 
     async def attempt_all(
-        self, items: Sequence[tuple[Opportunity, tuple[str, bytes]]], block_number: int, base_fee: int
+        self,
+        items: Sequence[tuple[Opportunity, tuple[str, bytes]]],
+        block_number: int,
+        base_fee: int,
+        gas: Sequence[int | None] | None = None,
     ) -> list[Attempt]:
         """Every opportunity of a block: one inventory read, then waves in the order given (most
         profitable first): each wave is simulated in parallel, then (live) signed, persisted in one
-        commit and broadcast, so the best liquidations leave before the rest are simulated."""
+        commit and broadcast, so the best liquidations leave before the rest are simulated.
+        ``gas``: per item, the gas it is known to need (measured for its path): no simulation, the
+        limit is that plus the margin; None simulates (``eth_estimateGas``)."""
         started_s = time.perf_counter()
         self._reward = await self._fee_history_reward() if items else None
-        wallet = await self._wallet({(o.quote.debt_asset, call[0]) for o, call in items})
+        pairs = {(o.quote.debt_asset, call[0]) for o, call in items} if self.inventory else set()
+        wallet = await self._wallet(pairs)
         wallet_s = time.perf_counter()
         attempts: dict[int, Attempt] = {}
         simulate_s = send_s = 0.0
@@ -149,8 +161,10 @@ class Executor:
                 else:
                     staged.append(index)
             wave_s = time.perf_counter()
+            known = [None if gas is None else gas[i] for i in staged]
             estimates = await asyncio.gather(
-                *(self._estimate(items[i][1]) for i in staged), return_exceptions=True
+                *(self._estimate(items[i][1], k) for i, k in zip(staged, known, strict=True)),
+                return_exceptions=True,
             )
             simulated_s = time.perf_counter()
             simulate_s += simulated_s - wave_s
@@ -179,6 +193,8 @@ class Executor:
         quote = opportunity.quote
         if self.in_flight(PositionKey(quote.market, quote.user)):
             return "transaction already in flight"
+        if not self.inventory:
+            return ""
         balance, allowance = wallet[(quote.debt_asset, target)]
         if balance < quote.debt_repaid:
             return f"inventory short: holds {balance} of {quote.debt_asset}, needs {quote.debt_repaid}"
@@ -194,8 +210,11 @@ class Executor:
             if token == opportunity.quote.debt_asset:
                 held[0] += delta
 
-    async def _estimate(self, call: tuple[str, bytes]) -> int:
-        """``eth_estimateGas`` executes the call at the head: a revert is the simulation failing."""
+    async def _estimate(self, call: tuple[str, bytes], known: int | None = None) -> int:
+        """``eth_estimateGas`` executes the call at the head: a revert is the simulation failing.
+        ``known``: the path's measured gas, used as it is (nothing to ask the node)."""
+        if known is not None:
+            return known
         request = {"from": self.address, "to": call[0], "data": "0x" + call[1].hex()}
         return int(await self.rpc.request("eth_estimateGas", [request, "latest"]), 16)
 

@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from keeper.chain.types import BlockRef as BlockRef  # noqa: PLC0414 (re-exported for the adapters)
 from keeper.chain.types import LogFilter as LogFilter  # noqa: PLC0414
@@ -102,6 +102,25 @@ class LiquidationQuote:
     debt_to_cover: int | None = None
     """Aave: the ``debtToCover`` argument when it must be exact (v3.6's dust rule); None passes
     uint256 max and lets the pool cap it at what it allows at inclusion."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorLeg:
+    """The protocol half of a `LiquidationExecutor` call: what to liquidate and how much.
+
+    ``kind`` "aave": ``liquidationCall`` on ``target`` (the pool) with ``debt_to_cover``, which the
+    executor also flash-borrows. "morpho": ``liquidate`` on ``target`` (Morpho Blue) in ``market``
+    by exactly one of ``seized_assets`` / ``repaid_shares``, repaid from Morpho's callback.
+    """
+
+    kind: Literal["aave", "morpho"]
+    target: str
+    debt_to_cover: int = 0
+    lendable: int = 0
+    """Aave: how much of the debt token the pool can flash-lend (the reserve's available liquidity)."""
+    market: Mapping[str, Any] | None = None
+    seized_assets: int = 0
+    repaid_shares: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +236,10 @@ class LendingAdapter(PositionSource, Protocol):
 
     def liquidation_call(self, quote: LiquidationQuote) -> tuple[str, bytes]:
         """Target contract and calldata that realise ``quote``."""
+        ...
+
+    def executor_leg(self, quote: LiquidationQuote) -> ExecutorLeg | None:
+        """How the keeper's executor contract realises ``quote`` (None: it cannot, e.g. aTokens)."""
         ...
 
     def snapshot(self) -> MarketSnapshot:

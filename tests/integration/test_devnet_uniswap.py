@@ -208,7 +208,7 @@ def test_set_price_moves_the_pools_in_one_block_and_a_pool_of_two_moved_feeds_fo
     assert len(update.pools) == 3
     _assert_weth_pools_follow_the_feed(chain, update.block)
     wbtc = set_price(rpc, "WBTC", usd=Decimal("45000"))
-    assert len(wbtc.pools) == 2
+    assert len(wbtc.pools) == 3  # WBTC/USDC, WBTC/WETH, WBTC/DAI
     for p in chain.summary["uniswap_v3"]["pools"]:
         symbol0, symbol1 = names[p["token0"]], names[p["token1"]]
         sqrt_x96, _ = slot0_sqrt_price(rpc, p["address"])

@@ -150,7 +150,11 @@ class FakeExecutor:
         return []
 
     async def attempt_all(
-        self, items: Sequence[tuple[Opportunity, tuple[str, bytes]]], block_number: int, base_fee: int
+        self,
+        items: Sequence[tuple[Opportunity, tuple[str, bytes]]],
+        block_number: int,
+        base_fee: int,
+        gas: Sequence[int | None] | None = None,
     ) -> list[Attempt]:
         self.handed.append([o for o, _ in items])
         return [Attempt(o, "dry_run") for o, _ in items]

@@ -74,6 +74,7 @@ def test_a_swap_within_one_range_matches_the_constant_product_closed_form() -> N
 def test_every_pair_a_borrower_can_hold_has_a_pool() -> None:
     pairs = {frozenset((c, d)) for _, cs, ds, _ in AAVE_PROFILES for c in cs for d in ds if c != d}
     pairs |= {frozenset((m.loan, m.collateral)) for m in MORPHO_MARKETS}
+    pairs |= {frozenset(("WBTC", "DAI"))}  # the v3.6 dust cases' collateral and debt
     pools = [frozenset((p.a, p.b)) for p in UNISWAP_POOLS]
     assert set(pools) == pairs and len(pools) == len(set(pools))
     assert all(p.fee in TICK_SPACINGS for p in UNISWAP_POOLS)
@@ -82,7 +83,8 @@ def test_every_pair_a_borrower_can_hold_has_a_pool() -> None:
 @pytest.mark.parametrize("spec", UNISWAP_POOLS, ids=lambda s: f"{s.a}-{s.b}")
 def test_the_largest_liquidation_pays_real_slippage_but_finds_a_market(spec: UniswapPoolSpec) -> None:
     """A liquidation sells up to ~$1M of collateral (half the largest ~$2M position): in a volatile
-    pair that moves the pool about 1-2 %, never 5 %; the stable pair is deep near the peg."""
+    pair that moves the pool 0.3-1 %, never 5 %, and a crash block's several $M of sales together
+    a few %; the stable pair is deep near the peg."""
     for symbol0, symbol1 in ((spec.a, spec.b), (spec.b, spec.a)):  # whichever sorts first
         layout = pool_layout(spec, symbol0, symbol1)
         for sell in (spec.a, spec.b):
@@ -92,4 +94,4 @@ def test_the_largest_liquidation_pays_real_slippage_but_finds_a_market(spec: Uni
             if spec.fee == 100:
                 assert one_pct > 4e6
             else:
-                assert 0.4e6 < one_pct < 1.2e6
+                assert 0.7e6 < one_pct < 3.5e6

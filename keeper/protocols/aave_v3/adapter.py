@@ -17,6 +17,7 @@ from keeper.errors import UsageError
 from keeper.math.wad_ray import WAD
 from keeper.protocols.base import (
     BlockRef,
+    ExecutorLeg,
     FeedUpdate,
     LiquidationQuote,
     LogFilter,
@@ -51,6 +52,7 @@ from .v3_6.reader import VIEWS as VIEWS_V3_6
 from .version import AaveVersion, DetectedVersion, refusal
 
 LIQUIDATION_CALL = POOL.fn("liquidationCall")
+EXECUTOR_DEBT_MARGIN_BPS = 10
 
 log = structlog.get_logger(__name__)
 
@@ -294,6 +296,21 @@ class AaveV3Adapter:
             quote.collateral_asset, quote.debt_asset, quote.user, debt_to_cover, quote.receive_a_token
         )
         return self.pool, data
+
+    def executor_leg(self, quote: LiquidationQuote) -> ExecutorLeg | None:
+        """The executor flash-borrows ``debtToCover`` and passes it on: the dust rule's exact amount
+        when the quote has one, else the quoted repayment plus `EXECUTOR_DEBT_MARGIN_BPS` (the
+        pool caps it as it would uint256 max, and a block of interest must not leave 1 wei of
+        debt behind as dust); the executor returns what the pool did not take. It sells the
+        underlying, so a quote paid in aTokens cannot go through it."""
+        if quote.receive_a_token:
+            return None
+        amount = quote.debt_to_cover
+        if amount is None:
+            amount = quote.debt_repaid + quote.debt_repaid * EXECUTOR_DEBT_MARGIN_BPS // 10_000 + 1
+        debt = self._state().reserve_by_asset(quote.debt_asset)
+        lendable = debt.virtual_underlying_balance if self._is_v3_6 else debt.cash
+        return ExecutorLeg("aave", self.pool, debt_to_cover=amount, lendable=lendable)
 
     def _state(self) -> PoolState:
         if self.pool_state is None:

@@ -14,6 +14,7 @@ from keeper.chain.rpc import Rpc
 from keeper.config import MorphoBlueConfig
 from keeper.protocols.base import (
     BlockRef,
+    ExecutorLeg,
     FeedUpdate,
     LiquidationQuote,
     LogFilter,
@@ -171,11 +172,21 @@ class MorphoBlueAdapter:
 
     def liquidation_call(self, quote: LiquidationQuote) -> tuple[str, bytes]:
         """``liquidate`` by repaid shares (exact debt) when repaying everything, else by seized assets."""
-        params = self.params[quote.market]
+        seized, shares = self._amounts(quote)
+        params = MARKET_PARAMS.named(self.params[quote.market])
+        return self.morpho, LIQUIDATE.call(params, quote.user, seized, shares, b"")
+
+    def executor_leg(self, quote: LiquidationQuote) -> ExecutorLeg:
+        """The same ``liquidate``, made by the executor, which repays from Morpho's callback."""
+        seized, shares = self._amounts(quote)
+        market = MARKET_PARAMS.named(self.params[quote.market])
+        return ExecutorLeg("morpho", self.morpho, market=market, seized_assets=seized, repaid_shares=shares)
+
+    def _amounts(self, quote: LiquidationQuote) -> tuple[int, int]:
+        """(seizedAssets, repaidShares): exactly one is non-zero."""
         position = self.positions[(quote.market, quote.user)]
         by_shares = quote.repaid_shares == position.borrow_shares
-        seized, shares = (0, quote.repaid_shares) if by_shares else (quote.collateral_seized, 0)
-        return self.morpho, LIQUIDATE.call(MARKET_PARAMS.named(params), quote.user, seized, shares, b"")
+        return (0, quote.repaid_shares) if by_shares else (quote.collateral_seized, 0)
 
 
 class PositionsScreen:
