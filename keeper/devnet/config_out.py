@@ -21,7 +21,7 @@ private_key_env = "KEEPER_PRIVATE_KEY"
 
 [execution]
 mode = "dry-run"
-native_asset = "{summary["aave"]["reserves"]["WETH"]}"   # profits valued in WETH (Aave's oracle, else the feeds)
+native_asset = "{summary["aave"]["reserves"]["WETH"]}"   # profits valued in WETH (Aave oracle, else feeds)
 
 [store]
 path = "keeper-devnet.sqlite"
