@@ -30,6 +30,7 @@ from keeper.chain.blocks import BlockStream, PollingHeads
 from keeper.chain.rpc import HttpRpc
 from keeper.config import load_config
 from keeper.protocols.base import PositionKey
+from keeper.protocols.price_feeds import PriceFeeds
 from keeper.protocols.registry import build_adapter
 from keeper.state.store import Store
 from keeper.state.sync import PositionSync, block_ref, tracked_protocols
@@ -62,8 +63,10 @@ class CountingRpc:
 
 
 def new_sync(config_path: Path, rpc: CountingRpc, store: Store) -> PositionSync:
+    """As `keeper run` builds it: the ``[[price_feeds]]`` are read with every block too."""
     config = load_config(config_path)
-    return PositionSync(rpc, store, tracked_protocols(config.protocols, build_adapter))
+    feeds = PriceFeeds(config.price_feeds)
+    return PositionSync(rpc, store, tracked_protocols(config.protocols, build_adapter), price_feeds=feeds)
 
 
 async def backfill(config_path: Path, url: str, workdir: Path) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """`keeper check-config`: everything `keeper run` would check at start, without running.
 
 Parse and validate the config, reach the RPC, check the chain id and contract code, load the
-signer, and report the wallet (native balance, each debt token's balance and allowance). Any
-failure is one line naming the key and the problem (exit 2); success prints a short report.
+signer, check every ``[[price_feeds]]`` entry answers a price, and report the wallet (native balance,
+each debt token's balance and allowance). Any failure is one line naming the key and the problem
+(exit 2; every bad feed gets its line); success prints a short report.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from keeper.errors import Retryable, UsageError
 from keeper.execution.executor_contract import ExecutorBuild, check_executor
 from keeper.execution.signer import Signer
 from keeper.execution.wallet import wallet_report
+from keeper.protocols.price_feeds import feed_problems
 from keeper.protocols.registry import build_adapter
 from keeper.state.sync import block_ref, tracked_protocols
 
@@ -39,6 +41,9 @@ async def check_config(
         except Retryable as exc:
             raise UsageError(f"chain.rpc_urls: no endpoint answered ({exc})") from None
         lines.insert(0, f"chain         {config.chain.chain_id}, head block {head.number}")
+        problems = await feed_problems(rpc, config.price_feeds, head)
+        if problems:
+            raise UsageError("\n".join(problems))
         await require_code(rpc, config)
         tracked = tracked_protocols(config.protocols, build_adapter)
         for protocol in tracked:
@@ -53,6 +58,8 @@ async def check_config(
                 raise UsageError("execution.executor: the compiled LiquidationExecutor is needed to check it")
             await check_executor(rpc, executor, executor_build, signer.address)
             lines.append(f"executor      {executor}: LiquidationExecutor, owned by the signer")
+        for feed in config.price_feeds:
+            lines.append(f"price feed    {feed.token}: {feed.feed} answers")
         wallet = await wallet_report(rpc, signer.address, tracked)
     lines.append(f"native        {int(wallet['native_wei']) / 1e18:.6f}")
     for label, token in sorted(wallet["tokens"].items()):

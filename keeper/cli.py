@@ -187,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return _dispatch(args)
     except UsageError as exc:
-        print(f"keeper: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # several problems: one line each
+            print(f"keeper: error: {line}", file=sys.stderr)
         return EXIT_USAGE
     except KeeperError as exc:
         print(f"keeper: failed: {exc}", file=sys.stderr)

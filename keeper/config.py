@@ -66,7 +66,8 @@ class SignerConfig(_Section):
 class ExecutionConfig(_Section):
     mode: Literal["live", "dry-run"] = "dry-run"
     native_asset: Address | None = None
-    """Wrapped native token (WETH): profits are valued in it with the first aave_v3 protocol's oracle."""
+    """Wrapped native token (WETH): profits are valued in it, with a protocol oracle's prices or, when
+    none prices every token of an opportunity, with ``[[price_feeds]]`` (which must price it too)."""
     executor: Address | None = None
     """The keeper's deployed `LiquidationExecutor` (`keeper executor deploy`); check-config verifies it."""
     strategy: Literal["flash", "inventory"] | None = None
@@ -171,6 +172,20 @@ class UniswapV3Venue(_Section):
         return self
 
 
+class PriceFeedConfig(_Section):
+    """A Chainlink-compatible feed (``latestRoundData``, ``decimals``) pricing one token, to value
+    opportunities whose tokens no protocol oracle prices (a Morpho-only keeper, the native asset).
+
+    Every feed must quote the same currency (Chainlink's X / USD feeds): a feed's answer is only
+    compared with other feeds' answers, never with a protocol oracle's."""
+
+    token: Address
+    feed: Address
+    max_age_s: int | None = Field(default=None, gt=0)
+    """Refuse an answer whose ``updatedAt`` is older than this at the block's timestamp; None:
+    ``execution.max_price_age_s``. Set it to the feed's heartbeat plus a margin."""
+
+
 class Config(_Section):
     chain: ChainConfig
     signer: SignerConfig = SignerConfig()
@@ -179,12 +194,16 @@ class Config(_Section):
     metrics: MetricsConfig = MetricsConfig()
     protocols: tuple[ProtocolConfig, ...] = Field(min_length=1)
     venues: tuple[UniswapV3Venue, ...] = ()
+    price_feeds: tuple[PriceFeedConfig, ...] = ()
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
         names = [p.name for p in self.protocols]
         if len(names) != len(set(names)):
             raise ValueError("protocols: names must be unique")
+        tokens = [f.token for f in self.price_feeds]
+        if len(tokens) != len(set(tokens)):
+            raise ValueError("price_feeds: one feed per token")
         return self
 
     @model_validator(mode="after")

@@ -43,6 +43,7 @@ from keeper.execution.wallet import wallet_report
 from keeper.obs.metrics import Metrics
 from keeper.obs.progress import Report
 from keeper.obs.server import StatusServer
+from keeper.protocols.price_feeds import PriceFeeds
 from keeper.protocols.registry import build_adapter
 from keeper.risk.prices import PriceGuard
 from keeper.state.store import Store
@@ -120,6 +121,7 @@ class Daemon:
                     tracked_protocols(self.config.protocols, build_adapter),
                     self.report,
                     max_log_span=self.options.max_log_span,
+                    price_feeds=None if self.mode is Mode.SYNC else PriceFeeds(self.config.price_feeds),
                 )
                 async with self._status_server(sync):
                     await self.start(rpc, sync, credentials)
@@ -174,10 +176,9 @@ class Daemon:
         log.info("keeper_ready", block=head.number, mode=str(self.mode), **wallet)
         executor = await self._executor(rpc, sync.store, signer)
         guard = PriceGuard(self.config.execution.max_price_age_s, self.config.execution.max_price_jump_bps)
-        self.engine = Engine(sync, executor, native_asset, self.metrics, guard, flash)
-        log.info(
-            "strategy", strategy="flash" if flash else "inventory", executor=flash.executor if flash else None
-        )
+        self.engine = Engine(sync, executor, native_asset, self.metrics, guard, sync.price_feeds, flash=flash)
+        if flash is not None:
+            log.info("strategy_flash", executor=flash.executor, router=flash.router, morpho=flash.morpho)
         self.liveness.applied(head.number)
 
     async def _executor(self, rpc: RpcPool, store: Store, signer: Signer) -> Executor:

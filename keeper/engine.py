@@ -4,6 +4,13 @@ Runs after the position sync applied the block (global state and touched positio
 every quote below is computed locally from state pinned to that block, at the timestamp the
 liquidation can land at (the next second). Positions whose exact health is at or above 1 are
 never attempted.
+
+Valuing (gross profit in the native asset) uses two price books, in this order: the protocol
+oracles' reference prices (Aave's), then the keeper's ``[[price_feeds]]``. The protocol's oracle
+comes first because it is what the protocol sized the liquidation with, so an Aave quote valued with
+it is exactly its bonus; the feeds price what no protocol oracle does (Morpho's tokens, the native
+asset of a keeper without Aave). One opportunity is valued with one book, never a mix (their units
+may differ), and a token whose price any source refused this block is priced by neither.
 """
 
 from __future__ import annotations
@@ -19,15 +26,18 @@ import structlog
 from keeper.execution.executor import Attempt, Executor
 from keeper.execution.flash import FlashPlan, FlashSetup, plan_flash
 from keeper.obs.metrics import HEALTH_THRESHOLDS, Metrics
-from keeper.protocols.base import PositionKey, TokenPrice
-from keeper.risk.opportunity import Opportunity, gross_profit_wei, ranked
-from keeper.risk.prices import PriceGuard, rejected_prices
+from keeper.protocols.base import LiquidationQuote, PositionKey, TokenPrice
+from keeper.protocols.price_feeds import PriceFeeds
+from keeper.risk.opportunity import Opportunity, first_complete, gross_profit_wei, ranked
+from keeper.risk.prices import PriceGuard, feed_prices, rejected_prices
 from keeper.state.sync import BlockUpdate, PositionSync, Tracked
 from keeper.state.txstate import SentTx
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_GUARD = PriceGuard(max_age_s=90_000, max_jump_bps=5_000)
+FEEDS_LABEL = "price_feeds"
+"""The ``protocol`` of logs and metrics about the ``[[price_feeds]]``."""
 
 
 @dataclass
@@ -46,9 +56,12 @@ class Engine:
         native_asset: str,
         metrics: Metrics,
         guard: PriceGuard = DEFAULT_GUARD,
+        feeds: PriceFeeds | None = None,
         flash: FlashSetup | None = None,
     ) -> None:
         self.sync = sync
+        self.feeds = feeds or PriceFeeds(())
+        """Read by the sync at each block (pass the sync's own); the engine only checks and uses them."""
         self.flash = flash
         """Set: liquidations go through the executor contract (`keeper.execution.flash`)."""
         self._plans: dict[tuple[str, str], FlashPlan] = {}
@@ -59,6 +72,10 @@ class Engine:
         self.guard = guard
         self.rejected: dict[str, str] = {}
         """Price key (Aave: asset; Morpho: market id) -> why its price is refused at this block."""
+        self.feed_book: dict[str, TokenPrice] = {}
+        self.feed_refused: dict[str, str] = {}
+        """Token -> why its ``[[price_feeds]]`` answer is refused at this block."""
+        self._last_answers = {r.token: r.answer for r in self.feeds.readings()}
         self._last_prices: dict[str, int] = {
             key: price.price for t in sync.protocols for key, price in t.adapter.snapshot().prices.items()
         }
@@ -89,21 +106,39 @@ class Engine:
             name, kind = labels[key]
             self.metrics.prices_rejected.labels(name, key).inc()
             log.warning("price_rejected", protocol=name, reason=reason, **{kind: key})
+        readings = self.feeds.readings()
+        self.feed_book, self.feed_refused = feed_prices(readings, self._last_answers, timestamp, self.guard)
+        self._last_answers = {r.token: r.answer for r in readings}
+        for token, reason in self.feed_refused.items():
+            self.metrics.prices_rejected.labels(FEEDS_LABEL, token).inc()
+            log.warning("price_rejected", protocol=FEEDS_LABEL, reason=reason, asset=token)
 
-    def prices(self) -> dict[str, TokenPrice]:
-        """Reference prices for valuing: the first protocol to price a token wins; refused ones are out."""
+    def prices(self) -> list[dict[str, TokenPrice]]:
+        """The price books for valuing, in order: the protocol oracles' (the first protocol to price a
+        token wins), then the feeds'; a token refused by any source this block is in neither."""
+        refused = self.rejected.keys() | self.feed_refused.keys()
         book: dict[str, TokenPrice] = {}
         for tracked in self.sync.protocols:
             for token, price in tracked.adapter.snapshot().reference_prices.items():
-                if token not in self.rejected:
+                if token not in refused:
                     book.setdefault(token, price)
-        return book
+        return [book, {t: p for t, p in self.feed_book.items() if t not in refused}]
+
+    def _unpriced(self, quote: LiquidationQuote, books: list[dict[str, TokenPrice]]) -> dict[str, str]:
+        """Token -> why no book prices it, for the log; empty when each is priced, but by different books."""
+        reasons = {}
+        for token in (quote.collateral_asset, quote.debt_asset, self.native_asset):
+            if any(token in book for book in books):
+                continue
+            refused = self.feed_refused.get(token) or self.rejected.get(token)
+            reasons[token] = refused or "no price source (no protocol oracle, no [[price_feeds]] entry)"
+        return reasons
 
     def opportunities(
         self, timestamp: int, touched: Mapping[str, set[PositionKey]] | None = None
     ) -> list[Opportunity]:
         """Liquidatable positions, quoted exactly; the float screen picks which ones to check."""
-        prices = self.prices()
+        books = self.prices()
         found = []
         for tracked in self.sync.protocols:
             for key in self._candidates(
@@ -121,9 +156,18 @@ class Engine:
                     continue
                 if quote.priced_by & self.rejected.keys():
                     continue
-                gross = gross_profit_wei(quote, prices, self.native_asset)
+                tokens = (quote.collateral_asset, quote.debt_asset, self.native_asset)
+                book = first_complete(books, tokens)
+                gross = None if book is None else gross_profit_wei(quote, book, self.native_asset)
                 if gross is None:
-                    log.warning("opportunity_unpriced", protocol=tracked.name, user=quote.user)
+                    unpriced = self._unpriced(quote, books) or {"*": "no one source prices all its tokens"}
+                    log.warning(
+                        "opportunity_unpriced",
+                        protocol=tracked.name,
+                        market=quote.market,
+                        user=quote.user,
+                        unpriced=unpriced,
+                    )
                     continue
                 found.append(Opportunity(tracked.name, quote, gross))
         return ranked(found)

@@ -20,3 +20,6 @@ async def require_code(rpc: Rpc, config: Config) -> None:
         key, address = protocol.entry_contract
         if await rpc.request("eth_getCode", [address, "latest"]) in ("0x", "0x0", None):
             raise UsageError(f"protocols.{protocol.name}.{key}: {address} has no contract code on this chain")
+    for index, feed in enumerate(config.price_feeds):
+        if await rpc.request("eth_getCode", [feed.feed, "latest"]) in ("0x", "0x0", None):
+            raise UsageError(f"price_feeds.{index}.feed: {feed.feed} has no contract code on this chain")

@@ -13,8 +13,8 @@ fails on any difference. Sources:
   change liquidation rules; every custom error of the ``Errors`` library (to name reverts);
 - Morpho Blue 1.0: the solc build of its sources the devnet already does and caches (IMorpho's
   functions; the events live in EventsLib; IOracle, IIrm);
-- Chainlink: ``@chainlink/contracts`` ABI of AggregatorV2V3Interface (``latestRoundData`` and the
-  ``AnswerUpdated`` event, which only the V2 half declares);
+- Chainlink: ``@chainlink/contracts`` ABI of AggregatorV2V3Interface (``latestRoundData``,
+  ``decimals`` and the ``AnswerUpdated`` event, which only the V2 half declares);
 - Multicall3: ``viem``'s ``multicall3Abi`` (read with node: viem ships it as JavaScript);
 - the keeper's own ``LiquidationExecutor`` (deploy/executor, solc-js build, cached): the entry points,
   events and custom errors the keeper calls and decodes;
@@ -245,7 +245,7 @@ SPEC: dict[str, tuple[Part, ...]] = {
         _functions(_aave, "IERC20Detailed", "balanceOf", "allowance", "totalSupply", "symbol", "decimals"),
     ),
     "common/AggregatorV3Interface": (
-        _functions(_chainlink, "AggregatorV2V3Interface", "latestRoundData"),
+        _functions(_chainlink, "AggregatorV2V3Interface", "latestRoundData", "decimals"),
         _events(_chainlink, "AggregatorV2V3Interface", "AnswerUpdated"),
     ),
     "common/Multicall3": (_functions(_viem, "multicall3Abi", "aggregate3"),),

@@ -21,7 +21,7 @@ private_key_env = "KEEPER_PRIVATE_KEY"
 
 [execution]
 mode = "dry-run"
-native_asset = "{summary["aave"]["reserves"]["WETH"]}"   # profits valued in WETH with Aave's oracle
+native_asset = "{summary["aave"]["reserves"]["WETH"]}"   # profits valued in WETH (Aave oracle, else feeds)
 
 [store]
 path = "keeper-devnet.sqlite"
@@ -47,4 +47,19 @@ factory = "{uniswap["factory"]}"
 swap_router = "{uniswap["swap_router"]}"
 quoter = "{uniswap["quoter"]}"
 fee_tiers = [{", ".join(str(fee) for fee in uniswap["fee_tiers"])}]
+{_price_feeds(summary)}"""
+
+
+def _price_feeds(summary: dict[str, Any]) -> str:
+    """One ``[[price_feeds]]`` per devnet token, with the SettableFeed Aave's oracle and the Morpho
+    market oracles read too: valuing works without Aave (a Morpho-only variant of this config)."""
+    tables = []
+    for symbol, token in summary["aave"]["reserves"].items():
+        tables.append(
+            f"""
+[[price_feeds]]
+token = "{token}"   # {symbol}
+feed = "{summary["feeds"][symbol]}"
 """
+        )
+    return "".join(tables)

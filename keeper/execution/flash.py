@@ -32,7 +32,7 @@ from keeper.chain.multicall import Call, aggregate3
 from keeper.chain.rpc import BlockTag, Rpc
 from keeper.math.wad_ray import percent_mul_ceil
 from keeper.protocols.base import ExecutorLeg, TokenPrice
-from keeper.risk.opportunity import Opportunity, value_wei
+from keeper.risk.opportunity import Opportunity, first_complete, value_wei
 
 EXECUTOR = contract("keeper/LiquidationExecutor")
 LIQUIDATE = EXECUTOR.fn("liquidate")
@@ -168,7 +168,7 @@ def decide(
     asked: Sequence[_Asked | None],
     sales: Mapping[tuple[str, str], _Sales],
     answers: Sequence[tuple[bool, bytes]],
-    prices: Mapping[str, TokenPrice],
+    prices: Sequence[Mapping[str, TokenPrice]],
     native_asset: str,
 ) -> tuple[list[FlashPlan], list[Refusal]]:
     """Pure: each opportunity's route and swap, or why it is not sent; plans keep the given
@@ -213,7 +213,7 @@ def _plan_one(
     fee: int,
     swap_out: int,
     answers: Sequence[tuple[bool, bytes]],
-    prices: Mapping[str, TokenPrice],
+    prices: Sequence[Mapping[str, TokenPrice]],
     native_asset: str,
 ) -> FlashPlan | str:
     quote = opportunity.quote
@@ -231,9 +231,10 @@ def _plan_one(
             f"flash: not profitable within {setup.max_slippage_bps} bps slippage "
             f"(swap {swap_out}, repay {repaid} of {quote.debt_asset})"
         )
-    debt_price, native = prices.get(quote.debt_asset), prices.get(native_asset)
-    if debt_price is None or native is None or native.price == 0:
-        return f"flash: no reference price for {quote.debt_asset} or the native asset"
+    book = first_complete(prices, (quote.debt_asset, native_asset))
+    if book is None:
+        return f"flash: no reference price for {quote.debt_asset} and the native asset in one source"
+    debt_price, native = book[quote.debt_asset], book[native_asset]
     params = {
         "route": int(route),
         "pool": leg.target if leg.kind == "aave" else ZERO,
@@ -284,7 +285,7 @@ async def plan_flash(
     rpc: Rpc,
     setup: FlashSetup,
     legs: Sequence[tuple[Opportunity, ExecutorLeg | None]],
-    prices: Mapping[str, TokenPrice],
+    prices: Sequence[Mapping[str, TokenPrice]],
     native_asset: str,
     block: BlockTag,
 ) -> tuple[list[FlashPlan], list[Refusal]]:

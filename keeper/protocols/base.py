@@ -148,6 +148,24 @@ class PriceInput:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedReading:
+    """One configured ``[[price_feeds]]`` feed as read at a block (`keeper.protocols.price_feeds`)."""
+
+    token: str
+    feed: str
+    answer: int
+    """``latestRoundData().answer``; 0 when the call reverted."""
+    updated_at: int
+    """``latestRoundData().updatedAt``; 0 when the call reverted or no round completed."""
+    feed_decimals: int | None
+    """The answer's scale (``decimals()`` of the feed); None when the call did not answer."""
+    token_decimals: int | None
+    """The token's ERC-20 ``decimals()``; None when the call did not answer."""
+    max_age_s: int | None = None
+    """The entry's own staleness bound; None: the keeper-wide one."""
+
+
+@dataclass(frozen=True, slots=True)
 class FeedUpdate:
     feed: str
     price_key: str

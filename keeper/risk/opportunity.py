@@ -1,19 +1,21 @@
-"""Liquidation opportunities valued in the native token with the protocol's own oracle prices. Pure.
+"""Liquidation opportunities valued in the native token with reference prices. Pure.
 
 A quote says what a liquidation moves (debt paid, collateral received, in token units); this module
-says what that is worth in wei of the native token, so it can be weighed against gas. Prices are
-an oracle's (Aave's ``AaveOracle``: base-currency units per whole token), never a market feed the
-protocol does not use.
+says what that is worth in wei of the native token, so it can be weighed against gas. Prices come
+in books, one per source, in order of preference: the protocol oracles' (Aave's ``AaveOracle``:
+base-currency units per whole token), then the keeper's ``[[price_feeds]]``. One opportunity is
+valued with one book, never a mix: two sources need not share a base currency (an Aave fork may
+price in ETH, the feeds in USD), and a ratio of prices from different units is meaningless.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from keeper.protocols.base import LiquidationQuote, TokenPrice
 
-__all__ = ["Opportunity", "TokenPrice", "gross_profit_wei", "ranked", "value_wei"]
+__all__ = ["Opportunity", "TokenPrice", "first_complete", "gross_profit_wei", "ranked", "value_wei"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,16 @@ def gross_profit_wei(
     if native is None or collateral is None or debt is None or native.price == 0:
         return None
     return value_wei(quote.collateral_seized, collateral, native) - value_wei(quote.debt_repaid, debt, native)
+
+
+def first_complete(
+    books: Sequence[Mapping[str, TokenPrice]], tokens: Sequence[str]
+) -> Mapping[str, TokenPrice] | None:
+    """The first book that prices every one of ``tokens`` (a price of 0 does not count), else None."""
+    for book in books:
+        if all(token in book and book[token].price > 0 for token in tokens):
+            return book
+    return None
 
 
 def ranked(opportunities: list[Opportunity]) -> list[Opportunity]:

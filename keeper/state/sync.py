@@ -24,6 +24,7 @@ from keeper.config import ProtocolConfig
 from keeper.errors import Halt
 from keeper.obs.progress import Progress, Report
 from keeper.protocols.base import LendingAdapter, PositionKey
+from keeper.protocols.price_feeds import PriceFeeds
 from keeper.state.store import RECENT_BLOCKS_KEPT, Store
 
 log = structlog.get_logger(__name__)
@@ -73,8 +74,11 @@ class PositionSync:
         report: Report = lambda _: None,
         max_log_span: int = MAX_SPAN_BLOCKS,
         reorg_window: int = RECENT_BLOCKS_KEPT,
+        price_feeds: PriceFeeds | None = None,
     ) -> None:
         self.rpc = rpc
+        self.price_feeds = price_feeds or PriceFeeds(())
+        """The ``[[price_feeds]]``, re-read at every block applied, alongside the adapters' reads."""
         self.store = store
         self.protocols = list(protocols)
         self.report = report
@@ -97,7 +101,8 @@ class PositionSync:
             if start <= head.number:
                 await self._backfill(tracked, start, head)
         await asyncio.gather(
-            *(t.adapter.refresh(self.rpc, head, self.store.positions(t.name)) for t in self.protocols)
+            *(t.adapter.refresh(self.rpc, head, self.store.positions(t.name)) for t in self.protocols),
+            self.price_feeds.refresh(self.rpc, head),
         )
         self.head = head
         self._recent = {head.number: _Applied(head)}
@@ -166,7 +171,8 @@ class PositionSync:
             t.name: t.adapter.apply_logs(block.logs) | self._stale.pop(t.name, set()) for t in self.protocols
         }
         await asyncio.gather(
-            *(t.adapter.refresh(self.rpc, block.ref, touched[t.name]) for t in self.protocols)
+            *(t.adapter.refresh(self.rpc, block.ref, touched[t.name]) for t in self.protocols),
+            self.price_feeds.refresh(self.rpc, block.ref),
         )
         for tracked in self.protocols:
             self.store.apply_block(tracked.name, block.ref, block.parent_hash, touched[tracked.name])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -11,13 +12,17 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from keeper.chain.multicall import words
+from keeper.chain.rpc import HttpRpc
 from keeper.devnet.abi import decode_result, encode_call
 from keeper.devnet.feeds import discover_feeds, moved_answer
 from keeper.devnet.inspect import multicall
 from keeper.devnet.rpc import Rpc
 from keeper.errors import DevnetError
 from keeper.protocols.aave_v3.events import liquidation as aave_liquidation
+from keeper.protocols.base import BlockRef
+from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
 from keeper.protocols.morpho_blue.events import liquidation as morpho_liquidation
+from tests.integration.adapter_support import Follower
 from tests.support.devnet import Devnet
 
 AAVE_BORROW = "0x" + keccak(text="Borrow(address,address,address,uint256,uint8,uint256,uint16)").hex()
@@ -91,6 +96,21 @@ def _liquidation_passes(
         assert "revert" in str(refused), refused
         return GRACE_REFUSAL not in str(refused)
     return True
+
+
+def morpho_unhealthy(devnet: Devnet, block: int) -> set[str]:
+    """Exact Morpho health at ``block`` (the shared adapter suite proves it equals the contract's)."""
+
+    async def read() -> set[str]:
+        async with HttpRpc(devnet.summary["rpc_url"]) as rpc:
+            follower = Follower(MorphoBlueAdapter("morpho", devnet.summary["morpho"]["address"]), rpc)
+            await follower.sync()
+            header = await rpc.request("eth_getBlockByNumber", [hex(block), False])
+            ref = BlockRef(block, header["hash"], int(header["timestamp"], 16))
+            await follower.adapter.refresh(rpc, ref, follower.adapter.tracked())
+            return {h.user for h in follower.adapter.health(ref.timestamp) if h.liquidatable}
+
+    return asyncio.run(read())
 
 
 def move_price(devnet: Devnet, symbol: str, percent: str, competitor_victims: int = 0) -> Move:

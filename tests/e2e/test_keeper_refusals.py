@@ -137,10 +137,16 @@ def test_stale_and_jumping_prices_are_refused(timed_devnet: Devnet, tmp_path: Pa
     finally:
         assert rpc.call("evm_revert", [snapshot]) is True
         rpc.call("anvil_dropAllTransactions")
+    rejected = keeper.named("price_rejected")
     reasons = {
-        (e["block"], e.get("asset") or e.get("market")): e["reason"] for e in keeper.named("price_rejected")
+        (e["block"], e.get("asset") or e.get("market")): e["reason"]
+        for e in rejected
+        if e["protocol"] != "price_feeds"  # the devnet config's own feeds: the same feeds, checked apart
     }
+    feeds = {(e["block"], e["asset"]): e["reason"] for e in rejected if e["protocol"] == "price_feeds"}
     assert reasons[(checked, usdc)].startswith("stale: updated")
+    assert f"stale: updated {reasons[(checked, usdc)].split()[2]} s ago" in feeds[(checked, usdc)]
+    assert "moved -45.00 % in one block" in feeds[(checked, weth)]
     assert reasons[(checked, weth)].startswith("moved -45.00 % in one block")
     assert [b for b, key in reasons if key == weth and b > checked] == []  # refused once, not forever
     assert (after, usdc) in reasons  # (and the stale ones stay refused)

@@ -7,7 +7,6 @@ start from the same snapshot.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,8 @@ from typing import Any
 import pytest
 
 from keeper.chain.multicall import words
-from keeper.chain.rpc import HttpRpc
 from keeper.devnet.abi import encode_call
-from keeper.protocols.base import BlockRef
-from keeper.protocols.morpho_blue.adapter import MorphoBlueAdapter
 from tests.conftest import Devnet
-from tests.integration.adapter_support import Follower
 
 from .keeper_process import Event, KeeperProcess, keeper_config
 from .scenario import (
@@ -30,6 +25,7 @@ from .scenario import (
     aave_refused,
     aave_unhealthy,
     liquidations,
+    morpho_unhealthy,
     move_price,
     transactions_from,
     wait_for_block,
@@ -70,21 +66,6 @@ def balances(devnet: Devnet, holder: str, block: int) -> dict[str, int]:
     }
     out["ETH"] = int(devnet.rpc.call("eth_getBalance", [holder, hex(block)]), 16)
     return out
-
-
-def morpho_unhealthy(devnet: Devnet, block: int) -> set[str]:
-    """Exact Morpho health at ``block`` (the shared adapter suite proves it equals the contract's)."""
-
-    async def read() -> set[str]:
-        async with HttpRpc(devnet.summary["rpc_url"]) as rpc:
-            follower = Follower(MorphoBlueAdapter("morpho", devnet.summary["morpho"]["address"]), rpc)
-            await follower.sync()
-            header = await rpc.request("eth_getBlockByNumber", [hex(block), False])
-            ref = BlockRef(block, header["hash"], int(header["timestamp"], 16))
-            await follower.adapter.refresh(rpc, ref, follower.adapter.tracked())
-            return {h.user for h in follower.adapter.health(ref.timestamp) if h.liquidatable}
-
-    return asyncio.run(read())
 
 
 def run_scenario(devnet: Devnet, directory: Path, mode: str) -> Outcome:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
+from keeper.devnet.abi import encode_call
 from tests.conftest import Devnet, free_port, run_keeper
 from tests.support.config import variant
 
@@ -95,3 +96,47 @@ def test_keystore_wrong_password_and_unreadable_file(devnet: Devnet, tmp_path: P
     keystore.unlink()
     code, _, err = check(config, {"PATH": ""})
     assert code == 2 and str(keystore) in err
+
+
+def test_good_config_reports_each_price_feed(devnet: Devnet) -> None:
+    code, out, err = check(devnet.config_path)
+    assert code == 0, err
+    for symbol, token in devnet.summary["aave"]["reserves"].items():
+        assert f"price feed    {token}: {devnet.summary['feeds'][symbol]} answers" in out
+
+
+def test_each_bad_price_feed_is_one_line(chain: Devnet, tmp_path: Path) -> None:
+    s = chain.summary
+    tokens, feeds = s["aave"]["reserves"], s["feeds"]
+    owner = "0x" + chain.rpc.eth_call(feeds["DAI"], encode_call("owner()"))[-20:].hex()
+    zero = encode_call("updateAnswer(int256)", 0)
+    chain.rpc.call("eth_sendTransaction", [{"from": owner, "to": feeds["DAI"], "data": "0x" + zero.hex()}])
+    nobody = "0x000000000000000000000000000000000000dEaD"
+    entries = [
+        {"token": tokens["WETH"], "feed": nobody},  # no code
+        {"token": tokens["USDC"], "feed": tokens["DAI"]},  # code, but an ERC-20: no latestRoundData
+        {"token": tokens["DAI"], "feed": feeds["DAI"]},  # a feed answering 0
+        {"token": tokens["WBTC"], "feed": feeds["WBTC"]},  # good
+    ]
+    config = variant(chain, tmp_path / "keeper.toml", {"price_feeds": entries})
+    proc = run_keeper("check-config", "--config", str(config), env=ENV)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        f"keeper: error: price_feeds.0.feed: {nobody} has no contract code on this chain",
+        f"keeper: error: price_feeds.1.feed: {tokens['DAI']} latestRoundData() reverted or did not answer",
+        f"keeper: error: price_feeds.2.feed: {feeds['DAI']} answers 0, not a price above 0",
+    ]
+
+
+def test_a_price_feed_without_code_stops_keeper_run_before_any_store(devnet: Devnet, tmp_path: Path) -> None:
+    nobody = "0x000000000000000000000000000000000000dEaD"
+    store = tmp_path / "store.sqlite"
+    entries = [{"token": devnet.summary["aave"]["reserves"]["WETH"], "feed": nobody}]
+    config = variant(
+        devnet, tmp_path / "keeper.toml", {"price_feeds": entries, "store": {"path": str(store)}}
+    )
+    proc = run_keeper("run", "--config", str(config), env=ENV)
+    assert proc.returncode == 2 and not store.exists()
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"keeper: error: price_feeds.0.feed: {nobody} has no contract code on this chain"
+    )

@@ -173,3 +173,50 @@ def test_the_commented_venue_in_the_example_parses_once_uncommented(tmp_path: Pa
     uncommented = "\n".join(line.removeprefix("# ") for line in block if line.startswith("# "))
     (venue,) = load_config(write(tmp_path, example + "\n" + uncommented + "\n"), {}).venues
     assert venue.kind == "uniswap_v3" and venue.fee_tiers == UNISWAP_V3_FEE_TIERS
+
+
+FEEDS = """
+[[price_feeds]]
+token = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
+feed = "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419"
+max_age_s = 4500
+"""
+
+
+def test_price_feeds_parse_checksummed_with_the_keeper_wide_age_by_default(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, GOOD)).price_feeds == ()
+    (feed,) = load_config(write(tmp_path, GOOD + FEEDS)).price_feeds
+    assert feed.token == "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2" and feed.max_age_s == 4500
+    (feed,) = load_config(write(tmp_path, GOOD + FEEDS.replace("max_age_s = 4500\n", ""))).price_feeds
+    assert feed.max_age_s is None  # execution.max_price_age_s applies
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t + "heartbeat_s = 3600\n", "price_feeds.0.heartbeat_s: unknown key"),
+        (lambda t: t.replace("0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419", "0x5f4e"), "20-byte hex"),
+        (
+            lambda t: t.replace(
+                "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419", "0x5F4eC3Df9cbd43714FE2740f5E3616155c5b8419"
+            ),
+            "bad checksum",
+        ),
+        (lambda t: t.replace("max_age_s = 4500", "max_age_s = 0"), "price_feeds.0.max_age_s"),
+        (lambda t: t.replace('feed = "0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419"\n', ""), "Field required"),
+        (lambda t: t + t, "price_feeds: one feed per token"),
+    ],
+)
+def test_bad_price_feed_is_one_clear_line(tmp_path: Path, edit: object, message: str) -> None:
+    assert callable(edit)
+    with pytest.raises(UsageError, match=message) as info:
+        load_config(write(tmp_path, GOOD + edit(FEEDS)))
+    assert "\n" not in str(info.value)
+
+
+def test_the_commented_price_feeds_in_the_example_parse_once_uncommented(tmp_path: Path) -> None:
+    example = (Path(__file__).resolve().parents[2] / "config" / "example.toml").read_text()
+    block = example[example.index("# [[price_feeds]]") : example.index("# DEX venues")].splitlines()
+    uncommented = "\n".join(line.removeprefix("# ") for line in block if line.startswith("# "))
+    feeds = load_config(write(tmp_path, example + "\n" + uncommented + "\n"), {}).price_feeds
+    assert [f.max_age_s for f in feeds] == [4500, None]

@@ -607,8 +607,12 @@ def test_compose_keeper_env_makes_a_valid_config_from_the_devnet_one() -> None:
         "rpc_url": "http://127.0.0.1:8545",
         "ws_url": "ws://127.0.0.1:8545",
         "chain_id": 31337,
-        "aave": {"reserves": {"WETH": "0x" + "11" * 20}, "pool_addresses_provider": "0x" + "22" * 20},
+        "aave": {
+            "reserves": {"WETH": "0x" + "11" * 20, "USDC": "0x" + "12" * 20},
+            "pool_addresses_provider": "0x" + "22" * 20,
+        },
         "morpho": {"address": "0x" + "33" * 20},
+        "feeds": {"WETH": "0x" + "f1" * 20, "USDC": "0x" + "f2" * 20},
         "uniswap_v3": {
             "factory": "0x" + "44" * 20,
             "swap_router": "0x" + "55" * 20,
@@ -627,6 +631,8 @@ def test_compose_keeper_env_makes_a_valid_config_from_the_devnet_one() -> None:
     assert key.removeprefix("0x") == dev_account(KEEPER_INDEX).private_key.removeprefix("0x")
     (venue,) = config.venues
     assert (venue.kind, venue.quoter, venue.fee_tiers) == ("uniswap_v3", "0x" + "66" * 20, (100, 500, 3000))
+    feeds = {(f.token.lower(), f.feed.lower(), f.max_age_s) for f in config.price_feeds}
+    assert feeds == {("0x" + "11" * 20, "0x" + "f1" * 20, None), ("0x" + "12" * 20, "0x" + "f2" * 20, None)}
 
 
 def test_the_console_script_and_module_accept_the_image_command() -> None:

@@ -22,6 +22,7 @@ from keeper.engine import Engine
 from keeper.execution.executor import Attempt, Executor
 from keeper.obs.metrics import Metrics
 from keeper.protocols.base import (
+    FeedReading,
     FeedUpdate,
     LiquidationQuote,
     MarketSnapshot,
@@ -30,6 +31,7 @@ from keeper.protocols.base import (
     PriceKind,
     TokenPrice,
 )
+from keeper.protocols.price_feeds import PriceFeeds
 from keeper.risk.opportunity import Opportunity
 from keeper.risk.prices import PriceGuard
 from keeper.state.sync import BlockUpdate, PositionSync
@@ -85,6 +87,8 @@ class FakeAdapter:
     quotes: dict[PositionKey, LiquidationQuote] = field(default_factory=dict)
     prices: dict[str, PriceInput] = field(default_factory=dict)
     share: Callable[[Sequence[LiquidationQuote]], list[LiquidationQuote]] = list
+    lends_prices: bool = True
+    """False: like Morpho, its prices are not token prices and it lends none for valuing."""
     shared_orders: list[list[str]] = field(default_factory=list)
     """The users of the quotes handed to `share_cash`, in the order handed, per call."""
 
@@ -97,6 +101,8 @@ class FakeAdapter:
 
     def snapshot(self) -> MarketSnapshot:
         reference = {t: TokenPrice(p.price, 18) for t, p in self.prices.items() if p.price > 0}
+        if not self.lends_prices:
+            reference = {}
         return MarketSnapshot(PriceKind.ASSET, self.prices, reference)
 
     def screen(self) -> FakeScreen:
@@ -169,10 +175,33 @@ def fresh(prices: dict[str, int] | None = None, updated_at: int = NOW) -> dict[s
     return {t: PriceInput(p, updated_at) for t, p in (prices or PRICE).items()}
 
 
-def make_engine(adapter: FakeAdapter, executor: FakeExecutor | None = None) -> tuple[Engine, FakeExecutor]:
+FEED = "0x" + "fe" * 20
+
+
+@dataclass
+class FakeFeeds:
+    """The ``[[price_feeds]]`` as the sync read them at the block: 8-decimal USD answers."""
+
+    answers: dict[str, int] = field(default_factory=dict)
+    updated_at: int = NOW
+    max_age_s: int | None = None
+
+    def readings(self) -> list[FeedReading]:
+        return [
+            FeedReading(t, FEED, a, self.updated_at, 8, 18, self.max_age_s) for t, a in self.answers.items()
+        ]
+
+
+def make_engine(
+    adapter: FakeAdapter,
+    executor: FakeExecutor | None = None,
+    feeds: FakeFeeds | None = None,
+    *others: FakeAdapter,
+) -> tuple[Engine, FakeExecutor]:
     executor = executor or FakeExecutor()
-    sync = cast(PositionSync, FakeSync([FakeTracked(adapter)]))
-    engine = Engine(sync, cast(Executor, executor), WETH, Metrics(CollectorRegistry()), GUARD)
+    sync = cast(PositionSync, FakeSync([FakeTracked(a) for a in (adapter, *others)]))
+    metrics = Metrics(CollectorRegistry())
+    engine = Engine(sync, cast(Executor, executor), WETH, metrics, GUARD, cast(PriceFeeds, feeds))
     return engine, executor
 
 
@@ -336,3 +365,99 @@ async def test_a_position_touched_in_a_skipped_block_is_screened_at_its_new_stat
     await on_block(engine, 2, at_head=False, touched={key(dave)})
     await on_block(engine, 3)  # touches nobody
     assert dave in executor.users
+
+
+MARKET = "0x" + "4d" * 32
+"""A Morpho-style price key: a market id, not a token."""
+
+
+@pytest.fixture
+def morpho() -> FakeAdapter:
+    """Priced by market oracles only: no reference price for any token (a Morpho-only keeper)."""
+    adapter = FakeAdapter(name="morpho", prices={MARKET: PriceInput(2_000 * 10**36)}, lends_prices=False)
+    for q in (quote(ALICE, 1, 1_000), quote(BOB, 1, 1_500, debt=DAI)):
+        adapter.liquidatable(replace(q, protocol="morpho_blue", priced_by=frozenset({MARKET})))
+    return adapter
+
+
+async def test_without_feeds_a_protocol_that_lends_no_prices_values_nothing(morpho: FakeAdapter) -> None:
+    engine, executor = make_engine(morpho)
+    events = await on_block(engine, 1, name="morpho")
+    assert executor.users == []
+    unpriced = [e for e in events if e["event"] == "opportunity_unpriced"]
+    assert sorted(e["user"] for e in unpriced) == [ALICE, BOB]
+    debt = {ALICE: USDC, BOB: DAI}
+    assert all(set(e["unpriced"]) == {WETH, debt[e["user"]]} for e in unpriced)
+    assert {reason for e in unpriced for reason in e["unpriced"].values()} == {
+        "no price source (no protocol oracle, no [[price_feeds]] entry)"
+    }
+
+
+async def test_feeds_value_what_no_protocol_oracle_prices(morpho: FakeAdapter) -> None:
+    engine, executor = make_engine(morpho, None, FakeFeeds(PRICE))
+    await on_block(engine, 1, name="morpho")
+    assert executor.users == [ALICE, BOB]
+    assert [o.gross_profit_wei for o in executor.handed[0]] == [5 * 10**17, 25 * 10**16]
+
+
+async def test_a_protocol_oracle_comes_before_the_feeds(adapter: FakeAdapter) -> None:
+    """Aave's own prices value its quotes even when a feed says otherwise (WETH at 4,000 here)."""
+    engine, executor = make_engine(adapter, None, FakeFeeds({**PRICE, WETH: 4_000 * 10**8}))
+    await on_block(engine, 1)
+    assert [o.gross_profit_wei for o in executor.handed[0]] == [5 * 10**17, 25 * 10**16]
+
+
+async def test_the_feeds_price_the_whole_opportunity_when_the_oracle_misses_one_token(
+    adapter: FakeAdapter,
+) -> None:
+    """A collateral Aave does not list: the feeds value all three tokens (never a mix of the two)."""
+    other = "0x" + "0f" * 20
+    adapter.liquidatable(replace(quote(CAROL, 1, 1_000), collateral_asset=other))
+    feeds = FakeFeeds({WETH: 4_000 * 10**8, USDC: 10**8, other: 3_000 * 10**8})
+    engine, executor = make_engine(adapter, None, feeds)
+    await on_block(engine, 1)
+    valued = {o.quote.user: o.gross_profit_wei for o in executor.handed[0]}
+    assert valued[CAROL] == 5 * 10**17  # (3,000 - 1,000) / 4,000 WETH, all at the feeds' prices
+    assert valued[ALICE] == 5 * 10**17  # (2,000 - 1,000) / 2,000 WETH, all at Aave's
+
+
+async def test_a_stale_feed_leaves_its_token_unpriced_and_says_why(morpho: FakeAdapter) -> None:
+    feeds = FakeFeeds(PRICE, updated_at=NOW + 12 - 601, max_age_s=600)
+    engine, executor = make_engine(morpho, None, feeds)
+    events = await on_block(engine, 1, name="morpho")
+    assert executor.users == []
+    (alice,) = [e for e in events if e["event"] == "opportunity_unpriced" and e["user"] == ALICE]
+    assert alice["unpriced"][WETH] == f"feed {FEED}: stale: updated 601 s ago (max 600 s)"
+    rejected = [e for e in events if e["event"] == "price_rejected"]
+    assert {e["asset"] for e in rejected} == set(PRICE) and {e["protocol"] for e in rejected} == {
+        "price_feeds"
+    }
+    assert (
+        engine.metrics.registry.get_sample_value(
+            "keeper_prices_rejected_total", {"protocol": "price_feeds", "asset": WETH}
+        )
+        == 1
+    )
+
+
+async def test_a_feed_is_checked_again_every_block(morpho: FakeAdapter) -> None:
+    feeds = FakeFeeds(PRICE)
+    engine, executor = make_engine(morpho, None, feeds)
+    feeds.answers = {**PRICE, DAI: PRICE[DAI] * 3 // 2}  # +50 % (bound 20 %): refused for one block
+    await on_block(engine, 1, name="morpho")
+    assert executor.users == [ALICE] and engine.feed_refused.keys() == {DAI}
+    await on_block(engine, 2, name="morpho")
+    assert engine.feed_refused == {} and executor.users == [ALICE, BOB]
+
+
+async def test_a_token_the_protocol_oracle_refuses_is_not_priced_by_a_feed(
+    adapter: FakeAdapter, morpho: FakeAdapter
+) -> None:
+    """Fail closed: Aave's DAI price is dead, so a Morpho quote owing DAI is not valued with DAI's feed."""
+    adapter.prices[DAI] = PriceInput(0, NOW)
+    engine, executor = make_engine(adapter, None, FakeFeeds(PRICE), morpho)
+    events = await on_block(engine, 1)
+    assert sorted((o.name, o.quote.user) for o in executor.handed[0]) == [("aave", ALICE), ("morpho", ALICE)]
+    (bob,) = [e for e in events if e["event"] == "opportunity_unpriced"]
+    assert (bob["protocol"], bob["user"]) == ("morpho", BOB)
+    assert bob["unpriced"] == {DAI: "zero or negative (or the oracle reverted)"}
