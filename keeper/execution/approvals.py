@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import structlog
+from eth_utils.address import to_checksum_address
 
 from keeper.chain.abi import contract
 from keeper.chain.revert import describe_revert, revert_data
@@ -199,7 +200,11 @@ class Approvals:
         for need, gas_limit in ready:
             nonce = self.nonces.reserve()
             raw, tx_hash = self._signed(
-                nonce, need.token, APPROVE.call(need.spender, need.amount), gas_limit, fees
+                nonce,
+                to_checksum_address(need.token),
+                APPROVE.call(need.spender, need.amount),
+                gas_limit,
+                fees,
             )
             tx = SentTx(
                 nonce, tx_hash, need.protocol, need.token, need.spender, raw, fees.max_fee_per_gas,
