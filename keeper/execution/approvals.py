@@ -11,7 +11,7 @@ restarts too. The opportunity waits one block ("approval pending") and goes out 
 
 Amounts (``execution.approvals``): "bounded" sets the allowance to the wallet's balance of the
 token (at least what is needed), so the spender can never pull more than the keeper held when it
-approved; "unlimited" sets uint256 max once (OpenZeppelin-style tokens then never decrease it);
+approved; "unlimited" sets uint256 max once (a token that draws even that down never runs it out);
 "off" never approves. A token that refuses to change a non-zero allowance (USDT) shows as a
 reverting ``approve`` simulation: the keeper then approves 0 first and the amount a block later.
 """
