@@ -207,15 +207,21 @@ class Executor(Approvals):
             return self.short_allowance(
                 opportunity.name, pair, allowance, held[quote.debt_asset], quote.debt_repaid, wants
             )
-        self._earmark(opportunity, wallet, -quote.debt_repaid)
+        self._earmark(opportunity, target, wallet, -quote.debt_repaid)
         return ""
 
     @staticmethod
-    def _earmark(opportunity: Opportunity, wallet: dict[tuple[str, str], list[int]], delta: int) -> None:
-        """Later opportunities of the block see what is left of the token (one balance, any spender)."""
-        for (token, _), held in wallet.items():
+    def _earmark(
+        opportunity: Opportunity, target: str, wallet: dict[tuple[str, str], list[int]], delta: int
+    ) -> None:
+        """Later opportunities of the block see what is left: of the token (one balance, any spender)
+        and of the allowance for ``target`` (each liquidation draws it down, so a block's liquidations
+        together must fit in it, not just each alone)."""
+        for (token, spender), held in wallet.items():
             if token == opportunity.quote.debt_asset:
                 held[0] += delta
+                if spender == target:
+                    held[1] += delta
 
     async def _estimate(self, call: tuple[str, bytes]) -> int:
         """``eth_estimateGas`` executes the call at the head: a revert is the simulation failing."""
@@ -232,7 +238,7 @@ class Executor(Approvals):
     ) -> Attempt | _Ready:
         give_back = opportunity.quote.debt_repaid
         if isinstance(estimate, RpcError):
-            self._earmark(opportunity, wallet, give_back)
+            self._earmark(opportunity, call[0], wallet, give_back)
             return Attempt(opportunity, "skipped", f"simulation reverted: {_revert_reason(estimate)}")
         if isinstance(estimate, BaseException):
             raise estimate
@@ -241,7 +247,7 @@ class Executor(Approvals):
             self.policy, base_fee_bound, gas_limit, opportunity.gross_profit_wei, self._reward
         )
         if fees is None:
-            self._earmark(opportunity, wallet, give_back)
+            self._earmark(opportunity, call[0], wallet, give_back)
             return Attempt(opportunity, "skipped", "not profitable after gas", gas_limit=gas_limit)
         net = expected_net_profit_wei(opportunity.gross_profit_wei, gas_limit, fees, base_fee_bound)
         if self.signer is None or self.nonces is None:

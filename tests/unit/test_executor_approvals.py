@@ -280,3 +280,16 @@ async def test_start_up_approves_what_the_wallet_holds(store: Store) -> None:
 def test_overhead_fees(strategy: Any, previous: Fees | None, expected: Fees | None) -> None:
     policy = FeePolicy(strategy=strategy, max_fee_per_gas_wei=100 * GWEI)
     assert overhead_fees(policy, 10 * GWEI, 3 * GWEI, previous) == expected
+
+
+@pytest.mark.parametrize(("mode", "reason"), [("off", "approval missing"), ("bounded", "approval pending")])
+async def test_a_blocks_liquidations_must_fit_in_the_allowance_together(
+    store: Store, mode: ApprovalMode, reason: str
+) -> None:
+    """Each liquidation draws the allowance down: two that fit alone but not together are not both
+    sent (the second would revert on chain, its simulation at the head cannot see the first)."""
+    node = unapproved(usdc=1_500 * ETHER)
+    attempts = await attempt(executor(node, store, mode), item(USERS[0], 2 * ETHER), item(USERS[1], ETHER))
+    assert outcomes(attempts) == [("sent", ""), ("skipped", reason)]
+    assert node.sent_nonces()[0] == (5, calldata(USERS[0]))
+    assert node.approvals() == ([] if mode == "off" else [(6, token(USDC), POOL, HELD)])
