@@ -93,6 +93,9 @@ class ExecutionConfig(_Section):
     """Refuse, for one block, a price that moved more than this since the previous block (0 = no limit)."""
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     """On SIGTERM/SIGINT, how long to keep following blocks so in-flight transactions settle."""
+    approvals: Literal["bounded", "unlimited", "off"] = "bounded"
+    """Debt-token allowances for the pool / Morpho, sent by the keeper itself when short: "bounded"
+    approves the wallet's balance of the token, "unlimited" uint256 max, "off" never approves."""
 
     @property
     def flash(self) -> bool:

@@ -39,7 +39,7 @@ from keeper.errors import KeeperError, Retryable, UsageError
 from keeper.execution.executor import Executor
 from keeper.execution.nonces import NonceManager
 from keeper.execution.signer import Signer
-from keeper.execution.wallet import wallet_report
+from keeper.execution.wallet import holdings, wallet_report
 from keeper.obs.metrics import Metrics
 from keeper.obs.progress import Report
 from keeper.obs.server import StatusServer
@@ -175,6 +175,7 @@ class Daemon:
         self.metrics.wallet.labels("native").set(int(wallet["native_wei"]))
         log.info("keeper_ready", block=head.number, mode=str(self.mode), **wallet)
         executor = await self._executor(rpc, sync.store, signer)
+        await executor.approve_inventory(holdings(wallet), head.number)  # ready before the first crash
         guard = PriceGuard(self.config.execution.max_price_age_s, self.config.execution.max_price_jump_bps)
         self.engine = Engine(sync, executor, native_asset, self.metrics, guard, sync.price_feeds, flash=flash)
         if flash is not None:
@@ -196,6 +197,7 @@ class Daemon:
             nonces,
             signer if live else None,
             self.metrics,
+            self.config.execution.approvals,
             inventory=not self.config.execution.flash,
         )
         if live:

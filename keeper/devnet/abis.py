@@ -242,7 +242,9 @@ SPEC: dict[str, tuple[Part, ...]] = {
     "morpho_blue_1_0/IOracle": (_functions(_solc, "IOracle", "price"),),
     "morpho_blue_1_0/IIrm": (_functions(_solc, "IIrm", "borrowRateView"),),
     "common/IERC20": (
-        _functions(_aave, "IERC20Detailed", "balanceOf", "allowance", "totalSupply", "symbol", "decimals"),
+        _functions(
+            _aave, "IERC20Detailed", "balanceOf", "allowance", "approve", "totalSupply", "symbol", "decimals"
+        ),
     ),
     "common/AggregatorV3Interface": (
         _functions(_chainlink, "AggregatorV2V3Interface", "latestRoundData", "decimals"),

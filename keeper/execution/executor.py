@@ -29,11 +29,13 @@ from keeper.chain.multicall import Call, aggregate3
 from keeper.chain.revert import describe_revert, revert_data
 from keeper.chain.rpc import Rpc, RpcError
 from keeper.errors import Retryable
+from keeper.execution.approvals import AWAITING, ApprovalMode, ApprovalNeed, Approvals
 from keeper.execution.gas import (
     FeePolicy,
     Fees,
     expected_net_profit_wei,
     initial_fees,
+    overhead_fees,
     replacement_fees,
     should_replace,
 )
@@ -44,7 +46,7 @@ from keeper.protocols.base import PositionKey
 from keeper.protocols.registry import liquidation_events
 from keeper.risk.opportunity import Opportunity
 from keeper.state.store import Store
-from keeper.state.txstate import SentTx
+from keeper.state.txstate import APPROVAL_NOTE, SentTx
 
 log = structlog.get_logger(__name__)
 
@@ -87,7 +89,7 @@ def next_base_fee_bound(base_fee_wei: int) -> int:
     return -(-base_fee_wei * BASE_FEE_MAX_RISE_BPS // 10_000)
 
 
-class Executor:
+class Executor(Approvals):
     def __init__(
         self,
         rpc: Rpc,
@@ -98,12 +100,14 @@ class Executor:
         nonces: NonceManager | None,
         signer: Signer | None,
         metrics: Metrics | None = None,
+        approvals: ApprovalMode = "off",
         *,
         inventory: bool = True,
     ) -> None:
         """``signer``/``nonces`` None means dry-run: everything up to signing, nothing sent.
+        ``approvals``: whether (and how much) to approve a debt token whose allowance is short.
         ``inventory`` False: the calls go through the flash executor contract, which needs none of
-        the keeper's tokens, so no balance or allowance is read or checked."""
+        the keeper's tokens, so no balance or allowance is read, checked or approved."""
         self.rpc = rpc
         self.address = address
         self.policy = policy
@@ -112,6 +116,9 @@ class Executor:
         self.nonces = nonces
         self.signer = signer
         self.metrics = metrics if metrics is not None else Metrics(CollectorRegistry())
+        self.approvals = approvals
+        self._dry_run_reported: set[PositionKey] = set()
+        """(token, spender) approvals dry-run already reported: said once, not every block."""
         self.inventory = inventory
         self._sent_at: dict[str, float] = {}
         """tx hash -> monotonic time it was broadcast, for the sent -> included latency."""
@@ -145,8 +152,11 @@ class Executor:
         self._reward = await self._fee_history_reward() if items else None
         pairs = {(o.quote.debt_asset, call[0]) for o, call in items} if self.inventory else set()
         wallet = await self._wallet(pairs)
+        held = {token: balance for (token, _), (balance, _) in wallet.items()}
         wallet_s = time.perf_counter()
         attempts: dict[int, Attempt] = {}
+        wants: dict[tuple[str, str], ApprovalNeed] = {}
+        awaiting: dict[int, tuple[str, str]] = {}
         simulate_s = send_s = 0.0
         first_sent_s: float | None = None
         bound = next_base_fee_bound(base_fee)
@@ -155,8 +165,10 @@ class Executor:
             wave = range(wave_start, wave_end)
             staged = []
             for index in wave:
-                problem = self._precheck(items[index][0], items[index][1][0], wallet)
-                if problem:
+                problem = self._precheck(items[index][0], items[index][1][0], wallet, held, wants)
+                if problem == AWAITING:
+                    awaiting[index] = (items[index][0].quote.debt_asset, items[index][1][0])
+                elif problem:
                     attempts[index] = Attempt(items[index][0], "skipped", problem)
                 else:
                     staged.append(index)
@@ -179,6 +191,9 @@ class Executor:
                 attempts |= await self._send_all(ready, block_number)
                 first_sent_s = first_sent_s or time.perf_counter()
             send_s += time.perf_counter() - simulated_s
+        if wants:  # after every liquidation of the block is out: they do not wait for these
+            reasons = await self.send_approvals(list(wants.values()), block_number, base_fee)
+            attempts |= {i: Attempt(items[i][0], "skipped", reasons[pair]) for i, pair in awaiting.items()}
         self.last_timings = {
             "wallet_ms": round((wallet_s - started_s) * 1000, 1),
             "simulate_ms": round(simulate_s * 1000, 1),
@@ -188,7 +203,12 @@ class Executor:
         return [attempts[i] for i in range(len(items))]
 
     def _precheck(
-        self, opportunity: Opportunity, target: str, wallet: dict[tuple[str, str], list[int]]
+        self,
+        opportunity: Opportunity,
+        target: str,
+        wallet: dict[tuple[str, str], list[int]],
+        held: dict[str, int],
+        wants: dict[tuple[str, str], ApprovalNeed],
     ) -> str:
         quote = opportunity.quote
         if self.in_flight(PositionKey(quote.market, quote.user)):
@@ -199,16 +219,25 @@ class Executor:
         if balance < quote.debt_repaid:
             return f"inventory short: holds {balance} of {quote.debt_asset}, needs {quote.debt_repaid}"
         if allowance < quote.debt_repaid:
-            return f"approval missing: {quote.debt_asset} allowance for {target} is {allowance}"
-        self._earmark(opportunity, wallet, -quote.debt_repaid)
+            pair = (quote.debt_asset, target)
+            return self.short_allowance(
+                opportunity.name, pair, allowance, held[quote.debt_asset], quote.debt_repaid, wants
+            )
+        self._earmark(opportunity, target, wallet, -quote.debt_repaid)
         return ""
 
     @staticmethod
-    def _earmark(opportunity: Opportunity, wallet: dict[tuple[str, str], list[int]], delta: int) -> None:
-        """Later opportunities of the block see what is left of the token (one balance, any spender)."""
-        for (token, _), held in wallet.items():
+    def _earmark(
+        opportunity: Opportunity, target: str, wallet: dict[tuple[str, str], list[int]], delta: int
+    ) -> None:
+        """Later opportunities of the block see what is left: of the token (one balance, any spender)
+        and of the allowance for ``target`` (each liquidation draws it down, so a block's liquidations
+        together must fit in it, not just each alone)."""
+        for (token, spender), held in wallet.items():
             if token == opportunity.quote.debt_asset:
                 held[0] += delta
+                if spender == target:
+                    held[1] += delta
 
     async def _estimate(self, call: tuple[str, bytes], known: int | None = None) -> int:
         """``eth_estimateGas`` executes the call at the head: a revert is the simulation failing.
@@ -228,7 +257,7 @@ class Executor:
     ) -> Attempt | _Ready:
         give_back = opportunity.quote.debt_repaid
         if isinstance(estimate, RpcError):
-            self._earmark(opportunity, wallet, give_back)
+            self._earmark(opportunity, call[0], wallet, give_back)
             return Attempt(opportunity, "skipped", f"simulation reverted: {_revert_reason(estimate)}")
         if isinstance(estimate, BaseException):
             raise estimate
@@ -237,7 +266,7 @@ class Executor:
             self.policy, base_fee_bound, gas_limit, opportunity.gross_profit_wei, self._reward
         )
         if fees is None:
-            self._earmark(opportunity, wallet, give_back)
+            self._earmark(opportunity, call[0], wallet, give_back)
             return Attempt(opportunity, "skipped", "not profitable after gas", gas_limit=gas_limit)
         net = expected_net_profit_wei(opportunity.gross_profit_wei, gas_limit, fees, base_fee_bound)
         if self.signer is None or self.nonces is None:
@@ -388,7 +417,7 @@ class Executor:
                 continue  # mined after the block being processed: settle it when that block is
             if receipt is not None:
                 settled.append(self._settle(tx, receipt))
-            elif tx.user != self.address and not still_liquidatable(tx):
+            elif not tx.is_approval and tx.user != self.address and not still_liquidatable(tx):
                 await self._replace(tx, block_number, base_fee, cancel=True)
             elif should_replace(tx.sent_block, block_number, self.policy):
                 await self._replace(tx, block_number, base_fee, cancel=False)
@@ -401,8 +430,9 @@ class Executor:
         price = int(receipt["effectiveGasPrice"], 16)
         self.store.mark_mined(tx.tx_hash, int(receipt["blockNumber"], 16), gas_used, price, success)
         self.nonces.free(PositionKey(tx.market, tx.user))
-        event = "liquidation_mined" if success else "liquidation_reverted"
-        if tx.note not in ("cancel", "gap filler"):
+        kind = "approval" if tx.is_approval else "liquidation"
+        event = f"{kind}_mined" if success else f"{kind}_reverted"
+        if tx.note not in ("cancel", "gap filler", APPROVAL_NOTE):
             self.settled["mined" if success else "reverted"] += 1
             self.settled["expected_net_profit_wei"] += tx.expected_profit_wei if success else 0
             self.metrics.opportunities.labels(tx.protocol, "won" if success else "reverted").inc()
@@ -428,7 +458,11 @@ class Executor:
         """Same nonce, fees bumped by at least 12.5 %; a cancel is an empty self-transfer."""
         previous = Fees(tx.max_fee_per_gas, tx.max_priority_fee_per_gas)
         budget = max(tx.expected_profit_wei, 0) if not cancel else 10**30
-        fees = replacement_fees(previous, self.policy, next_base_fee_bound(base_fee), tx.gas_limit, budget)
+        bound = next_base_fee_bound(base_fee)
+        if tx.is_approval:  # earns nothing itself: the liquidation's bid without its profit rules
+            fees = overhead_fees(self.policy, bound, self._reward, previous)
+        else:
+            fees = replacement_fees(previous, self.policy, bound, tx.gas_limit, budget)
         if fees is None:
             return
         to, data = (self.address, b"") if cancel else original_call(tx.raw_tx)
@@ -437,7 +471,7 @@ class Executor:
         replacement = SentTx(
             tx.nonce, tx_hash, tx.protocol, tx.market, tx.user if not cancel else self.address, raw,
             fees.max_fee_per_gas, fees.max_priority_fee_per_gas, gas, 0 if cancel else tx.expected_profit_wei,
-            block_number, note="cancel" if cancel else "fee bump",
+            block_number, note=APPROVAL_NOTE if tx.is_approval else "cancel" if cancel else "fee bump",
         )  # fmt: skip
         self.store.mark_replaced(tx.tx_hash, replacement)
         if cancel:
@@ -449,7 +483,11 @@ class Executor:
         except RpcError as exc:  # e.g. the original was mined meanwhile: its receipt settles it next block
             log.warning("replacement_refused", tx=tx_hash, nonce=tx.nonce, error=exc.message)
         log.info(
-            "liquidation_cancelled" if cancel else "liquidation_replaced",
+            "liquidation_cancelled"
+            if cancel
+            else "approval_replaced"
+            if tx.is_approval
+            else "liquidation_replaced",
             old=tx.tx_hash,
             tx=tx_hash,
             nonce=tx.nonce,

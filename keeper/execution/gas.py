@@ -193,6 +193,34 @@ def initial_fees(
     return fees if _affordable(fees, policy, base_fee_wei, gas_limit, gross_profit_wei) else None
 
 
+def overhead_fees(
+    policy: FeePolicy,
+    base_fee_wei: int,
+    reward_percentile_wei: int | None,
+    previous: Fees | None = None,
+) -> Fees | None:
+    """Fees for a transaction that earns nothing itself (an ERC-20 approval a liquidation needs).
+
+    The same bid as a liquidation's (base fee x multiplier + tip, under the hard cap), with no profit
+    rule to pass; ``profit_share`` has no profit to share, so it tips like ``fixed``. With
+    ``previous`` it is a replacement: both fields rise by at least ``replacement_bump_bps``, and
+    ``None`` once that would exceed the cap (the caller keeps waiting).
+    """
+    _check_inputs(base_fee_wei, 1, reward_percentile_wei)
+    tip_policy = policy.strategy if policy.strategy != "profit_share" else "fixed"
+    tip = policy.priority_fee_wei
+    if tip_policy == "percentile" and reward_percentile_wei is not None:
+        tip = reward_percentile_wei
+    max_fee = min(base_fee_wei * policy.base_fee_multiplier_bps // BPS + tip, policy.max_fee_per_gas_wei)
+    priority = min(tip, max_fee)
+    if previous is not None:
+        max_fee = max(_bump(previous.max_fee_per_gas, policy.replacement_bump_bps), max_fee)
+        priority = max(_bump(previous.max_priority_fee_per_gas, policy.replacement_bump_bps), priority)
+        if max_fee > policy.max_fee_per_gas_wei:
+            return None
+    return Fees(max_fee_per_gas=max_fee, max_priority_fee_per_gas=priority)
+
+
 def _bump(value: int, bump_bps: int) -> int:
     """``value`` raised by ``bump_bps``, rounded up, and always strictly higher (a 0 tip becomes 1)."""
     return max(_ceil_div(value * (BPS + bump_bps), BPS), value + 1)

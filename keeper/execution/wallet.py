@@ -10,6 +10,7 @@ import structlog
 from keeper.chain.abi import contract
 from keeper.chain.multicall import Call, aggregate3
 from keeper.chain.rpc import Rpc
+from keeper.execution.approvals import Holding
 from keeper.state.sync import Tracked
 
 log = structlog.get_logger(__name__)
@@ -44,3 +45,14 @@ async def wallet_report(rpc: Rpc, address: str, protocols: Sequence[Tracked]) ->
                 "approval_missing", token=label.split(":", 1)[1], spender=target, protocol=label.split(":")[0]
             )
     return report
+
+
+def holdings(report: dict[str, Any]) -> list[Holding]:
+    """The report's debt tokens as rows: what start-up approves from."""
+    rows = []
+    for label, token in report["tokens"].items():
+        protocol, address = label.split(":", 1)
+        rows.append(
+            Holding(protocol, address, token["spender"], int(token["balance"]), int(token["allowance"]))
+        )
+    return rows

@@ -28,6 +28,11 @@ class TxState(StrEnum):
     """Will never be included: another transaction used its nonce, or the keeper abandoned it."""
 
 
+APPROVAL_NOTE = "approval"
+"""The note of an ERC-20 approval the keeper sent for its inventory (and of its fee bumps): its
+``market`` is the token and its ``user`` the spender, so one approval per (token, spender) is in
+flight at a time, like one liquidation per position."""
+
 TERMINAL: frozenset[TxState] = frozenset({TxState.MINED, TxState.REVERTED, TxState.DROPPED})
 
 _ALLOWED: dict[TxState, frozenset[TxState]] = {
@@ -79,6 +84,10 @@ class SentTx:
     @property
     def position(self) -> PositionKey:
         return PositionKey(self.market, self.user)
+
+    @property
+    def is_approval(self) -> bool:
+        return self.note == APPROVAL_NOTE
 
     @property
     def in_flight(self) -> bool:
