@@ -61,8 +61,8 @@ def test_unfunded_and_unapproved_keepers_skip_with_the_reason_and_send_nothing(
         keepers = []
         for account, name in ((unfunded, "unfunded"), (unapproved, "unapproved")):
             (tmp_path / name).mkdir()
-            keeper = KeeperProcess(
-                keeper_config(timed_devnet, tmp_path / name, "live"),
+            keeper = KeeperProcess(  # approvals off: the keeper approving by itself is test_keeper_approvals
+                keeper_config(timed_devnet, tmp_path / name, "live", approvals="off"),
                 account.private_key,
             )
             keeper.wait_for(named("keeper_ready"))
