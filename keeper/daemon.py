@@ -37,6 +37,7 @@ from keeper.config import Config
 from keeper.engine import Engine
 from keeper.errors import KeeperError, Retryable, UsageError
 from keeper.execution.executor import Executor
+from keeper.execution.flash import check_flash_setup
 from keeper.execution.nonces import NonceManager
 from keeper.execution.signer import Signer
 from keeper.execution.wallet import holdings, wallet_report
@@ -168,8 +169,10 @@ class Daemon:
             self.report(f"synced to block {head.number}")
             return
         signer, native_asset = credentials
-        head = await sync.start()
         flash = flash_setup(self.config)
+        if flash is not None:  # before the sync: a wrong executor is a config error, found at once
+            await check_flash_setup(rpc, flash, signer.address)
+        head = await sync.start()
         # flash: the executor contract needs none of the keeper's tokens, only gas
         wallet = await wallet_report(rpc, signer.address, [] if flash else sync.protocols)
         self.metrics.wallet.labels("native").set(int(wallet["native_wei"]))

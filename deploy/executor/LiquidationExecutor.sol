@@ -116,6 +116,7 @@ contract LiquidationExecutor {
     error ProfitTooLow(uint256 profit, uint256 minProfit);
     error TokenCallFailed(address token);
     error EthTransferFailed();
+    error Unsold(uint256 amount);
 
     constructor(address owner_, address beneficiary_) {
         if (owner_ == address(0) || beneficiary_ == address(0)) revert BadParams();
@@ -254,6 +255,9 @@ contract LiquidationExecutor {
                 sqrtPriceLimitX96: 0
             })
         );
+        // A pool out of liquidity stops at its price limit with input unspent: nothing may stay.
+        uint256 left = IERC20Min(p.collateral).balanceOf(address(this));
+        if (left != collateralBefore) revert Unsold(left - collateralBefore);
     }
 
     function _expect(uint256 kind) internal view {

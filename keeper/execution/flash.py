@@ -30,12 +30,14 @@ from enum import IntEnum
 from keeper.chain.abi import contract
 from keeper.chain.multicall import Call, aggregate3
 from keeper.chain.rpc import BlockTag, Rpc
+from keeper.errors import UsageError
 from keeper.math.wad_ray import percent_mul_ceil
 from keeper.protocols.base import ExecutorLeg, TokenPrice
 from keeper.risk.opportunity import Opportunity, first_complete, value_wei
 
 EXECUTOR = contract("keeper/LiquidationExecutor")
 LIQUIDATE = EXECUTOR.fn("liquidate")
+OWNER = EXECUTOR.fn("owner")
 QUOTER = contract("uniswap_v3/IQuoterV2")
 QUOTE_EXACT_INPUT_SINGLE = QUOTER.fn("quoteExactInputSingle")
 BALANCE_OF = contract("common/IERC20").fn("balanceOf")
@@ -61,6 +63,8 @@ ROUTE_GAS = {
 the devnet at 497k / 531k / 263k for one liquidation plus its swap (README), with room for a user
 with more reserves (the v3.6 bad-debt burn loops over them) and swaps crossing more ticks. Gas is
 paid for what is used; a limit too low would revert, which the on-chain guards make cheap."""
+BURN_GAS = 100_000
+"""Per other debt reserve a v3.6 deficit liquidation burns (Aave: ~75k each in ``_burnBadDebt``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +91,11 @@ class FlashPlan:
     min_profit: int
     """What the contract requires (the swap at its minimum output), or it reverts."""
 
+    burns: int = 0
+
     @property
     def gas(self) -> int:
-        return ROUTE_GAS[self.route]
+        return ROUTE_GAS[self.route] + BURN_GAS * self.burns
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +196,10 @@ def decide(
         running = [_swap_output(answers[i]) for i in sales[where.group].prefix_quotes[fee]]
         before = running[where.position - 1] if where.position else 0
         after = running[where.position]
-        out = (after or 0) - (before or 0)
+        if before is None or after is None:  # a running total the pool could not quote
+            refused.append(Refusal(opportunity, "flash: the pool could not quote the block's sales"))
+            continue
+        out = after - before
         plan = _plan_one(setup, opportunity, leg, where, fee, out, answers, prices, native_asset)
         if isinstance(plan, str):
             refused.append(Refusal(opportunity, plan))
@@ -251,8 +260,19 @@ def _plan_one(
         "amountOutMinimum": minimum_out,
         "minProfit": worst,
     }
-    valued = replace(opportunity, gross_profit_wei=value_wei(expected, debt_price, native))
-    return FlashPlan(valued, (setup.executor, LIQUIDATE.call(params)), route, fee, swap_out, expected, worst)
+    # valued at the worst case within the slippage bound: the fee policy then never bids more gas
+    # than the floor the contract enforces can pay for
+    valued = replace(opportunity, gross_profit_wei=value_wei(worst, debt_price, native))
+    return FlashPlan(
+        valued,
+        (setup.executor, LIQUIDATE.call(params)),
+        route,
+        fee,
+        swap_out,
+        expected,
+        worst,
+        leg.extra_burns,
+    )
 
 
 def _aave_route(
@@ -279,6 +299,29 @@ def _swap_output(answer: tuple[bool, bytes]) -> int | None:
         return None  # no pool on that tier, or the swap cannot fill
     amount: int = QUOTE_EXACT_INPUT_SINGLE.decode(data)["amountOut"]
     return amount if amount > 0 else None
+
+
+async def check_flash_setup(rpc: Rpc, setup: FlashSetup, owner: str) -> None:
+    """Before the first block: code at the executor, router and quoter, and the executor owned by the
+    signer; otherwise every flash transaction would revert (``NotOwner``) or, sent to an address
+    without code, "succeed" doing nothing. One line each (`UsageError`)."""
+    for label, address in (
+        ("execution.executor", setup.executor),
+        ("venues[0].swap_router", setup.router),
+        ("venues[0].quoter", setup.quoter),
+    ):
+        code = await rpc.request("eth_getCode", [address, "latest"])
+        if code in ("0x", "0x0", None):
+            raise UsageError(f"{label}: no contract at {address} on this chain")
+    (answer,) = await aggregate3(rpc, [Call(setup.executor, OWNER.call(), allow_failure=True)], "latest")
+    if not answer.success or len(answer.data) < 32:
+        raise UsageError(f"execution.executor: {setup.executor} is not a LiquidationExecutor (no owner())")
+    found = OWNER.value(answer.data)
+    if found.lower() != owner.lower():
+        raise UsageError(
+            f"execution.executor: {setup.executor} is owned by {found}, not the signer {owner}: "
+            "deploy one with `keeper executor deploy --config F`"
+        )
 
 
 async def plan_flash(

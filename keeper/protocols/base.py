@@ -117,7 +117,10 @@ class ExecutorLeg:
     target: str
     debt_to_cover: int = 0
     lendable: int = 0
-    """Aave: how much of the debt token the pool can flash-lend (the reserve's available liquidity)."""
+    """Aave: how much of the debt token the pool can flash-lend (its available liquidity; 0 when the
+    reserve's flash loans are off)."""
+    extra_burns: int = 0
+    """Aave v3.6: other debt reserves a deficit liquidation burns (each costs gas)."""
     market: Mapping[str, Any] | None = None
     seized_assets: int = 0
     repaid_shares: int = 0

@@ -53,6 +53,7 @@ from .version import AaveVersion, DetectedVersion, refusal
 
 LIQUIDATION_CALL = POOL.fn("liquidationCall")
 EXECUTOR_DEBT_MARGIN_BPS = 10
+ALL_COLLATERAL_MARGIN_BPS = 500
 
 log = structlog.get_logger(__name__)
 
@@ -299,18 +300,26 @@ class AaveV3Adapter:
 
     def executor_leg(self, quote: LiquidationQuote) -> ExecutorLeg | None:
         """The executor flash-borrows ``debtToCover`` and passes it on: the dust rule's exact amount
-        when the quote has one, else the quoted repayment plus `EXECUTOR_DEBT_MARGIN_BPS` (the
-        pool caps it as it would uint256 max, and a block of interest must not leave 1 wei of
-        debt behind as dust); the executor returns what the pool did not take. It sells the
-        underlying, so a quote paid in aTokens cannot go through it."""
+        when the quote has one, else the quoted repayment plus a margin, which the pool caps as it
+        would uint256 max (the executor returns what it did not take): `EXECUTOR_DEBT_MARGIN_BPS`
+        covers a block of interest, `ALL_COLLATERAL_MARGIN_BPS` a price move when the quote takes
+        the user's last collateral (the pool then computes the repayment from the collateral).
+        It sells the underlying, so a quote paid in aTokens cannot go through it."""
         if quote.receive_a_token:
             return None
+        state = self._state()
         amount = quote.debt_to_cover
         if amount is None:
-            amount = quote.debt_repaid + quote.debt_repaid * EXECUTOR_DEBT_MARGIN_BPS // 10_000 + 1
-        debt = self._state().reserve_by_asset(quote.debt_asset)
+            margin = ALL_COLLATERAL_MARGIN_BPS if quote.bad_debt else EXECUTOR_DEBT_MARGIN_BPS
+            amount = quote.debt_repaid + quote.debt_repaid * margin // 10_000 + 1
+        debt = state.reserve_by_asset(quote.debt_asset)
         lendable = debt.virtual_underlying_balance if self._is_v3_6 else debt.cash
-        return ExecutorLeg("aave", self.pool, debt_to_cover=amount, lendable=lendable)
+        if not debt.config.flash_loan_enabled:
+            lendable = 0
+        user = self.users[quote.user]
+        others = sum(user.is_borrowing(i) for i in user.flagged_reserve_ids() if i != debt.id)
+        burns = others if quote.bad_debt else 0  # a deficit burns every other debt too
+        return ExecutorLeg("aave", self.pool, debt_to_cover=amount, lendable=lendable, extra_burns=burns)
 
     def _state(self) -> PoolState:
         if self.pool_state is None:

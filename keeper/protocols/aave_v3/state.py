@@ -28,6 +28,8 @@ class ReserveConfig:
     reserve_factor: int
     liquidation_protocol_fee: int
     emode_category: int
+    flash_loan_enabled: bool = False
+    """Bit 63: ``flashLoanSimple`` of this reserve is allowed."""
 
     @classmethod
     def decode(cls, word: int) -> ReserveConfig:
@@ -44,6 +46,7 @@ class ReserveConfig:
             reserve_factor=_bits(word, 64, 16),
             liquidation_protocol_fee=_bits(word, 152, 16),
             emode_category=_bits(word, 168, 8),
+            flash_loan_enabled=bool(_bits(word, 63, 1)),
         )
 
 

@@ -270,14 +270,16 @@ def liquidation_outcome(
 
 
 def dust_free_debt_to_cover(setup: Setup, receive_a_token: bool = False) -> tuple[int, Outcome]:
-    """The ``debtToCover`` to pass and its outcome: uint256 max (the pool's own cap) unless that
-    leaves dust, else the largest amount whose leftovers clear the minimum by `DUST_MARGIN_BPS`.
+    """The ``debtToCover`` to pass and its outcome: uint256 max (the pool's own cap) when its
+    leftovers clear the dust minimum by `DUST_MARGIN_BPS` (or it takes everything), else the largest
+    amount whose leftovers do.
 
     Leftover debt falls and seized collateral grows with ``debtToCover``, so the amounts that pass
     the dust rule are an interval from 1 up; a binary search finds its end. Raises `NotLiquidatable`
     when no amount passes.
     """
-    try:
+    try:  # the pool's own cap, when it clears the dust rule with the same margin as a searched amount
+        settle(setup, UINT256_MAX, receive_a_token, DUST_MARGIN_BPS)
         return UINT256_MAX, settle(setup, UINT256_MAX, receive_a_token)
     except NotLiquidatable as refused:
         if refused.reason != MUST_NOT_LEAVE_DUST:
