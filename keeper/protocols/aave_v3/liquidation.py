@@ -22,6 +22,15 @@ CLOSE_FACTOR_HF_THRESHOLD = 95 * 10**16
 
 
 @dataclass(frozen=True, slots=True)
+class Deficit:
+    """v3.3+: debt a liquidation burns without repayment (``DeficitCreated``)."""
+
+    asset: str
+    amount: int
+    """``DeficitCreated.amountCreated``."""
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     debt_repaid: int
     collateral_seized: int
@@ -30,6 +39,13 @@ class Outcome:
     health_factor: int
     collateral_price: int
     debt_price: int
+    deficits: tuple[Deficit, ...] = ()
+    """v3.6, in the order the pool emits ``DeficitCreated``: the debt reserve first, then the others
+    by id (v3.0.x has no deficits)."""
+    collateral_flag_cleared: bool = False
+    """v3.6 outcome only: the user's collateral bit for the reserve is cleared."""
+    debt_flag_cleared: bool = False
+    """v3.6 outcome only: the user's borrowing bit for the reserve is cleared."""
 
 
 def close_factor(health_factor: int) -> int:

@@ -34,12 +34,11 @@ from keeper.math.wad_ray import (
 )
 from keeper.protocols.base import NotLiquidatable
 
+from ..liquidation import CLOSE_FACTOR_HF_THRESHOLD, DEFAULT_LIQUIDATION_CLOSE_FACTOR, Deficit, Outcome
 from ..math import EMPTY_BALANCES, ReserveAt
 from ..state import PoolState, UserReserve, UserState
 from .math import account_data, collateral_balance, debt_balance, user_emode
 
-DEFAULT_LIQUIDATION_CLOSE_FACTOR = 5_000
-CLOSE_FACTOR_HF_THRESHOLD = 95 * 10**16
 MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD = 2_000 * 10**8
 MIN_LEFTOVER_BASE = MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD // 2
 DUST_MARGIN_BPS = 100
@@ -47,28 +46,6 @@ DUST_MARGIN_BPS = 100
 and inclusion does not turn it into a ``MustNotLeaveDust`` revert."""
 
 MUST_NOT_LEAVE_DUST = "MustNotLeaveDust()"
-
-
-@dataclass(frozen=True, slots=True)
-class Deficit:
-    asset: str
-    amount: int
-    """``DeficitCreated.amountCreated``: debt burnt without repayment."""
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    debt_repaid: int
-    collateral_seized: int
-    """Collateral the liquidator receives (the protocol fee already taken out)."""
-    protocol_fee: int
-    health_factor: int
-    collateral_price: int
-    debt_price: int
-    deficits: tuple[Deficit, ...] = ()
-    """In the order the pool emits ``DeficitCreated``: the debt reserve first, then the others by id."""
-    collateral_flag_cleared: bool = False
-    debt_flag_cleared: bool = False
 
 
 @dataclass(frozen=True, slots=True)
