@@ -19,7 +19,7 @@ from fractions import Fraction
 from .aave_market import Admin
 from .abi import encode_call
 from .rpc import Tx
-from .seed import MAX_UINT, usd_to_amount
+from .seed import aave_borrow_tx, aave_supply_txs, usd_to_amount
 from .spec import CASE_EMODE, CASE_EMODE_BORROWABLE, EMODE, asset
 
 MAX_GRACE_PERIOD_S = 4 * 3600
@@ -152,22 +152,11 @@ def case_borrower_txs(plan: CasePlan, pool: str, tokens: Mapping[str, str]) -> l
     if plan.emode:
         txs.append(Tx(user, pool, encode_call("setUserEMode(uint8)", plan.emode), f"setUserEMode {user}"))
     for symbol, amount in plan.collateral:
-        token = tokens[symbol]
-        txs += [
-            Tx(user, token, encode_call("mint(uint256)", amount), f"mint {symbol}"),
-            Tx(user, token, encode_call("approve(address,uint256)", pool, MAX_UINT), "approve"),
-            Tx(
-                user,
-                pool,
-                encode_call("supply(address,uint256,address,uint16)", token, amount, user, 0),
-                f"aave supply {symbol} for case {plan.case} {user}",
-            ),
-        ]
+        label = f"aave supply {symbol} for case {plan.case} {user}"
+        txs += aave_supply_txs(user, pool, tokens[symbol], amount, label)
     for symbol, amount in plan.debts:
-        borrow = encode_call(
-            "borrow(address,uint256,uint256,uint16,address)", tokens[symbol], amount, 2, 0, user
-        )
-        txs.append(Tx(user, pool, borrow, f"aave borrow {symbol} for case {plan.case} {user}"))
+        label = f"aave borrow {symbol} for case {plan.case} {user}"
+        txs.append(aave_borrow_tx(user, pool, tokens[symbol], amount, label))
     return txs
 
 
@@ -185,17 +174,7 @@ def case_liquidity_txs(
         amount = need[symbol] * 3 // 2
         if symbol == GRACE_ASSET:
             amount += usd_to_amount(100_000, asset(symbol))
-        token = tokens[symbol]
-        txs += [
-            Tx(supplier, token, encode_call("mint(uint256)", amount), "mint case liquidity"),
-            Tx(supplier, token, encode_call("approve(address,uint256)", pool, MAX_UINT), "approve"),
-            Tx(
-                supplier,
-                pool,
-                encode_call("supply(address,uint256,address,uint16)", token, amount, supplier, 0),
-                f"supply case liquidity {symbol}",
-            ),
-        ]
+        txs += aave_supply_txs(supplier, pool, tokens[symbol], amount, f"supply case liquidity {symbol}")
     return txs
 
 

@@ -120,29 +120,34 @@ def aave_borrower_txs(plan: AaveBorrowerPlan, pool: str, tokens: dict[str, str])
     user = plan.user
     txs = []
     for symbol, amount in plan.collateral:
-        token = tokens[symbol]
-        txs += [
-            Tx(user, token, encode_call("mint(uint256)", amount), f"mint {symbol}"),
-            Tx(user, token, encode_call("approve(address,uint256)", pool, MAX_UINT), "approve"),
-            Tx(
-                user,
-                pool,
-                encode_call("supply(address,uint256,address,uint16)", token, amount, user, 0),
-                f"aave supply {symbol} for {user}",
-            ),
-        ]
+        txs += aave_supply_txs(user, pool, tokens[symbol], amount, f"aave supply {symbol} for {user}")
     if plan.emode:
         txs.append(Tx(user, pool, encode_call("setUserEMode(uint8)", plan.emode), "setUserEMode"))
-    borrow = encode_call(
-        "borrow(address,uint256,uint256,uint16,address)",
-        tokens[plan.debt_symbol],
-        plan.debt_amount,
-        2,
-        0,
-        user,
+    txs.append(
+        aave_borrow_tx(
+            user,
+            pool,
+            tokens[plan.debt_symbol],
+            plan.debt_amount,
+            f"aave borrow {plan.debt_symbol} for {user}",
+        )
     )
-    txs.append(Tx(user, pool, borrow, f"aave borrow {plan.debt_symbol} for {user}"))
     return txs
+
+
+def aave_supply_txs(user: str, pool: str, token: str, amount: int, label: str) -> list[Tx]:
+    """Mint ``amount`` of the devnet token to ``user``, approve the pool and supply it for ``user``."""
+    return [
+        Tx(user, token, encode_call("mint(uint256)", amount), f"mint {token}"),
+        Tx(user, token, encode_call("approve(address,uint256)", pool, MAX_UINT), "approve"),
+        Tx(user, pool, encode_call("supply(address,uint256,address,uint16)", token, amount, user, 0), label),
+    ]
+
+
+def aave_borrow_tx(user: str, pool: str, token: str, amount: int, label: str) -> Tx:
+    """A variable-rate borrow (interest rate mode 2) for ``user``."""
+    borrow = encode_call("borrow(address,uint256,uint256,uint16,address)", token, amount, 2, 0, user)
+    return Tx(user, pool, borrow, label)
 
 
 def morpho_borrower_txs(plan: MorphoBorrowerPlan, morpho: str, markets: tuple[MorphoMarket, ...]) -> list[Tx]:
