@@ -24,7 +24,7 @@ LARGE_BORROWERS = 1000
 V30_MORPHO_BORROWERS = 10
 
 TESTS = Path(__file__).parent
-NEEDS_A_CHAIN = (TESTS / "integration", TESTS / "e2e")
+NEEDS_A_CHAIN = (TESTS / "integration", TESTS / "e2e", TESTS / "faults")
 """Every test under these folders runs against Anvil (and the devnet's npm packages)."""
 
 
@@ -35,6 +35,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if any(item.path.is_relative_to(folder) for folder in NEEDS_A_CHAIN):
             item.add_marker(pytest.mark.integration)
+        if item.path.is_relative_to(TESTS / "faults"):
+            item.add_marker(pytest.mark.faults)
 
 
 def devnet_up(
@@ -47,6 +49,12 @@ def devnet_up(
 @pytest.fixture(scope="session")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     yield from devnet_up(tmp_path_factory, AAVE_BORROWERS, MORPHO_BORROWERS)
+
+
+@pytest.fixture(scope="session")
+def timed_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    """1,000 + 1,000 borrowers and a block every second: the end-to-end and fault tests' chain."""
+    yield from devnet_up(tmp_path_factory, LARGE_BORROWERS, LARGE_BORROWERS, "--block-time", "1")
 
 
 @pytest.fixture(scope="session")
