@@ -416,14 +416,17 @@ class Executor(Approvals):
             if receipt is not None and int(receipt["blockNumber"], 16) > block_number:
                 continue  # mined after the block being processed: settle it when that block is
             if receipt is not None:
-                settled.append(self._settle(tx, receipt))
+                lost = int(receipt["status"], 16) == 0 and not tx.is_approval and not still_liquidatable(tx)
+                settled.append(self._settle(tx, receipt, lost_race=lost))
             elif not tx.is_approval and tx.user != self.address and not still_liquidatable(tx):
                 await self._replace(tx, block_number, base_fee, cancel=True)
             elif should_replace(tx.sent_block, block_number, self.policy):
                 await self._replace(tx, block_number, base_fee, cancel=False)
         return settled
 
-    def _settle(self, tx: SentTx, receipt: dict[str, Any]) -> SentTx:
+    def _settle(self, tx: SentTx, receipt: dict[str, Any], lost_race: bool = False) -> SentTx:
+        """``lost_race``: it reverted and the position is no longer liquidatable at its block, so
+        someone else liquidated it first (in flash mode the executor's early guard made that cheap)."""
         assert self.nonces is not None
         success = int(receipt["status"], 16) == 1
         gas_used = int(receipt["gasUsed"], 16)
@@ -431,11 +434,13 @@ class Executor(Approvals):
         self.store.mark_mined(tx.tx_hash, int(receipt["blockNumber"], 16), gas_used, price, success)
         self.nonces.free(PositionKey(tx.market, tx.user))
         kind = "approval" if tx.is_approval else "liquidation"
-        event = f"{kind}_mined" if success else f"{kind}_reverted"
+        outcome = "mined" if success else "lost_race" if lost_race else "reverted"
+        event = f"{kind}_{outcome}"
         if tx.note not in ("cancel", "gap filler", APPROVAL_NOTE):
-            self.settled["mined" if success else "reverted"] += 1
+            self.settled[outcome] += 1
             self.settled["expected_net_profit_wei"] += tx.expected_profit_wei if success else 0
-            self.metrics.opportunities.labels(tx.protocol, "won" if success else "reverted").inc()
+            label = "won" if success else "lost_to_competitor" if lost_race else "reverted"
+            self.metrics.opportunities.labels(tx.protocol, label).inc()
             if success:
                 self.metrics.profit.inc(tx.expected_profit_wei)
         self.settled["gas_paid_wei"] += gas_used * price
@@ -447,7 +452,7 @@ class Executor(Approvals):
             {k: str(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in e.items()}
             for e in liquidation_events(receipt["logs"])
         ]
-        (log.info if success else log.error)(
+        (log.info if success else log.warning if lost_race else log.error)(
             event, tx=tx.tx_hash, nonce=tx.nonce, protocol=tx.protocol, market=tx.market, user=tx.user,
             gas_used=gas_used, effective_gas_price=price, gas_paid_wei=str(gas_used * price),
             block=int(receipt["blockNumber"], 16), realized=realized, note=tx.note,
