@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         "position (from the store when there is one) and evaluate them with the protocols' own "
         "maths: positions liquidatable before and after, the debt to cover and the collateral "
         "released per asset, and how many would still be liquidatable after their first "
-        "liquidation (second round, estimated). Nothing is sent.",
+        "liquidation (second round, estimated); with the flash strategy, what those liquidations "
+        "would make through the executor (today's DEX quotes moved by the shock). Nothing is sent.",
     )
     stress.add_argument("--config", type=Path, required=True, metavar="PATH", help="keeper config (TOML)")
     stress.add_argument(
@@ -272,6 +273,7 @@ def _stress(args: argparse.Namespace) -> int:
     import asyncio
 
     from keeper import positions
+    from keeper.app import flash_setup
     from keeper.config import load_config
     from keeper.obs.logs import configure
     from keeper.risk.stress import stress
@@ -292,7 +294,9 @@ def _stress(args: argparse.Namespace) -> int:
         shocks[address] = move
     assert sync.head is not None
     results = [stress(t.name, t.adapter, shocks, sync.head.timestamp) for t in sync.protocols]
-    print(positions.render_stress(sync.head.number, shocks, results, symbols, args.json))
+    setup = flash_setup(config)
+    flash = asyncio.run(positions.flash_what_if(config, setup, results, shocks)) if setup else []
+    print(positions.render_stress(sync.head.number, shocks, results, symbols, args.json, flash))
     return 0
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import IntEnum
+from fractions import Fraction
 
 from keeper.chain.abi import contract
 from keeper.chain.multicall import Call, aggregate3
@@ -40,6 +41,8 @@ LIQUIDATE = EXECUTOR.fn("liquidate")
 OWNER = EXECUTOR.fn("owner")
 QUOTER = contract("uniswap_v3/IQuoterV2")
 QUOTE_EXACT_INPUT_SINGLE = QUOTER.fn("quoteExactInputSingle")
+QUOTE_BYTES = 4 * 32
+"""(amountOut, sqrtPriceX96After, initializedTicksCrossed, gasEstimate): anything shorter is no quote."""
 BALANCE_OF = contract("common/IERC20").fn("balanceOf")
 FLASHLOAN_PREMIUM_TOTAL = contract("aave_v3_6/IPool").fn("FLASHLOAN_PREMIUM_TOTAL")
 ZERO = "0x" + "00" * 20
@@ -176,12 +179,18 @@ def decide(
     answers: Sequence[tuple[bool, bytes]],
     prices: Sequence[Mapping[str, TokenPrice]],
     native_asset: str,
+    price_moves: Mapping[str, Fraction] | None = None,
 ) -> tuple[list[FlashPlan], list[Refusal]]:
     """Pure: each opportunity's route and swap, or why it is not sent; plans keep the given
     (sending) order, which the running-total quotes assume. Each pair sells on the one fee tier
     whose quote for the block's whole sale is best; each sale is credited what its running total
-    adds to the one before it."""
+    adds to the one before it.
+
+    ``price_moves`` (what-if only, `keeper stress`): token -> relative price move; each quoted output
+    is scaled by (1 + move of the collateral) / (1 + move of the debt token), as if the pools had
+    followed the shocked oracle with the depth they have now."""
     tiers = {group: _best_tier(setup, pair, answers) for group, pair in sales.items()}
+    moves = price_moves or {}
     plans: list[FlashPlan] = []
     refused: list[Refusal] = []
     for (opportunity, leg), where in zip(legs, asked, strict=True):
@@ -193,7 +202,8 @@ def decide(
             pair = "/".join(where.group)
             refused.append(Refusal(opportunity, f"flash: no {pair} pool quotes the seized collateral"))
             continue
-        running = [_swap_output(answers[i]) for i in sales[where.group].prefix_quotes[fee]]
+        ratio = (1 + moves.get(where.group[0], Fraction(0))) / (1 + moves.get(where.group[1], Fraction(0)))
+        running = [_scaled(_swap_output(answers[i]), ratio) for i in sales[where.group].prefix_quotes[fee]]
         before = running[where.position - 1] if where.position else 0
         after = running[where.position]
         if before is None or after is None:  # a running total the pool could not quote
@@ -293,9 +303,13 @@ def _aave_route(
     return Route.AAVE_AAVE_FLASH, percent_mul_ceil(leg.debt_to_cover, premium_bps)
 
 
+def _scaled(amount: int | None, ratio: Fraction) -> int | None:
+    return amount if amount is None or ratio == 1 else amount * ratio.numerator // ratio.denominator
+
+
 def _swap_output(answer: tuple[bool, bytes]) -> int | None:
     ok, data = answer
-    if not ok or len(data) < 32:
+    if not ok or len(data) < QUOTE_BYTES:
         return None  # no pool on that tier, or the swap cannot fill
     amount: int = QUOTE_EXACT_INPUT_SINGLE.decode(data)["amountOut"]
     return amount if amount > 0 else None
@@ -331,9 +345,10 @@ async def plan_flash(
     prices: Sequence[Mapping[str, TokenPrice]],
     native_asset: str,
     block: BlockTag,
+    price_moves: Mapping[str, Fraction] | None = None,
 ) -> tuple[list[FlashPlan], list[Refusal]]:
     """One batched round at ``block``, then `decide`."""
     calls, asked, sales = plan_calls(setup, legs)
     results = await aggregate3(rpc, calls, block)
     answers = [(r.success, r.data) for r in results]
-    return decide(setup, legs, asked, sales, answers, prices, native_asset)
+    return decide(setup, legs, asked, sales, answers, prices, native_asset, price_moves)

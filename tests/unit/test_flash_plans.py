@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from eth_abi.abi import encode
 
 from keeper.execution.flash import (
@@ -106,3 +108,26 @@ def test_a_deficit_liquidation_gets_gas_for_each_debt_it_burns() -> None:
     assert plan.route is Route.AAVE_AAVE_FLASH
     assert plan.expected_profit == 1_900 * 10**6 - 1_000 * 10**6 - (1_001 * 10**6 * 5 + 9_999) // 10_000
     assert plan.gas == ROUTE_GAS[Route.AAVE_AAVE_FLASH] + 3 * BURN_GAS
+
+
+def test_a_what_if_price_move_scales_each_sale_by_the_collateral_to_debt_ratio() -> None:
+    """`keeper stress`: WETH -25 % and USDC +25 % against today's pools: each running total is
+    worth 0.75 / 1.25 of its quote, so each sale is credited the difference of the scaled totals."""
+    legs = [
+        (opportunity("a", 500 * 10**6, 10**18), aave_leg(501 * 10**6)),
+        (opportunity("b", 500 * 10**6, 10**18), aave_leg(501 * 10**6)),
+    ]
+    calls, asked, sales = plan_calls(SETUP, legs)
+    (pair,) = sales.values()
+    outputs = {
+        pair.prefix_quotes[500][0]: quoted(2_000 * 10**6 + 1),
+        pair.prefix_quotes[500][1]: quoted(3_999 * 10**6),
+    }
+    answers = answers_for(len(calls), outputs, (True, encode(["uint256"], [10**30])))
+    moves = {WETH: Fraction(-1, 4), USDC: Fraction(1, 4)}
+    plans, refused = decide(SETUP, legs, asked, sales, answers, [BOOK], WETH, moves)
+    assert refused == []
+    first, total = (2_000 * 10**6 + 1) * 3 // 5, 3_999 * 10**6 * 3 // 5
+    assert [p.swap_out for p in plans] == [first, total - first]
+    unmoved, _ = decide(SETUP, legs, asked, sales, answers, [BOOK], WETH)
+    assert [p.swap_out for p in unmoved] == [2_000 * 10**6 + 1, 1_999 * 10**6 - 1]
