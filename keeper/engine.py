@@ -222,8 +222,10 @@ class Engine:
         screened_s = time.perf_counter()
         self.stats.opportunities += len(opportunities)
         calls, refused = await self._calls(opportunities, block.hash)
-        # flash: the exact maths, the swap's quote and the contract's guards decide; no simulation
-        gas = [self._plans[(o.quote.market, o.quote.user)].gas for o, _ in calls] if self.flash else None
+        # flash: the exact maths, the swap's quote and the contract's guards decide, no simulation on
+        # the way to sending; a dry run has no race to win, so it simulates each executor call instead
+        live_flash = self.flash is not None and not self.executor.dry_run
+        gas = [self._plans[(o.quote.market, o.quote.user)].gas for o, _ in calls] if live_flash else None
         attempts = refused + await self.executor.attempt_all(calls, block.number, block.base_fee_wei, gas)
         done_s = time.perf_counter()
         for attempt in attempts:
