@@ -77,6 +77,10 @@ class ExecutionConfig(_Section):
     executor is configured, else inventory."""
     max_slippage_bps: int = Field(default=100, ge=0, le=5_000)
     """flash: the swap's minimum output is the quoted output less this; the executor reverts below it."""
+    simulate_flash: bool = False
+    """flash: also simulate each liquidation (``eth_estimateGas``) before sending it. Off by default:
+    the exact maths, the swap quote and the executor's guards already decide, and the simulation is
+    a round trip per wave on the way to the first transaction. Dry-run always simulates."""
     min_profit_wei: int = Field(default=0, ge=0)
     fee_strategy: Literal["fixed", "percentile", "profit_share"] = "fixed"
     priority_fee_wei: int = Field(default=1_000_000_000, ge=0)

@@ -224,10 +224,12 @@ class Engine:
         calls, refused = await self._calls(opportunities, block.hash)
         # flash: the exact maths, the swap's quote and the contract's guards decide, no simulation on
         # the way to sending; a dry run has no race to win, so it simulates each executor call instead
-        live_flash = self.flash is not None and not self.executor.dry_run
+        live_flash = self.flash is not None and not self.flash.simulate and not self.executor.dry_run
         gas = [self._plans[(o.quote.market, o.quote.user)].gas for o, _ in calls] if live_flash else None
         attempts = refused + await self.executor.attempt_all(calls, block.number, block.base_fee_wei, gas)
         done_s = time.perf_counter()
+        sent_at = self.executor.first_sent_at if calls else None
+        reaction = {} if sent_at is None else {"reaction_ms": round((sent_at - started_s) * 1000, 1)}
         for attempt in attempts:
             self._report(attempt, block.number)
         self.metrics.stage_latency.labels("received_to_screened").observe(screened_s - started_s)
@@ -245,6 +247,7 @@ class Engine:
             screen_ms=round((screened_s - tracked_s) * 1000, 1),
             execute_ms=round((done_s - screened_s) * 1000, 1),
             **(self.executor.last_timings if opportunities else {}),
+            **reaction,
         )
         return attempts
 

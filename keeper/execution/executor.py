@@ -124,6 +124,8 @@ class Executor(Approvals):
         """tx hash -> monotonic time it was broadcast, for the sent -> included latency."""
         self._reward: int | None = None
         """This block's fee-history reward at the policy's percentile (percentile strategy only)."""
+        self.first_sent_at: float | None = None
+        """``time.perf_counter()`` when the last `attempt_all`'s first wave was handed to the RPC."""
         self.settled = Counter[str]()
         """Liquidations mined / reverted, and totals: gas paid (wei) and expected net profit (wei)."""
         self.last_timings: dict[str, float] = {}
@@ -200,6 +202,7 @@ class Executor(Approvals):
             "sign_and_send_ms": round(send_s * 1000, 1),
             "first_send_ms": round(((first_sent_s or started_s) - started_s) * 1000, 1),
         }
+        self.first_sent_at = first_sent_s
         return [attempts[i] for i in range(len(items))]
 
     def _precheck(

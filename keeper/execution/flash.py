@@ -79,6 +79,8 @@ class FlashSetup:
     morpho: str | None
     """A Morpho Blue to flash-borrow debt tokens from for Aave liquidations (free), if configured."""
     max_slippage_bps: int
+    simulate: bool = False
+    """Simulate each executor call before sending (``execution.simulate_flash``); else route gas limits."""
 
 
 @dataclass(frozen=True, slots=True)
