@@ -222,6 +222,7 @@ class Engine:
         screened_s = time.perf_counter()
         self.stats.opportunities += len(opportunities)
         calls, refused = await self._calls(opportunities, block.hash)
+        planned_s = time.perf_counter()
         # flash: the exact maths, the swap's quote and the contract's guards decide, no simulation on
         # the way to sending; a dry run has no race to win, so it simulates each executor call instead
         live_flash = self.flash is not None and not self.flash.simulate and not self.executor.dry_run
@@ -246,6 +247,7 @@ class Engine:
             track_ms=round((tracked_s - started_s) * 1000, 1),
             screen_ms=round((screened_s - tracked_s) * 1000, 1),
             execute_ms=round((done_s - screened_s) * 1000, 1),
+            plan_ms=round((planned_s - screened_s) * 1000, 1),
             **(self.executor.last_timings if opportunities else {}),
             **reaction,
         )
