@@ -52,6 +52,7 @@ def flash_setup(config: Config) -> FlashSetup | None:
         fee_tiers=venue.fee_tiers,
         morpho=morphos[0].address if morphos else None,
         max_slippage_bps=execution.max_slippage_bps,
+        factory=venue.factory,
         simulate=execution.simulate_flash,
     )
 

@@ -15,6 +15,7 @@ may differ), and a token whose price any source refused this block is priced by 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -23,8 +24,10 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
-from keeper.execution.executor import Attempt, Executor
+from keeper.chain.blocks import Block
+from keeper.execution.executor import FIRST_WAVE, Attempt, Executor
 from keeper.execution.flash import FlashPlan, FlashSetup, plan_flash
+from keeper.execution.venues import VenueBook, discover_pools, refresh_venue_book
 from keeper.obs.metrics import HEALTH_THRESHOLDS, Metrics
 from keeper.protocols.base import LiquidationQuote, PositionKey, TokenPrice
 from keeper.protocols.price_feeds import PriceFeeds
@@ -64,6 +67,8 @@ class Engine:
         """Read by the sync at each block (pass the sync's own); the engine only checks and uses them."""
         self.flash = flash
         """Set: liquidations go through the executor contract (`keeper.execution.flash`)."""
+        self._venues: VenueBook | None = None
+        """The flash strategy's followed pools and lender state, read each block (`_read_venues`)."""
         self._plans: dict[tuple[str, str], FlashPlan] = {}
         """This block's flash plans by (market, user), for the log."""
         self.executor = executor
@@ -202,9 +207,13 @@ class Engine:
         block = update.block
         at = block.timestamp + 1
         started_s = time.perf_counter()
-        await self.executor.track(
+        tracking = self.executor.track(
             block.number, block.base_fee_wei, lambda tx: self.still_liquidatable(tx, at)
         )
+        if self.flash is not None and self.flash.factory is not None and at_head and self.accepting:
+            await asyncio.gather(tracking, self._read_venues(block.hash))
+        else:
+            await tracking
         self.metrics.head_block.set(block.number)
         self.metrics.head_timestamp.set(block.timestamp)
         for name, keys in update.touched.items():
@@ -221,15 +230,8 @@ class Engine:
         self._screened_reorgs = self.sync.reorgs
         screened_s = time.perf_counter()
         self.stats.opportunities += len(opportunities)
-        calls, refused = await self._calls(opportunities, block.hash)
-        planned_s = time.perf_counter()
-        # flash: the exact maths, the swap's quote and the contract's guards decide, no simulation on
-        # the way to sending; a dry run has no race to win, so it simulates each executor call instead
-        live_flash = self.flash is not None and not self.flash.simulate and not self.executor.dry_run
-        gas = [self._plans[(o.quote.market, o.quote.user)].gas for o, _ in calls] if live_flash else None
-        attempts = refused + await self.executor.attempt_all(calls, block.number, block.base_fee_wei, gas)
+        attempts, sent_at, planned_s = await self._execute(opportunities, block)
         done_s = time.perf_counter()
-        sent_at = self.executor.first_sent_at if calls else None
         reaction = {} if sent_at is None else {"reaction_ms": round((sent_at - started_s) * 1000, 1)}
         for attempt in attempts:
             self._report(attempt, block.number)
@@ -253,21 +255,79 @@ class Engine:
         )
         return attempts
 
+    async def _read_venues(self, block_hash: str) -> None:
+        """The flash planner's pools, lender balances and premiums at this block, beside the receipts:
+        sales on followed pools are then computed locally, with no round trip after screening."""
+        assert self.flash is not None and self.flash.factory is not None
+        snapshots = [t.adapter.snapshot() for t in self.sync.protocols]
+        tokens = {token for s in snapshots for token in s.tokens}
+        rpc = self.executor.rpc
+        if self._venues is None:
+            pools = await discover_pools(rpc, self.flash.factory, tokens, self.flash.fee_tiers)
+            self._venues = VenueBook(pools)
+            log.info("venue_pools_followed", pools=len(pools.pools), tokens=len(tokens))
+        spenders = {spender for s in snapshots for spender in s.spenders.values()}
+        await refresh_venue_book(rpc, self._venues, self.flash.morpho, tokens, spenders, block_hash)
+
+    async def _execute(
+        self, opportunities: list[Opportunity], block: Block
+    ) -> tuple[list[Attempt], float | None, float]:
+        """Plan and hand the block's opportunities to the executor: (attempts, when the first
+        transaction went to the RPC, when the first plan was ready).
+
+        Live flash: the exact maths, the swap and the contract's guards decide, so no simulation on
+        the way out, and the first wave (the most valuable `FIRST_WAVE`) is planned and sent before
+        the rest is planned; the rest's running totals count the first wave's sales. A dry run has no
+        race to win: it simulates each executor call instead, and plans everything at once."""
+        live_flash = self.flash is not None and not self.flash.simulate and not self.executor.dry_run
+        first = opportunities[:FIRST_WAVE] if live_flash else opportunities
+        calls, refused = await self._calls(first, block.hash)
+        planned_s = time.perf_counter()
+        attempts = refused + await self._attempt(calls, block, live_flash)
+        sent_at = self.executor.first_sent_at if calls else None
+        if len(first) < len(opportunities):
+            timings = dict(self.executor.last_timings)
+            calls, refused = await self._calls(opportunities, block.hash, already=len(first))
+            attempts += refused + await self._attempt(calls, block, live_flash)
+            sent_at = sent_at or (self.executor.first_sent_at if calls else None)
+            self.executor.last_timings = {
+                k: round(v + self.executor.last_timings.get(k, 0.0), 1) for k, v in timings.items()
+            } | {"first_send_ms": timings["first_send_ms"]}
+        return attempts, sent_at, planned_s
+
+    async def _attempt(
+        self, calls: list[tuple[Opportunity, tuple[str, bytes]]], block: Block, live_flash: bool
+    ) -> list[Attempt]:
+        gas = [self._plans[(o.quote.market, o.quote.user)].gas for o, _ in calls] if live_flash else None
+        return await self.executor.attempt_all(calls, block.number, block.base_fee_wei, gas)
+
     async def _calls(
-        self, opportunities: list[Opportunity], block_hash: str
+        self, opportunities: list[Opportunity], block_hash: str, already: int = 0
     ) -> tuple[list[tuple[Opportunity, tuple[str, bytes]]], list[Attempt]]:
         """Each opportunity's transaction: the protocol call (inventory), or an executor call whose
-        value comes from the swap (flash; those that would not pay are skipped here)."""
+        value comes from the swap (flash; those that would not pay are skipped here). The first
+        ``already`` were handed over before: they are planned again only so that the others' swaps
+        count their sales, and left out of the result."""
         adapters = {t.name: t.adapter for t in self.sync.protocols}
         if self.flash is None:
-            return [(o, adapters[o.name].liquidation_call(o.quote)) for o in opportunities], []
+            return [(o, adapters[o.name].liquidation_call(o.quote)) for o in opportunities[already:]], []
         legs = [(o, adapters[o.name].executor_leg(o.quote)) for o in opportunities]
         if not legs:
             return [], []
         plans, refusals = await plan_flash(
-            self.executor.rpc, self.flash, legs, self.prices(), self.native_asset, block_hash
+            self.executor.rpc,
+            self.flash,
+            legs,
+            self.prices(),
+            self.native_asset,
+            block_hash,
+            book=self._venues,
         )
-        self._plans = {(p.opportunity.quote.market, p.opportunity.quote.user): p for p in plans}
+        done = {(o.quote.market, o.quote.user) for o in opportunities[:already]}
+        plans = [p for p in plans if (p.opportunity.quote.market, p.opportunity.quote.user) not in done]
+        refusals = [r for r in refusals if (r.opportunity.quote.market, r.opportunity.quote.user) not in done]
+        new = {(p.opportunity.quote.market, p.opportunity.quote.user): p for p in plans}
+        self._plans = self._plans | new if already else new
         skipped = [Attempt(r.opportunity, "skipped", r.reason) for r in refusals]
         return [(p.opportunity, p.call) for p in plans], skipped
 

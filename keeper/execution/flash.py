@@ -28,13 +28,18 @@ from dataclasses import dataclass, replace
 from enum import IntEnum
 from fractions import Fraction
 
+import structlog
+
 from keeper.chain.abi import contract
-from keeper.chain.multicall import Call, aggregate3
+from keeper.chain.multicall import Call, Result, aggregate3
 from keeper.chain.rpc import BlockTag, Rpc
 from keeper.errors import UsageError
+from keeper.execution.venues import VenueBook
 from keeper.math.wad_ray import percent_mul_ceil
 from keeper.protocols.base import ExecutorLeg, TokenPrice
 from keeper.risk.opportunity import Opportunity, first_complete, value_wei
+
+log = structlog.get_logger()
 
 EXECUTOR = contract("keeper/LiquidationExecutor")
 LIQUIDATE = EXECUTOR.fn("liquidate")
@@ -79,6 +84,9 @@ class FlashSetup:
     morpho: str | None
     """A Morpho Blue to flash-borrow debt tokens from for Aave liquidations (free), if configured."""
     max_slippage_bps: int
+    factory: str | None = None
+    """The venue's Uniswap V3 factory: its pools are followed every block and sales on them computed
+    locally (`keeper.execution.venues`); None asks QuoterV2 for every sale."""
     simulate: bool = False
     """Simulate each executor call before sending (``execution.simulate_flash``); else route gas limits."""
 
@@ -128,13 +136,25 @@ class _Sales:
     prefix_quotes: dict[int, list[int]]
 
 
+Answer = tuple[bool, bytes]
+"""(success, return data) of one view, as `aggregate3` gives it."""
+
+
+def _word(value: int) -> Answer:
+    return True, value.to_bytes(32, "big")
+
+
 def plan_calls(
-    setup: FlashSetup, legs: Sequence[tuple[Opportunity, ExecutorLeg | None]]
-) -> tuple[list[Call], list[_Asked | None], dict[tuple[str, str], _Sales]]:
-    """The round's calls: per (collateral, debt) pair and fee tier, a quote for each running total
-    of the block's sales (they land in this order and each moves the pool for the next); Morpho's
-    debt-token balances; the Aave pools' flash premiums."""
-    calls: list[Call] = []
+    setup: FlashSetup,
+    legs: Sequence[tuple[Opportunity, ExecutorLeg | None]],
+    book: VenueBook | None = None,
+) -> tuple[list[Call | Answer], list[_Asked | None], dict[tuple[str, str], _Sales]]:
+    """The round's questions: per (collateral, debt) pair and fee tier, a quote for each running
+    total of the block's sales (they land in this order and each moves the pool for the next);
+    Morpho's debt-token balances; the Aave pools' flash premiums. Each is a call to make, or, when
+    ``book`` (this block's pools, balances and premiums) knows it, its answer already, written as
+    the view would return it: a sale inside a followed pool's known ticks is computed locally."""
+    calls: list[Call | Answer] = []
     asked: list[_Asked | None] = []
     sales: dict[tuple[str, str], _Sales] = {}
     sold: dict[tuple[str, str], int] = {}
@@ -150,6 +170,17 @@ def plan_calls(
         sold[group] = sold.get(group, 0) + quote.collateral_seized
         for fee in setup.fee_tiers:
             pair.prefix_quotes[fee].append(len(calls))
+            local = (
+                None
+                if book is None
+                else book.sale(quote.collateral_asset, quote.debt_asset, fee, sold[group])
+            )
+            if local is not None:
+                calls.append((True, local.to_bytes(32, "big") + bytes(3 * 32)))
+                continue
+            if book is not None and book.no_pool(quote.collateral_asset, quote.debt_asset, fee):
+                calls.append((False, b""))  # what the quoter answers for a pool that does not exist
+                continue
             request = {
                 "tokenIn": quote.collateral_asset,
                 "tokenOut": quote.debt_asset,
@@ -163,11 +194,15 @@ def plan_calls(
             if setup.morpho is not None:
                 if quote.debt_asset not in balances:
                     balances[quote.debt_asset] = len(calls)
-                    calls.append(Call(quote.debt_asset, BALANCE_OF.call(setup.morpho), allow_failure=True))
+                    held = None if book is None else book.lender_balances.get(quote.debt_asset)
+                    asked_balance = Call(quote.debt_asset, BALANCE_OF.call(setup.morpho), allow_failure=True)
+                    calls.append(asked_balance if held is None else _word(held))
                 balance = balances[quote.debt_asset]
             if leg.target not in premiums:
                 premiums[leg.target] = len(calls)
-                calls.append(Call(leg.target, FLASHLOAN_PREMIUM_TOTAL.call(), allow_failure=True))
+                known = None if book is None else book.premiums.get(leg.target)
+                asked_premium = Call(leg.target, FLASHLOAN_PREMIUM_TOTAL.call(), allow_failure=True)
+                calls.append(asked_premium if known is None else _word(known))
             premium = premiums[leg.target]
         asked.append(_Asked(group, len(pair.prefix_quotes[setup.fee_tiers[0]]) - 1, balance, premium))
     return calls, asked, sales
@@ -178,7 +213,7 @@ def decide(
     legs: Sequence[tuple[Opportunity, ExecutorLeg | None]],
     asked: Sequence[_Asked | None],
     sales: Mapping[tuple[str, str], _Sales],
-    answers: Sequence[tuple[bool, bytes]],
+    answers: Sequence[Answer],
     prices: Sequence[Mapping[str, TokenPrice]],
     native_asset: str,
     price_moves: Mapping[str, Fraction] | None = None,
@@ -220,7 +255,7 @@ def decide(
     return plans, refused
 
 
-def _best_tier(setup: FlashSetup, pair: _Sales, answers: Sequence[tuple[bool, bytes]]) -> int | None:
+def _best_tier(setup: FlashSetup, pair: _Sales, answers: Sequence[Answer]) -> int | None:
     totals = [(_swap_output(answers[quotes[-1]]), fee) for fee, quotes in pair.prefix_quotes.items()]
     best = max(((out, fee) for out, fee in totals if out is not None), default=None)
     return None if best is None else best[1]
@@ -233,7 +268,7 @@ def _plan_one(
     where: _Asked,
     fee: int,
     swap_out: int,
-    answers: Sequence[tuple[bool, bytes]],
+    answers: Sequence[Answer],
     prices: Sequence[Mapping[str, TokenPrice]],
     native_asset: str,
 ) -> FlashPlan | str:
@@ -287,9 +322,7 @@ def _plan_one(
     )
 
 
-def _aave_route(
-    leg: ExecutorLeg, where: _Asked, answers: Sequence[tuple[bool, bytes]]
-) -> tuple[Route, int] | None:
+def _aave_route(leg: ExecutorLeg, where: _Asked, answers: Sequence[Answer]) -> tuple[Route, int] | None:
     """Morpho's free flash loan when it holds enough of the debt token, else the pool's (premium)
     when its reserve has the liquidity, else None."""
     if where.lender_balance is not None:
@@ -309,7 +342,7 @@ def _scaled(amount: int | None, ratio: Fraction) -> int | None:
     return amount if amount is None or ratio == 1 else amount * ratio.numerator // ratio.denominator
 
 
-def _swap_output(answer: tuple[bool, bytes]) -> int | None:
+def _swap_output(answer: Answer) -> int | None:
     ok, data = answer
     if not ok or len(data) < QUOTE_BYTES:
         return None  # no pool on that tier, or the swap cannot fill
@@ -348,9 +381,17 @@ async def plan_flash(
     native_asset: str,
     block: BlockTag,
     price_moves: Mapping[str, Fraction] | None = None,
+    book: VenueBook | None = None,
 ) -> tuple[list[FlashPlan], list[Refusal]]:
-    """One batched round at ``block``, then `decide`."""
-    calls, asked, sales = plan_calls(setup, legs)
-    results = await aggregate3(rpc, calls, block)
-    answers = [(r.success, r.data) for r in results]
+    """What ``book`` does not answer, in one batched round at ``block`` (none when it answers all),
+    then `decide`."""
+    questions, asked, sales = plan_calls(setup, legs, book)
+    calls = [q for q in questions if isinstance(q, Call)]
+    log.debug("flash_planned", questions=len(questions), asked=len(calls))
+    results = iter(await aggregate3(rpc, calls, block) if calls else [])
+    answers = [q if not isinstance(q, Call) else _answer(next(results)) for q in questions]
     return decide(setup, legs, asked, sales, answers, prices, native_asset, price_moves)
+
+
+def _answer(result: Result) -> Answer:
+    return result.success, result.data

@@ -11,6 +11,7 @@ or for a pool not followed (`MAX_POOLS`), the planner asks QuoterV2 as before.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -19,7 +20,7 @@ from typing import Any
 from keeper.chain.abi import contract
 from keeper.chain.multicall import Call, Result, aggregate3
 from keeper.chain.rpc import BlockTag, Rpc
-from keeper.math.uniswap_v3 import PoolState
+from keeper.math.uniswap_v3 import PoolState, exact_input
 
 FACTORY = contract("uniswap_v3/IUniswapV3Factory")
 GET_POOL = FACTORY.fn("getPool")
@@ -31,6 +32,8 @@ SLOT0, LIQUIDITY, TICK_BITMAP, TICKS = (
     POOL.fn("ticks"),
 )
 TOKEN0, TICK_SPACING = POOL.fn("token0"), POOL.fn("tickSpacing")
+BALANCE_OF = contract("common/IERC20").fn("balanceOf")
+FLASHLOAN_PREMIUM_TOTAL = contract("aave_v3_6/IPool").fn("FLASHLOAN_PREMIUM_TOTAL")
 ZERO = "0x" + "00" * 20
 WORDS_EACH_SIDE = 2
 """Bitmap words read on each side of the price's word: a word spans 256 tick spacings, so two cover
@@ -57,6 +60,13 @@ class PoolBook:
     states: dict[str, PoolState] = field(default_factory=dict)
     """pool address -> its state at the last block read (absent: not read, or unreadable)."""
     block: BlockTag | None = None
+    searched: frozenset[str] = frozenset()
+    """Lower-cased tokens whose pairs the factory was asked about: a pair of two of them with no
+    entry in ``pools`` has no pool on that tier (or one this book does not follow)."""
+
+    def absent(self, token_in: str, token_out: str, fee: int) -> bool:
+        a, b = sorted((token_in.lower(), token_out.lower()))
+        return {a, b} <= self.searched and (a, b, fee) not in self.pools
 
     def state(self, token_in: str, token_out: str, fee: int) -> tuple[PoolState, bool] | None:
         """The pool selling ``token_in`` for ``token_out`` at ``fee``, and whether that is zero for one."""
@@ -70,7 +80,8 @@ class PoolBook:
 
 async def discover_pools(rpc: Rpc, factory: str, tokens: Iterable[str], fee_tiers: Iterable[int]) -> PoolBook:
     """Every existing pool among ``tokens`` on the given tiers (two `aggregate3` rounds)."""
-    keys = [(a, b, fee) for a, b in combinations(sorted({t.lower() for t in tokens}), 2) for fee in fee_tiers]
+    searched = sorted({t.lower() for t in tokens})
+    keys = [(a, b, fee) for a, b in combinations(searched, 2) for fee in fee_tiers]
     found = await aggregate3(
         rpc, [Call(factory, GET_POOL.call(a, b, fee), allow_failure=True) for a, b, fee in keys], "latest"
     )
@@ -86,7 +97,7 @@ async def discover_pools(rpc: Rpc, factory: str, tokens: Iterable[str], fee_tier
         for fn in (TOKEN0, TICK_SPACING)
     ]
     answers = await aggregate3(rpc, calls, "latest")
-    book = PoolBook()
+    book = PoolBook(searched=frozenset(searched) if len(existing) < MAX_POOLS else frozenset())
     for index, ((a, b, fee), address) in enumerate(existing):
         token0, spacing = answers[2 * index], answers[2 * index + 1]
         if not (token0.success and spacing.success):
@@ -222,3 +233,47 @@ def _state(pool: Pool, reading: _Reading | None) -> PoolState | None:
         liquidity_net={t: reading.nets[t] for t in initialized},
         word_range=(words.start, words.stop - 1),
     )
+
+
+@dataclass
+class VenueBook:
+    """What the flash planner asks every block with opportunities, read before it is asked: the
+    followed pools, Morpho's balance of each debt token (its flash loans are free) and each Aave
+    pool's flash premium. Read once per block, with the block's receipts, whatever the number of
+    opportunities."""
+
+    pools: PoolBook
+    lender_balances: dict[str, int] = field(default_factory=dict)
+    premiums: dict[str, int] = field(default_factory=dict)
+
+    def no_pool(self, token_in: str, token_out: str, fee: int) -> bool:
+        """The factory has no pool for the pair on that tier (the quoter would only revert)."""
+        return self.pools.absent(token_in, token_out, fee)
+
+    def sale(self, token_in: str, token_out: str, fee: int, amount: int) -> int | None:
+        """What selling ``amount`` pays on that pool at the block read, if it can be computed here."""
+        found = self.pools.state(token_in, token_out, fee)
+        if found is None:
+            return None
+        state, zero_for_one = found
+        out = exact_input(state, zero_for_one, amount)
+        return out if out else None
+
+
+async def refresh_venue_book(
+    rpc: Rpc,
+    book: VenueBook,
+    lender: str | None,
+    tokens: Iterable[str],
+    aave_pools: Iterable[str],
+    block: BlockTag,
+) -> None:
+    """The book at ``block``: pools (`refresh_pools`) and, in one round beside them, the lender's
+    balances and the premiums. What does not answer is left out (the planner then asks itself)."""
+    tokens, aave_pools = sorted(set(tokens)) if lender else [], sorted(set(aave_pools))
+    calls = [Call(t, BALANCE_OF.call(lender), allow_failure=True) for t in tokens]
+    calls += [Call(p, FLASHLOAN_PREMIUM_TOTAL.call(), allow_failure=True) for p in aave_pools]
+    _, results = await asyncio.gather(refresh_pools(rpc, book.pools, block), aggregate3(rpc, calls, block))
+    words = [int.from_bytes(r.data[:32], "big") if r.success and len(r.data) >= 32 else None for r in results]
+    book.lender_balances = {t: w for t, w in zip(tokens, words[: len(tokens)], strict=True) if w is not None}
+    book.premiums = {p: w for p, w in zip(aave_pools, words[len(tokens) :], strict=True) if w is not None}
