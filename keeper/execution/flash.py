@@ -3,9 +3,11 @@
 For each opportunity the protocol says what to liquidate (`ExecutorLeg`); this module decides how
 it is financed and sold, and what it is worth:
 
-* one Multicall3 round per block (whatever the number of opportunities) asks Uniswap's QuoterV2
-  what the seized collateral sells for on every configured fee tier, how much of each debt token
-  Morpho Blue holds (its flash loans are free) and each Aave pool's flash-loan premium;
+* what the seized collateral sells for on every configured fee tier is computed locally from the
+  venue's pools as read at the block (`keeper.execution.venues`, `keeper.math.uniswap_v3`: exact,
+  equal to QuoterV2); only a sale the book cannot price (a pool not followed, a swap leaving the
+  ticks it knows) is asked of QuoterV2, in one Multicall3 round with anything else the book lacks
+  (Morpho Blue's balance of a debt token, an Aave pool's flash premium); usually there is none;
 * a block's sales of one collateral for one debt token land one after another, each moving the
   pool for the next: they are quoted as running totals in sending order, each credited what its
   total adds, on the pair's best fee tier for the whole sale;
@@ -16,9 +18,9 @@ it is financed and sold, and what it is worth:
   minimum leaves, so a transaction that would lose reverts on chain instead. Opportunities whose
   worst case within the slippage bound does not pay are not sent.
 
-The quote is an ``eth_call`` of QuoterV2 (which simulates the swap in the pool's own code), not a
-local model of the pool: exact against ticks and liquidity at the block, at the cost of one batched
-round trip per block that has opportunities.
+Local swaps are the pool's own integer maths over its price, liquidity and initialized ticks, so
+no round trip stands between screening and the first transaction; QuoterV2 (the pool's code in an
+``eth_call``) stays the fallback, and what `keeper stress` uses.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ from keeper.execution.flash import (
     decide,
     plan_calls,
 )
+from keeper.execution.venues import Pool, PoolBook, VenueBook
+from keeper.math.uniswap_v3 import PoolState, exact_input
 from keeper.protocols.base import ExecutorLeg, LiquidationQuote, TokenPrice
 from keeper.risk.opportunity import Opportunity
 
@@ -131,3 +133,24 @@ def test_a_what_if_price_move_scales_each_sale_by_the_collateral_to_debt_ratio()
     assert [p.swap_out for p in plans] == [first, total - first]
     unmoved, _ = decide(SETUP, legs, asked, sales, answers, [BOOK], WETH)
     assert [p.swap_out for p in unmoved] == [2_000 * 10**6 + 1, 1_999 * 10**6 - 1]
+
+
+def test_a_venue_book_answers_every_question_so_nothing_is_asked() -> None:
+    """Sales on a followed pool are computed locally (and equal `exact_input`), a tier the factory
+    has no pool for is answered "no quote" without asking, and Morpho's balance and the premium come
+    from the book: the round is empty and the plan is the one the answers give."""
+    a, b = sorted((WETH.lower(), USDC.lower()))
+    state = PoolState(2**96 // 1000, -138163, 10**22, 500, 10, {-887270: 10**22, 887270: -(10**22)}, (-347, 346))
+    pools = PoolBook(pools={(a, b, 500): Pool("0x" + "99" * 20, a, b, 500, 10)}, searched=frozenset({a, b}))
+    pools.states["0x" + "99" * 20] = state
+    book = VenueBook(pools, lender_balances={USDC: 10**30}, premiums={POOL: 5})
+    legs = [(opportunity("a", 1_000, 10**6), aave_leg(1_001))]
+    questions, asked, sales = plan_calls(SETUP, legs, book)
+    assert [q for q in questions if not isinstance(q, tuple)] == []
+    plans, refused = decide(SETUP, legs, asked, sales, questions, [BOOK], WETH)
+    zero_for_one = WETH.lower() == a
+    assert refused == [] and plans[0].swap_out == exact_input(state, zero_for_one, 10**6)
+    assert plans[0].fee == 500 and plans[0].route is Route.AAVE_MORPHO_FLASH
+    unknown = VenueBook(PoolBook())  # nothing followed: every quote, the balance and the premium asked
+    questions, _, _ = plan_calls(SETUP, legs, unknown)
+    assert len([q for q in questions if not isinstance(q, tuple)]) == len(SETUP.fee_tiers) + 2
