@@ -142,51 +142,81 @@ class Engine:
     def opportunities(
         self, timestamp: int, touched: Mapping[str, set[PositionKey]] | None = None
     ) -> list[Opportunity]:
-        """Liquidatable positions, quoted exactly; the float screen picks which ones to check."""
-        books = self.prices()
-        found = []
+        """Liquidatable positions, quoted exactly, best first; the float screen picks which to check."""
+        found, _ = self._quoted(self._screened(timestamp, touched), timestamp)
+        return found
+
+    def _screened(
+        self, timestamp: int, touched: Mapping[str, set[PositionKey]] | None
+    ) -> list[tuple[Tracked, PositionKey]]:
+        """Every protocol's candidates, the most under water by the screen's estimate first."""
+        rows = []
         for tracked in self.sync.protocols:
-            for key in self._candidates(
-                tracked, timestamp, None if touched is None else touched.get(tracked.name, set())
-            ):
-                if self.executor.in_flight(key):
-                    continue  # a transaction for it is already out: nothing to decide this block
-                quote = tracked.adapter.quote(key, timestamp)
-                if quote is None:
-                    continue
-                if not quote.priced_by:  # an adapter bug: its prices could not be checked, so fail closed
-                    log.error(
-                        "quote_without_prices", protocol=tracked.name, market=quote.market, user=quote.user
-                    )
-                    continue
-                if quote.priced_by & self.rejected.keys():
-                    continue
-                tokens = (quote.collateral_asset, quote.debt_asset, self.native_asset)
-                book = first_complete(books, tokens)
-                gross = None if book is None else gross_profit_wei(quote, book, self.native_asset)
-                if gross is None:
-                    unpriced = self._unpriced(quote, books) or {"*": "no one source prices all its tokens"}
-                    log.warning(
-                        "opportunity_unpriced",
-                        protocol=tracked.name,
-                        market=quote.market,
-                        user=quote.user,
-                        unpriced=unpriced,
-                    )
-                    continue
-                found.append(Opportunity(tracked.name, quote, gross))
-        return ranked(found)
+            mine = None if touched is None else touched.get(tracked.name, set())
+            rows += [
+                (estimate, i, tracked, key)
+                for i, (key, estimate) in enumerate(self._candidates(tracked, timestamp, mine))
+            ]
+        rows.sort(key=lambda row: (row[0], row[1]))
+        return [(tracked, key) for _, _, tracked, key in rows]
+
+    def _quoted(
+        self, candidates: list[tuple[Tracked, PositionKey]], timestamp: int, limit: int | None = None
+    ) -> tuple[list[Opportunity], int]:
+        """The candidates' exact quotes, valued, best first, and how many candidates were used: with
+        ``limit``, quoting stops once that many opportunities are found (the first wave)."""
+        books = self.prices()
+        found: list[Opportunity] = []
+        for used, (tracked, key) in enumerate(candidates, 1):
+            opportunity = self._opportunity(tracked, key, timestamp, books)
+            if opportunity is not None:
+                found.append(opportunity)
+                if limit is not None and len(found) >= limit:
+                    return ranked(found), used
+        return ranked(found), len(candidates)
+
+    def _opportunity(
+        self, tracked: Tracked, key: PositionKey, timestamp: int, books: list[dict[str, TokenPrice]]
+    ) -> Opportunity | None:
+        if self.executor.in_flight(key):
+            return None  # a transaction for it is already out: nothing to decide this block
+        quote = tracked.adapter.quote(key, timestamp)
+        if quote is None:
+            return None
+        if not quote.priced_by:  # an adapter bug: its prices could not be checked, so fail closed
+            log.error("quote_without_prices", protocol=tracked.name, market=quote.market, user=quote.user)
+            return None
+        if quote.priced_by & self.rejected.keys():
+            return None
+        tokens = (quote.collateral_asset, quote.debt_asset, self.native_asset)
+        book = first_complete(books, tokens)
+        gross = None if book is None else gross_profit_wei(quote, book, self.native_asset)
+        if gross is None:
+            unpriced = self._unpriced(quote, books) or {"*": "no one source prices all its tokens"}
+            log.warning(
+                "opportunity_unpriced",
+                protocol=tracked.name,
+                market=quote.market,
+                user=quote.user,
+                unpriced=unpriced,
+            )
+            return None
+        return Opportunity(tracked.name, quote, gross)
 
     def _candidates(
         self, tracked: Tracked, timestamp: int, touched: set[PositionKey] | None
-    ) -> list[PositionKey]:
+    ) -> list[tuple[PositionKey, float]]:
         """The adapter's screen, kept in step with it: rebuilt at first and after a reorg, else only
-        the rows of the positions this block touched are refreshed."""
+        the rows of the positions this block touched are refreshed. (key, estimate) per candidate."""
         rebuild = touched is None or self._screened_reorgs != self.sync.reorgs
         screen = tracked.adapter.screen()
         estimates = screen.estimates(timestamp, None if rebuild else touched)
         self._record_estimates(tracked.name, estimates)
-        return [screen.key(row) for row in np.flatnonzero(estimates < 1 + screen.margin).tolist()]
+        rows = np.flatnonzero(estimates < 1 + screen.margin)
+        return [
+            (screen.key(row), estimate)
+            for row, estimate in zip(rows.tolist(), estimates[rows].tolist(), strict=True)
+        ]
 
     def _record_estimates(self, name: str, estimates: npt.NDArray[np.float64]) -> None:
         """Gauges from the screen's conservative estimates (display, not decisions)."""
@@ -226,11 +256,15 @@ class Engine:
         self._report_feeds(update)
         self.check_prices(block.timestamp)
         touched, self._touched_unscreened = self._touched_unscreened, {}
-        opportunities = self._with_cash(self.opportunities(at, touched))
+        candidates = self._screened(at, touched)
+        live_flash = self.flash is not None and not self.flash.simulate and not self.executor.dry_run
+        first, used = self._quoted(candidates, at, FIRST_WAVE if live_flash else None)
+        first = self._with_cash(first)
         self._screened_reorgs = self.sync.reorgs
         screened_s = time.perf_counter()
+        attempts, sent_at, planned_s, later = await self._execute(first, candidates[used:], at, block)
+        opportunities = first + later
         self.stats.opportunities += len(opportunities)
-        attempts, sent_at, planned_s = await self._execute(opportunities, block)
         done_s = time.perf_counter()
         reaction = {} if sent_at is None else {"reaction_ms": round((sent_at - started_s) * 1000, 1)}
         for attempt in attempts:
@@ -270,30 +304,33 @@ class Engine:
         await refresh_venue_book(rpc, self._venues, self.flash.morpho, tokens, spenders, block_hash)
 
     async def _execute(
-        self, opportunities: list[Opportunity], block: Block
-    ) -> tuple[list[Attempt], float | None, float]:
+        self, first: list[Opportunity], remaining: list[tuple[Tracked, PositionKey]], at: int, block: Block
+    ) -> tuple[list[Attempt], float | None, float, list[Opportunity]]:
         """Plan and hand the block's opportunities to the executor: (attempts, when the first
-        transaction went to the RPC, when the first plan was ready).
+        transaction went to the RPC, when the first plan was ready, the opportunities after ``first``).
 
-        Live flash: the exact maths, the swap and the contract's guards decide, so no simulation on
-        the way out, and the first wave (the most valuable `FIRST_WAVE`) is planned and sent before
-        the rest is planned; the rest's running totals count the first wave's sales. A dry run has no
-        race to win: it simulates each executor call instead, and plans everything at once."""
+        Live flash: the exact maths, the swap and the contract's guards decide, so nothing is
+        simulated on the way out, and the first wave (the first `FIRST_WAVE` opportunities found, the
+        most under water first) is quoted, planned and sent before the other candidates are quoted;
+        those are then ranked, planned with running totals that count the first wave's sales, and
+        sent. Otherwise (inventory, dry run, simulate_flash) ``first`` is every opportunity."""
         live_flash = self.flash is not None and not self.flash.simulate and not self.executor.dry_run
-        first = opportunities[:FIRST_WAVE] if live_flash else opportunities
         calls, refused = await self._calls(first, block.hash)
         planned_s = time.perf_counter()
         attempts = refused + await self._attempt(calls, block, live_flash)
         sent_at = self.executor.first_sent_at if calls else None
-        if len(first) < len(opportunities):
-            timings = dict(self.executor.last_timings)
-            calls, refused = await self._calls(opportunities, block.hash, already=len(first))
-            attempts += refused + await self._attempt(calls, block, live_flash)
-            sent_at = sent_at or (self.executor.first_sent_at if calls else None)
-            self.executor.last_timings = {
-                k: round(v + self.executor.last_timings.get(k, 0.0), 1) for k, v in timings.items()
-            } | {"first_send_ms": timings["first_send_ms"]}
-        return attempts, sent_at, planned_s
+        if not remaining:
+            return attempts, sent_at, planned_s, []
+        timings = dict(self.executor.last_timings)
+        found, _ = self._quoted(remaining, at)
+        later = self._with_cash(first + found)[len(first) :]
+        calls, refused = await self._calls(first + later, block.hash, already=len(first))
+        attempts += refused + await self._attempt(calls, block, live_flash)
+        sent_at = sent_at or (self.executor.first_sent_at if calls else None)
+        self.executor.last_timings = {
+            k: round(v + self.executor.last_timings.get(k, 0.0), 1) for k, v in timings.items()
+        } | {"first_send_ms": timings.get("first_send_ms", 0.0)}
+        return attempts, sent_at, planned_s, later
 
     async def _attempt(
         self, calls: list[tuple[Opportunity, tuple[str, bytes]]], block: Block, live_flash: bool
