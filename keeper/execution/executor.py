@@ -54,6 +54,10 @@ ERC20 = contract("common/IERC20")
 BALANCE_OF = ERC20.fn("balanceOf")
 ALLOWANCE = ERC20.fn("allowance")
 FIRST_WAVE = 8
+REVERT_BACKOFF_BLOCKS = 10
+"""After a liquidation reverts (not a race lost), its position waits this many blocks, doubled for
+each further revert in a row, up to `MAX_BACKOFF_BLOCKS`."""
+MAX_BACKOFF_BLOCKS = 1_000
 WAVE = 64
 """Opportunities simulated and sent together, best first: the first 8 leave as soon as they are
 simulated, then 64 at a time, each wave sent before the next is simulated."""
@@ -124,6 +128,11 @@ class Executor(Approvals):
         """tx hash -> monotonic time it was broadcast, for the sent -> included latency."""
         self._reward: int | None = None
         """This block's fee-history reward at the policy's percentile (percentile strategy only)."""
+        self._backoff: dict[PositionKey, tuple[int, int]] = {}
+        """Position -> (first block it may be tried again, reverts in a row): a liquidation that
+        reverted for a reason the maths did not see is not sent again every block."""
+        self._block = 0
+        """The block `attempt_all` is deciding for."""
         self.first_sent_at: float | None = None
         """``time.perf_counter()`` when the last `attempt_all`'s first wave was handed to the RPC."""
         self.settled = Counter[str]()
@@ -151,6 +160,7 @@ class Executor(Approvals):
         ``gas``: per item, the gas it is known to need (measured for its path): no simulation, the
         limit is that plus the margin; None simulates (``eth_estimateGas``)."""
         started_s = time.perf_counter()
+        self._block = block_number
         self._reward = await self._fee_history_reward() if items else None
         pairs = {(o.quote.debt_asset, call[0]) for o, call in items} if self.inventory else set()
         wallet = await self._wallet(pairs)
@@ -214,8 +224,12 @@ class Executor(Approvals):
         wants: dict[tuple[str, str], ApprovalNeed],
     ) -> str:
         quote = opportunity.quote
-        if self.in_flight(PositionKey(quote.market, quote.user)):
+        key = PositionKey(quote.market, quote.user)
+        if self.in_flight(key):
             return "transaction already in flight"
+        if key in self._backoff and self._block < self._backoff[key][0]:
+            until, streak = self._backoff[key]
+            return f"reverted: backing off until block {until} ({streak} in a row)"
         if not self.inventory:
             return ""
         balance, allowance = wallet[(quote.debt_asset, target)]
@@ -435,8 +449,18 @@ class Executor(Approvals):
         gas_used = int(receipt["gasUsed"], 16)
         price = int(receipt["effectiveGasPrice"], 16)
         self.store.mark_mined(tx.tx_hash, int(receipt["blockNumber"], 16), gas_used, price, success)
-        self.nonces.free(PositionKey(tx.market, tx.user))
+        key = PositionKey(tx.market, tx.user)
+        self.nonces.free(key)
         kind = "approval" if tx.is_approval else "liquidation"
+        if not tx.is_approval and not success and not lost_race:
+            streak = self._backoff.get(key, (0, 0))[1] + 1
+            mined_in = int(receipt["blockNumber"], 16)
+            self._backoff[key] = (
+                mined_in + min(REVERT_BACKOFF_BLOCKS << (streak - 1), MAX_BACKOFF_BLOCKS),
+                streak,
+            )
+        elif success:
+            self._backoff.pop(key, None)
         outcome = "mined" if success else "lost_race" if lost_race else "reverted"
         event = f"{kind}_{outcome}"
         if tx.note not in ("cancel", "gap filler", APPROVAL_NOTE):
