@@ -140,7 +140,8 @@ def test_a_venue_book_answers_every_question_so_nothing_is_asked() -> None:
     has no pool for is answered "no quote" without asking, and Morpho's balance and the premium come
     from the book: the round is empty and the plan is the one the answers give."""
     a, b = sorted((WETH.lower(), USDC.lower()))
-    state = PoolState(2**96 // 1000, -138163, 10**22, 500, 10, {-887270: 10**22, 887270: -(10**22)}, (-347, 346))
+    full_range = {-887270: 10**22, 887270: -(10**22)}
+    state = PoolState(2**96 // 1000, -138163, 10**22, 500, 10, full_range, (-347, 346))
     pools = PoolBook(pools={(a, b, 500): Pool("0x" + "99" * 20, a, b, 500, 10)}, searched=frozenset({a, b}))
     pools.states["0x" + "99" * 20] = state
     book = VenueBook(pools, lender_balances={USDC: 10**30}, premiums={POOL: 5})
