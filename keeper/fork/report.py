@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from keeper.chain.abi import contract
+from keeper.chain.abi_params import AbiError
 from keeper.risk.opportunity import TokenPrice, first_complete, value_wei
 from keeper.state.txstate import SentTx, TxState
 
@@ -73,7 +74,10 @@ def token_flows(logs: Iterable[Mapping[str, Any]], holders: Iterable[str]) -> di
     for entry in logs:
         if not TRANSFER.matches(entry):
             continue
-        transfer = TRANSFER.decode(entry)
+        try:
+            transfer = TRANSFER.decode(entry)
+        except AbiError:  # a token that logs a malformed Transfer moved nothing we can count
+            continue
         token = str(entry["address"]).lower()
         delta = int(transfer["value"]) * (
             (transfer["to"].lower() in mine) - (transfer["from"].lower() in mine)

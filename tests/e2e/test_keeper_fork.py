@@ -1,7 +1,7 @@
 """`keeper run --fork` against a fork of the 1-second devnet: the keeper liquidates on the fork only.
 
 The devnet's own config (dry-run, its store path) with ``--fork``: the keeper starts an Anvil fork
-of the devnet at its head and says where (``fork_started``); the test moves WETH -25 % *on the
+of the devnet at its head and says where (``fork_started``); the test moves WETH -10 % *on the
 fork*, the keeper liquidates there, and its JSON report must match the fork's receipts, while the
 devnet itself sees no keeper transaction, keeps its price and its blocks, and the fork's Anvil is
 gone when the keeper has exited.
@@ -115,7 +115,7 @@ def run_on_fork(
         feed = discover_feeds(fork.rpc)["WETH"]
         (owner,) = decode_result(["address"], fork.rpc.eth_call(feed, encode_call("owner()")))
         fork.rpc.call("anvil_impersonateAccount", [owner])
-        move = move_price(fork, "WETH", "-25")
+        move = move_price(fork, "WETH", "-10")
         wait_for_block(fork.rpc, move.block + 3)
         deadline = time.monotonic() + 90
         while not settled(fork, process, keeper, move.block + 2):
