@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         'balance). With --dry-run (or execution.mode = "dry-run") everything up to signing '
         "happens and each would-be liquidation is logged with its expected profit; nothing is "
         "sent. Logs are JSON lines on stderr (a readable format on a terminal). Stops on SIGINT "
-        "or SIGTERM.",
+        "or SIGTERM. With --fork it runs live on a local Anvil fork of the configured chain "
+        "instead, which it starts and stops itself, and reports what it liquidated there.",
     )
     run.add_argument("--config", type=Path, required=True, metavar="PATH", help="keeper config (TOML)")
     run.add_argument("--dry-run", action="store_true", help="simulate and report, never send")
