@@ -103,7 +103,9 @@ def _ready(proc: subprocess.Popen[bytes], port: int, log_path: Path) -> Fork:
             raise UsageError(f"--fork: anvil could not fork chain.rpc_urls ({tail[0][:200]})")
         try:
             chain_id = int(rpc.call("eth_chainId"), 16)
-            return Fork(proc.pid, port, rpc.block_number(), chain_id)
+            # the block forked from, not the head: the fork may have mined blocks of its own already
+            block = int(rpc.call("anvil_nodeInfo")["forkConfig"]["forkBlockNumber"])
+            return Fork(proc.pid, port, block, chain_id)
         except DevnetError:
             if time.monotonic() > deadline:
                 raise UsageError(f"--fork: anvil did not answer within {READY_TIMEOUT_S:g} s") from None

@@ -201,3 +201,19 @@ def test_fork_refuses_a_chain_id_other_than_the_configured_one(timed_devnet: Dev
     assert done.stderr.strip().splitlines()[-1] == (
         "keeper: error: --fork: chain.rpc_urls serves chain id 31337, the config says chain.chain_id = 1"
     )
+
+
+def test_a_killed_keeper_leaves_no_fork_behind(timed_devnet: Devnet, tmp_path: Path) -> None:
+    """SIGKILL gives the keeper no chance to clean up: the kernel stops its Anvil (PDEATHSIG)."""
+    process = ForkedKeeper(variant(timed_devnet, tmp_path / "keeper.toml", {}), tmp_path / "report.json")
+    try:
+        started = process.wait_for(lambda e: e.get("event") == "fork_started")
+        assert alive(int(started["pid"]))
+        process.proc.kill()
+        process.wait()
+        deadline = time.monotonic() + 10
+        while alive(int(started["pid"])):
+            assert time.monotonic() < deadline, "the fork's anvil outlived its keeper"
+            time.sleep(0.05)
+    finally:
+        process.kill()
