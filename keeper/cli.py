@@ -10,11 +10,16 @@ import sys
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from keeper.devnet.commands import add_devnet_parser, run_devnet
 from keeper.errors import KeeperError, UsageError
+
+if TYPE_CHECKING:
+    from keeper.config import Config
+    from keeper.obs.progress import Report
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -54,10 +59,32 @@ def build_parser() -> argparse.ArgumentParser:
         'balance). With --dry-run (or execution.mode = "dry-run") everything up to signing '
         "happens and each would-be liquidation is logged with its expected profit; nothing is "
         "sent. Logs are JSON lines on stderr (a readable format on a terminal). Stops on SIGINT "
-        "or SIGTERM.",
+        "or SIGTERM. With --fork it runs live on a local Anvil fork of the configured chain "
+        "instead, which it starts and stops itself, and reports what it liquidated there.",
     )
     run.add_argument("--config", type=Path, required=True, metavar="PATH", help="keeper config (TOML)")
     run.add_argument("--dry-run", action="store_true", help="simulate and report, never send")
+    run.add_argument(
+        "--fork",
+        action="store_true",
+        help="run live on a local Anvil fork of chain.rpc_urls at its head (harmless: nothing leaves "
+        "the fork; fresh temporary store, no status server), then print one JSON object: each "
+        "liquidation's predicted vs realized profit and gas, and totals",
+    )
+    run.add_argument(
+        "--fork-blocks",
+        type=_blocks,
+        default=None,
+        metavar="N",
+        help="with --fork: stop after N blocks processed (default: at SIGINT/SIGTERM)",
+    )
+    run.add_argument(
+        "--fork-block-time",
+        type=_seconds,
+        default=1.0,
+        metavar="SECONDS",
+        help="with --fork: the fork mines a block this often (default 1)",
+    )
 
     stress = commands.add_parser(
         "stress",
@@ -157,6 +184,16 @@ def _blocks(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} must be >= 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
     return value
 
 
@@ -264,8 +301,22 @@ def _run(args: argparse.Namespace) -> int:
     def report(message: str) -> None:
         print(f"[run] {message}", file=sys.stderr, flush=True)
 
+    if args.fork:
+        return _run_fork(args, config, report)
+    if args.fork_blocks is not None:
+        raise UsageError("--fork-blocks goes with --fork")
     dry_run = args.dry_run or config.execution.mode == "dry-run"
     asyncio.run(Daemon(config, Mode.DRY_RUN if dry_run else Mode.LIVE, report, os.environ).serve())
+    return 0
+
+
+def _run_fork(args: argparse.Namespace, config: Config, report: Report) -> int:
+    from keeper.fork.run import ForkOptions, run_fork
+
+    if args.dry_run:
+        raise UsageError("--fork runs live on the fork (harmless there); drop --dry-run")
+    options = ForkOptions(blocks=args.fork_blocks, block_time_s=args.fork_block_time)
+    print(json.dumps(run_fork(config, options, report, os.environ)), flush=True)
     return 0
 
 

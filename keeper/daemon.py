@@ -71,6 +71,8 @@ class SyncOptions:
     follow: bool = False
     max_log_span: int = 50_000
     poll_interval_s: float = 1.0
+    stop_after_blocks: int | None = None
+    """`keeper run --fork-blocks N`: after N blocks processed, stop as a signal would (settle first)."""
 
 
 KEEPER_OPTIONS = SyncOptions(follow=True, poll_interval_s=0.25)
@@ -226,6 +228,7 @@ class Daemon:
             self.report(f"block {update.block.number}: {len(update.block.logs)} logs, touched {touched}")
 
     async def _liquidate(self, sync: PositionSync, stream: BlockStream, engine: Engine, heads: Heads) -> None:
+        processed = 0
         while True:
             try:
                 async for update in sync.follow(stream):
@@ -233,6 +236,10 @@ class Daemon:
                     await engine.on_block(update, at_head=heads.best_head <= update.block.number)
                     behind = self.liveness.applied(update.block.number, heads.best_head)
                     self.metrics.blocks_behind.set(behind)
+                    processed += 1
+                    if processed == self.options.stop_after_blocks:
+                        log.info("block_limit_reached", blocks=processed)
+                        self.shutdown.signal()
                     if self._settled(engine):
                         return
             except Retryable as exc:  # every endpoint failed (after the pool's own retries): wait, resume

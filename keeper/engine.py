@@ -90,6 +90,11 @@ class Engine:
         """Positions re-read in blocks that were not screened (behind head, shutting down): the next
         screened block refreshes their rows too, so none is screened on its old state."""
         self.stats = EngineStats()
+        metrics.zero(
+            {t.name: t.adapter.snapshot().prices.keys() for t in sync.protocols},
+            [r.token for r in self.feeds.readings()],
+            FEEDS_LABEL,
+        )
         self._screened_reorgs: int | None = None
         """The sync's reorg count when the screens were last built: None rebuilds them."""
         self.accepting = True

@@ -245,6 +245,7 @@ SPEC: dict[str, tuple[Part, ...]] = {
         _functions(
             _aave, "IERC20Detailed", "balanceOf", "allowance", "approve", "totalSupply", "symbol", "decimals"
         ),
+        _events(_aave, "IERC20Detailed", "Transfer"),
     ),
     "common/AggregatorV3Interface": (
         _functions(_chainlink, "AggregatorV2V3Interface", "latestRoundData", "decimals"),

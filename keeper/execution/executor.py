@@ -46,7 +46,7 @@ from keeper.protocols.base import PositionKey
 from keeper.protocols.registry import liquidation_events
 from keeper.risk.opportunity import Opportunity
 from keeper.state.store import Store
-from keeper.state.txstate import APPROVAL_NOTE, SentTx
+from keeper.state.txstate import APPROVAL_NOTE, SentTx, TxState
 
 log = structlog.get_logger(__name__)
 
@@ -422,20 +422,36 @@ class Executor(Approvals):
     async def track(
         self, block_number: int, base_fee: int, still_liquidatable: Callable[[SentTx], bool]
     ) -> list[SentTx]:
-        """Settle what was mined; replace or cancel what waits. Returns the transactions that settled."""
+        """Settle what was mined; replace or cancel what waits. Returns the transactions that settled.
+
+        A replaced transaction may still be the one mined (it was included while its replacement
+        was being sent, which the node then refuses: "nonce too low"), so the receipts of the
+        in-flight nonces' replaced transactions are read too: otherwise the replacement would stay
+        pending forever, and be bumped and cancelled in vain, for a nonce already used."""
         in_flight = self.store.in_flight()
         if not in_flight or self.nonces is None:
             return []
-        receipts = await self.rpc.batch([("eth_getTransactionReceipt", [tx.tx_hash]) for tx in in_flight])
+        waiting = {tx.nonce for tx in in_flight}
+        superseded = [tx for tx in self.store.transactions(TxState.REPLACED) if tx.nonce in waiting]
+        candidates = in_flight + superseded
+        receipts = await self.rpc.batch([("eth_getTransactionReceipt", [tx.tx_hash]) for tx in candidates])
         self.metrics.in_flight.set(len(in_flight))
-        settled = []
-        for tx, receipt in zip(in_flight, receipts, strict=True):
-            if receipt is not None and int(receipt["blockNumber"], 16) > block_number:
-                continue  # mined after the block being processed: settle it when that block is
-            if receipt is not None:
+        settled, used = [], set()
+        for tx, receipt in zip(candidates, receipts, strict=True):
+            # mined after the block being processed: settle it when that block is
+            if (
+                receipt is not None
+                and int(receipt["blockNumber"], 16) <= block_number
+                and tx.nonce not in used
+            ):
                 lost = int(receipt["status"], 16) == 0 and not tx.is_approval and not still_liquidatable(tx)
                 settled.append(self._settle(tx, receipt, lost_race=lost))
-            elif not tx.is_approval and tx.user != self.address and not still_liquidatable(tx):
+                used.add(tx.nonce)
+        landed = {tx.nonce for tx, receipt in zip(candidates, receipts, strict=True) if receipt is not None}
+        for tx in in_flight:
+            if tx.nonce in landed:
+                continue
+            if not tx.is_approval and tx.user != self.address and not still_liquidatable(tx):
                 await self._replace(tx, block_number, base_fee, cancel=True)
             elif should_replace(tx.sent_block, block_number, self.policy):
                 await self._replace(tx, block_number, base_fee, cancel=False)

@@ -7,6 +7,8 @@ the same metric name twice on one registry is an error.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 RPC_LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -119,6 +121,23 @@ class Metrics:
             ["protocol", "asset"],
             registry=r,
         )
+
+    def zero(
+        self, protocols: Mapping[str, Iterable[str]], feed_tokens: Iterable[str], feeds_label: str
+    ) -> None:
+        """Create every counter series whose labels are known at start (``protocols``: name -> its price
+        keys) at 0. A series that first appears at 1 has no increase to Prometheus (``increase()``
+        needs two samples), so the first revert would never fire KeeperReverts, and the dashboard's
+        panels would read "no data" for a keeper that simply has not had a revert yet."""
+        for name, price_keys in protocols.items():
+            for outcome in OPPORTUNITY_OUTCOMES:
+                self.opportunities.labels(name, outcome)
+            self.dry_runs.labels(name)
+            for key in price_keys:
+                self.feed_updates.labels(name, key)
+                self.prices_rejected.labels(name, key)
+        for token in feed_tokens:
+            self.prices_rejected.labels(feeds_label, token)
 
     def observe_rpc(self, endpoint: str, method: str, latency_s: float, error_kind: str | None) -> None:
         """Record one request; `error_kind` is None on success."""

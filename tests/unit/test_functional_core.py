@@ -35,6 +35,7 @@ PURE_MODULES = [
     "keeper.execution.nonces",
     "keeper.chain.abi",
     "keeper.chain.abi_params",
+    "keeper.fork.report",
 ]
 FORBIDDEN = {"aiohttp", "asyncio", "web3", "sqlite3", "requests", "keeper.chain", "keeper.devnet"}
 """(``socket`` itself is loaded by ``importlib.metadata`` under eth_utils; no network code is.)"""
