@@ -46,6 +46,7 @@ class Metrics:
         )
 
         self._keeper_metrics()
+        self._guard_metrics()
 
     def _keeper_metrics(self) -> None:
         r = self.registry
@@ -138,6 +139,33 @@ class Metrics:
                 self.prices_rejected.labels(name, key)
         for token in feed_tokens:
             self.prices_rejected.labels(feeds_label, token)
+
+    def _guard_metrics(self) -> None:
+        r = self.registry
+        self.guard_tripped = Gauge(
+            "keeper_spend_guard_tripped",
+            "1 on the spend guard cap that stopped the keeper (gas_per_hour, gas_per_day, loss_per_hour, "
+            "loss_per_day, reverts), 0 on the others.",
+            ["cap"],
+            registry=r,
+        )
+        self.guard_gas = Gauge(
+            "keeper_spend_guard_gas_paid_wei",
+            "Gas paid by settled keeper transactions in the rolling window (hour, day), in wei.",
+            ["window"],
+            registry=r,
+        )
+        self.guard_loss = Gauge(
+            "keeper_spend_guard_realized_loss_wei",
+            "Realized loss of settled keeper transactions in the rolling window (hour, day), in wei.",
+            ["window"],
+            registry=r,
+        )
+        self.guard_reverts = Gauge(
+            "keeper_spend_guard_reverted_transactions",
+            "Reverted keeper transactions within guard.revert_window_s.",
+            registry=r,
+        )
 
     def observe_rpc(self, endpoint: str, method: str, latency_s: float, error_kind: str | None) -> None:
         """Record one request; `error_kind` is None on success."""
