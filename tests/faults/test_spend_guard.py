@@ -1,0 +1,314 @@
+"""The spend guard on the real devnet: each cap trips on a real keeper run, and then it holds.
+
+One store and one chain story shared by every assertion (module-scoped), on the session's
+`timed_devnet` (inventory strategy, the devnet keeper account):
+
+1. ``guard.max_gas_per_hour_wei = 1``: a WETH crash; the first mined liquidations trip it. A WBTC
+   crash while tripped: nothing is sent (logs, the account's nonce), /readyz says why. A restart
+   is still stopped; `keeper guard status` says so; `keeper guard reset` (the keeper running) and
+   it sends the WBTC liquidations at once.
+2. ``max_gas_per_day_wei = 1`` with the hour cap at 1 ETH: a crash trips the day cap with a
+   figure the hour cap allows.
+3. - 5. Real reverted keeper transactions: the crash block is mined with interval mining paused,
+   the keeper sends into the mempool, then the feed's owner restores the price with a far higher
+   tip, so in the next block the restore goes first and every keeper liquidation reverts (the
+   position is healthy again). ``max_loss_per_hour_wei = 1``, then ``max_loss_per_day_wei = 1``
+   (hour at 1 ETH), then ``max_reverts = 3``, each on its own run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keeper.devnet.abi import decode_result, encode_call
+from keeper.devnet.feeds import discover_feeds, moved_answer
+from tests.conftest import Devnet, free_port, run_keeper
+from tests.e2e.scenario import aave_borrowers, aave_unhealthy, move_price, wait_for_block
+from tests.support.config import variant
+from tests.support.keeper import Event, KeeperProcess
+
+ETH = 10**18
+NO_CAPS = {
+    "max_gas_per_hour_wei": 0,
+    "max_gas_per_day_wei": 0,
+    "max_loss_per_hour_wei": 0,
+    "max_loss_per_day_wei": 0,
+    "max_reverts": 0,
+}
+RESTORE_TIP_WEI = 200 * 10**9
+
+
+def named(name: str, **fields: object) -> Callable[[Event], bool]:
+    return lambda e: e.get("event") == name and all(e.get(k) == v for k, v in fields.items())
+
+
+@dataclass
+class Phase:
+    """One keeper run against one guard config."""
+
+    cap: str
+    trip: Event
+    events: list[Event]
+    readyz: tuple[int, dict[str, Any]]
+    metrics: str
+    reverted_on_chain: int = 0
+
+
+@dataclass
+class Story:
+    phases: dict[str, Phase] = field(default_factory=dict)
+    nonce_at_trip: int = 0
+    nonce_after_second_crash: int = 0
+    liquidatable_while_tripped: int = 0
+    sent_after_trip: list[Event] = field(default_factory=list)
+    restart_events: list[Event] = field(default_factory=list)
+    restart_readyz: tuple[int, dict[str, Any]] = (0, {})
+    status: dict[str, Any] = field(default_factory=dict)
+    reset: dict[str, Any] = field(default_factory=dict)
+    sent_after_reset: list[Event] = field(default_factory=list)
+    mined_after_reset: list[Event] = field(default_factory=list)
+
+
+class Runner:
+    def __init__(self, devnet: Devnet, directory: Path) -> None:
+        self.devnet, self.directory = devnet, directory
+        self.store = directory / "store.sqlite"
+        self.runs = 0
+
+    def start(self, guard: dict[str, int]) -> tuple[KeeperProcess, str, Path]:
+        self.runs += 1
+        port = free_port()
+        changes = {
+            "execution": {"mode": "live"},
+            "store": {"path": str(self.store)},
+            "metrics": {"listen": f"127.0.0.1:{port}"},
+            "guard": {**NO_CAPS, **guard},
+        }
+        config = variant(self.devnet, self.directory / f"keeper-{self.runs}.toml", changes)
+        keeper = KeeperProcess(config)
+        keeper.wait_for(named("keeper_ready"), timeout_s=90)
+        return keeper, f"http://127.0.0.1:{port}", config
+
+    def guard_cli(self, command: str, config: Path) -> dict[str, Any]:
+        done = run_keeper("guard", command, "--config", str(config))
+        assert done.returncode == 0, done.stderr
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def readyz(base: str) -> tuple[int, dict[str, Any]]:
+    status, body = get(base + "/readyz")
+    return status, json.loads(body)
+
+
+def nonce(devnet: Devnet, tag: str = "pending") -> int:
+    return int(devnet.rpc.call("eth_getTransactionCount", [devnet.summary["keeper_address"], tag]), 16)
+
+
+def settle(devnet: Devnet, keeper: KeeperProcess, blocks: int = 2) -> None:
+    """Wait until the keeper handled ``blocks`` more blocks and nothing of its is pending."""
+    target = devnet.rpc.block_number() + blocks
+    wait_for_block(devnet.rpc, target)
+    keeper.wait_for(lambda e: e.get("event") == "block_handled" and e["block"] >= target)
+    deadline = time.monotonic() + 20
+    while nonce(devnet) != nonce(devnet, "latest"):
+        assert time.monotonic() < deadline, "keeper transactions stuck in the mempool"
+        time.sleep(0.2)
+
+
+def crash_then_restore(devnet: Devnet, keeper: KeeperProcess, symbol: str, percent: str) -> int:
+    """The crash in a block of its own, the keeper's liquidations in the mempool, then the price
+    restored ahead of them (higher tip, same block): they revert on chain. Returns how many the
+    keeper had sent for the crash."""
+    rpc = devnet.rpc
+    feed = discover_feeds(rpc)[symbol]
+    (owner,) = decode_result(["address"], rpc.eth_call(feed, encode_call("owner()")))
+    (answer,) = decode_result(["int256"], rpc.eth_call(feed, encode_call("latestAnswer()")))
+    rpc.call("evm_setIntervalMining", [0])
+    try:
+        update = encode_call("updateAnswer(int256)", moved_answer(int(answer), Decimal(percent)))
+        rpc.call("eth_sendTransaction", [{"from": owner, "to": feed, "data": "0x" + update.hex()}])
+        rpc.call("evm_mine")
+        crash = rpc.block_number()
+        keeper.wait_for(lambda e: e.get("event") == "block_handled" and e["block"] == crash)
+        sent = [e for e in keeper.named("liquidation_sent") if e["block"] == crash]
+        restore = encode_call("updateAnswer(int256)", int(answer))
+        tx = {
+            "from": owner, "to": feed, "data": "0x" + restore.hex(),
+            "maxPriorityFeePerGas": hex(RESTORE_TIP_WEI), "maxFeePerGas": hex(2 * RESTORE_TIP_WEI),
+        }  # fmt: skip
+        rpc.call("eth_sendTransaction", [tx])
+        rpc.call("evm_mine")
+    finally:
+        rpc.call("evm_setIntervalMining", [1])
+    return len(sent)
+
+
+def reverted_receipts(devnet: Devnet, first: int, last: int) -> int:
+    keeper = devnet.summary["keeper_address"].lower()
+    count = 0
+    for number in range(first, last + 1):
+        for receipt in devnet.rpc.call("eth_getBlockReceipts", [hex(number)]) or []:
+            count += receipt["from"].lower() == keeper and receipt["status"] == "0x0"
+    return count
+
+
+def tripped_phase(runner: Runner, cap: str, guard: dict[str, int], trigger: str) -> Phase:
+    """Start a keeper with ``guard``, cause ``trigger`` (a mined crash, or reverts), wait for the trip."""
+    devnet = runner.devnet
+    keeper, base, config = runner.start(guard)
+    first = devnet.rpc.block_number()
+    if trigger == "reverts":
+        assert crash_then_restore(devnet, keeper, "WETH", "-25") >= 3
+    else:
+        move_price(devnet, "WETH", "-12")
+    trip = keeper.wait_for(named("spend_guard_tripped", cap=cap), timeout_s=30)
+    settle(devnet, keeper)
+    phase = Phase(cap, trip, keeper.events, readyz(base), get(base + "/metrics")[1])
+    phase.reverted_on_chain = reverted_receipts(devnet, first, devnet.rpc.block_number())
+    assert keeper.stop() == 0, keeper.lines[-5:]
+    runner.guard_cli("reset", config)
+    return phase
+
+
+def first_story(runner: Runner, story: Story) -> None:
+    """Gas per hour trips; while tripped nothing is sent; a restart holds; reset resumes."""
+    devnet = runner.devnet
+    rpc, s = devnet.rpc, devnet.summary
+    keeper, base, config = runner.start({"max_gas_per_hour_wei": 1})
+    move_price(devnet, "WETH", "-25")
+    trip = keeper.wait_for(named("spend_guard_tripped"), timeout_s=30)
+    settle(devnet, keeper)
+    story.nonce_at_trip = nonce(devnet)
+    at = keeper.events.index(trip)
+    second = move_price(devnet, "WBTC", "-15")
+    wait_for_block(rpc, second.block + 3)
+    keeper.wait_for(lambda e: e.get("event") == "block_handled" and e["block"] >= second.block + 2)
+    story.nonce_after_second_crash = nonce(devnet)
+    grace = set(s["aave"]["cases"]["grace_period"])
+    unhealthy = aave_unhealthy(rpc, s["aave"]["pool"], aave_borrowers(rpc, s["aave"]["pool"]), "latest")
+    story.liquidatable_while_tripped = len(unhealthy - grace)
+    story.sent_after_trip = [e for e in keeper.events[at:] if e.get("event") == "liquidation_sent"]
+    story.phases["gas_per_hour"] = Phase(
+        "gas_per_hour", trip, keeper.events, readyz(base), get(base + "/metrics")[1]
+    )
+    assert keeper.stop() == 0, keeper.lines[-5:]
+
+    keeper, base, config = runner.start({"max_gas_per_hour_wei": 1})  # the restart: still stopped
+    keeper.wait_for(named("spend_guard_tripped", restored=True))
+    head = rpc.block_number()
+    keeper.wait_for(lambda e: e.get("event") == "block_handled" and e["block"] >= head + 2)
+    story.restart_readyz = readyz(base)
+    story.restart_events = list(keeper.events)
+    story.status = runner.guard_cli("status", config)
+    story.reset = runner.guard_cli("reset", config)  # with the keeper running: it resumes by itself
+    resumed = keeper.wait_for(named("spend_guard_reset"))
+    keeper.wait_for(named("liquidation_mined"), timeout_s=30)
+    after = keeper.events.index(resumed)
+    story.sent_after_reset = [e for e in keeper.events[after:] if e.get("event") == "liquidation_sent"]
+    story.mined_after_reset = [e for e in keeper.events[after:] if e.get("event") == "liquidation_mined"]
+    settle(devnet, keeper)
+    assert keeper.stop() == 0, keeper.lines[-5:]
+    runner.guard_cli("reset", config)  # the liquidations it sent after the reset tripped it again
+
+
+@pytest.fixture(scope="module")
+def story(timed_devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
+    rpc = timed_devnet.rpc
+    snapshot = rpc.call("evm_snapshot")
+    try:
+        runner = Runner(timed_devnet, tmp_path_factory.mktemp("spend-guard"))
+        story = Story()
+        first_story(runner, story)
+        story.phases["gas_per_day"] = tripped_phase(
+            runner, "gas_per_day", {"max_gas_per_hour_wei": ETH, "max_gas_per_day_wei": 1}, "crash"
+        )
+        story.phases["loss_per_hour"] = tripped_phase(
+            runner, "loss_per_hour", {"max_loss_per_hour_wei": 1}, "reverts"
+        )
+        story.phases["loss_per_day"] = tripped_phase(
+            runner, "loss_per_day", {"max_loss_per_hour_wei": ETH, "max_loss_per_day_wei": 1}, "reverts"
+        )
+        story.phases["reverts"] = tripped_phase(runner, "reverts", {"max_reverts": 3}, "reverts")
+        yield story
+    finally:
+        assert rpc.call("evm_revert", [snapshot]) is True
+        rpc.call("anvil_dropAllTransactions")
+
+
+@pytest.mark.parametrize("cap", ["gas_per_hour", "gas_per_day", "loss_per_hour", "loss_per_day", "reverts"])
+def test_each_cap_trips_on_a_real_run_and_says_why(story: Story, cap: str) -> None:
+    phase = story.phases[cap]
+    trip = phase.trip
+    assert trip["level"] == "error" and trip["cap"] == cap and trip["restored"] is False
+    assert int(trip["figure"]) >= int(trip["limit"]) > 0
+    assert trip["window_s"] == {"reverts": 3600, "gas_per_day": 86400, "loss_per_day": 86400}.get(cap, 3600)
+    assert cap in trip["reason"] and "keeper guard reset" in trip["reason"]
+    status, body = phase.readyz
+    assert status == 503 and body["ready"] is False and cap in body["reason"]
+    assert body["spend_guard"]["cap"] == cap
+    assert f'keeper_spend_guard_tripped{{cap="{cap}"}} 1.0' in phase.metrics
+    others = [c for c in story.phases if c != cap]
+    assert all(f'keeper_spend_guard_tripped{{cap="{c}"}} 0.0' in phase.metrics for c in others)
+
+
+def test_the_day_caps_trip_on_figures_the_hour_caps_allow(story: Story) -> None:
+    for cap in ("gas_per_day", "loss_per_day"):
+        assert 0 < int(story.phases[cap].trip["figure"]) < ETH
+
+
+def test_loss_and_revert_caps_trip_on_reverted_keeper_transactions_on_chain(story: Story) -> None:
+    for cap in ("loss_per_hour", "loss_per_day", "reverts"):
+        phase = story.phases[cap]
+        assert phase.reverted_on_chain >= 3, cap
+        reverted = [e for e in phase.events if e.get("event") == "liquidation_reverted"]
+        assert phase.trip["tx"] in {e["tx"] for e in reverted}, cap  # a reverted liquidation tripped it
+    assert int(story.phases["reverts"].trip["figure"]) == 3
+
+
+def test_a_mined_liquidation_is_gas_but_no_loss(story: Story) -> None:
+    """The gas phases only mined liquidations: the loss figure stayed 0 while gas was paid."""
+    metrics = story.phases["gas_per_day"].metrics
+    assert 'keeper_spend_guard_realized_loss_wei{window="day"} 0.0' in metrics
+    day = 'keeper_spend_guard_gas_paid_wei{window="day"}'
+    assert float(next(line for line in metrics.splitlines() if line.startswith(day)).split()[-1]) > 0
+
+
+def test_nothing_new_is_sent_while_tripped(story: Story) -> None:
+    assert story.liquidatable_while_tripped > 0
+    assert story.sent_after_trip == []
+    assert story.nonce_after_second_crash == story.nonce_at_trip
+
+
+def test_a_restart_stays_stopped_and_status_says_why(story: Story) -> None:
+    restored = [e for e in story.restart_events if e.get("event") == "spend_guard_tripped"]
+    assert [e["restored"] for e in restored] == [True] and restored[0]["cap"] == "gas_per_hour"
+    assert [e for e in story.restart_events if e.get("event") == "liquidation_sent"] == []
+    status, body = story.restart_readyz
+    assert status == 503 and "gas_per_hour" in body["reason"]
+    assert story.status["tripped"] is True and story.status["trip"]["cap"] == "gas_per_hour"
+    assert story.status["caps"]["gas_per_hour"]["limit"] == "1"
+    assert int(story.status["caps"]["gas_per_hour"]["figure"]) > 0
+
+
+def test_reset_clears_it_and_the_keeper_sends_again(story: Story) -> None:
+    assert story.reset["cleared"]["cap"] == "gas_per_hour" and story.reset["settlements_forgiven"] > 0
+    assert story.sent_after_reset and story.mined_after_reset
