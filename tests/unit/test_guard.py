@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
+from keeper.chain.types import BlockRef
 from keeper.config import GuardConfig
 from keeper.execution.guard import (
     DAY_S,
@@ -21,9 +23,11 @@ from keeper.execution.guard import (
     settlement,
     window_total,
 )
-from keeper.execution.spend_guard import limits_of, reset_json, status_json
+from keeper.execution.spend_guard import SpendGuard, limits_of, reset_json, status_json
+from keeper.obs.metrics import Metrics
 from keeper.state.guardstate import Cap, Settlement, Trip
 from keeper.state.store import Store
+from keeper.state.txstate import SentTx
 
 NOW = 1_700_000_000
 GWEI = 10**9
@@ -236,3 +240,62 @@ def test_a_store_from_before_the_guard_upgrades_and_keeps_its_transactions(
         assert store.guard_trip() is None and store.settlements(0) == []
         assert store.record_settlement(rec(1, gas=5, name="0xa"))
         assert store.settlements(0) == [rec(1, gas=5, name="0xa")]
+
+
+# -- the shell over a real store: receipts in, trips out -------------------------------------------
+
+
+def sent_tx(nonce: int, note: str | None = None) -> SentTx:
+    return SentTx(
+        nonce, f"0x{nonce:064x}", "aave", "0xpool", "0xuser", "0x02", 2 * GWEI, GWEI, 500_000, 10**15, 1,
+        note=note,
+    )  # fmt: skip
+
+
+def receipt(block: int, status: int, gas_used: int, price: int = GWEI) -> dict[str, object]:
+    return {
+        "blockNumber": hex(block), "status": hex(status), "gasUsed": hex(gas_used),
+        "effectiveGasPrice": hex(price), "logs": [],
+    }  # fmt: skip
+
+
+def test_the_shell_trips_persists_and_picks_up_a_reset(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    limits = Limits(loss_per_hour_wei=3 * 21_000 * GWEI, max_reverts=5)
+    registry_metrics = Metrics(CollectorRegistry())
+    with Store.open(path) as store:
+        guard = SpendGuard(store, limits, registry_metrics)
+        guard.start(BlockRef(10, "0xa", NOW))
+        for nonce in range(2):  # two cancels, mined: each loses its 21,000 gas
+            guard.observe(sent_tx(nonce, "cancel"), receipt(10, 1, 21_000))
+        assert guard.allows and guard.refusal() == ""
+        guard.at_block(11, NOW + 12)
+        guard.observe(sent_tx(2), receipt(11, 0, 21_000))  # reverted: the third loss reaches the cap
+        guard.observe(sent_tx(2), receipt(11, 0, 21_000))  # the same receipt again counts once
+        assert not guard.allows and guard.trip is not None
+        assert guard.trip.cap is Cap.LOSS_PER_HOUR and guard.trip.figure == 63_000 * GWEI
+        assert "loss_per_hour reached" in guard.refusal()
+        sample = registry_metrics.registry.get_sample_value
+        assert sample("keeper_spend_guard_tripped", {"cap": "loss_per_hour"}) == 1
+        assert sample("keeper_spend_guard_reverted_transactions") == 1
+    with Store.open(path) as store:  # a restart: still tripped, whatever the windows say now
+        restarted = SpendGuard(store, limits, Metrics(CollectorRegistry()))
+        restarted.start(BlockRef(500, "0xb", NOW + 2 * DAY_S))
+        assert not restarted.allows
+        reset_json(store)  # `keeper guard reset` from another process, the keeper running
+        restarted.at_block(501, NOW + 2 * DAY_S + 12)
+        assert restarted.allows
+
+
+def test_a_cap_lowered_in_the_config_trips_at_start_up(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "store.sqlite") as store:
+        guard = SpendGuard(store, Limits(), Metrics(CollectorRegistry()))
+        guard.start(BlockRef(10, "0xa", NOW))
+        guard.observe(sent_tx(0), receipt(10, 1, 100_000))  # a liquidation: gas, no loss
+        assert guard.allows
+        lowered = SpendGuard(store, Limits(gas_per_day_wei=100_000 * GWEI), Metrics(CollectorRegistry()))
+        lowered.start(BlockRef(20, "0xb", NOW + HOUR_S))
+        assert lowered.trip == Trip(
+            Cap.GAS_PER_DAY, DAY_S, 100_000 * GWEI, 100_000 * GWEI, NOW + HOUR_S, 20, ""
+        )
+        assert store.guard_trip() == lowered.trip
