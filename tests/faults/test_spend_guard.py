@@ -1,19 +1,19 @@
 """The spend guard on the real devnet: each cap trips on a real keeper run, and then it holds.
 
 One store and one chain story shared by every assertion (module-scoped), on the session's
-`timed_devnet` (inventory strategy, the devnet keeper account):
+`timed_devnet` (inventory strategy, the devnet keeper account), one keeper run per cap:
 
-1. ``guard.max_gas_per_hour_wei = 1``: a WETH crash; the first mined liquidations trip it. A WBTC
+1. - 4. Real reverted keeper transactions (`crash_then_restore`): a WETH crash is mined with
+   interval mining paused and the price's restore waits in the mempool ahead of whatever the
+   keeper sends, so the keeper's liquidations (simulated at the crash block, where they pass)
+   revert in the next block. ``max_gas_per_day_wei = 1`` with the hour cap at 1 ETH (the day cap
+   trips on a figure the hour cap allows), ``max_loss_per_hour_wei = 1``,
+   ``max_loss_per_day_wei = 1`` (hour at 1 ETH), then ``max_reverts = 3``. Each leaves nothing
+   liquidatable (the price is back), so the next run starts clean.
+5. ``max_gas_per_hour_wei = 1``: a WETH crash; the first mined liquidations trip it. A WBTC
    crash while tripped: nothing is sent (logs, the account's nonce), /readyz says why. A restart
    is still stopped; `keeper guard status` says so; `keeper guard reset` (the keeper running) and
    it sends the WBTC liquidations at once.
-2. ``max_gas_per_day_wei = 1`` with the hour cap at 1 ETH: a crash trips the day cap with a
-   figure the hour cap allows.
-3. - 5. Real reverted keeper transactions: the crash block is mined with interval mining paused,
-   the keeper sends into the mempool, then the feed's owner restores the price with a far higher
-   tip, so in the next block the restore goes first and every keeper liquidation reverts (the
-   position is healthy again). ``max_loss_per_hour_wei = 1``, then ``max_loss_per_day_wei = 1``
-   (hour at 1 ETH), then ``max_reverts = 3``, each on its own run.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import pytest
 
 from keeper.devnet.abi import decode_result, encode_call
 from keeper.devnet.feeds import discover_feeds, moved_answer
+from keeper.state.store import Store
 from tests.conftest import Devnet, free_port, run_keeper
 from tests.e2e.scenario import aave_borrowers, aave_unhealthy, move_price, wait_for_block
 from tests.support.config import variant
@@ -46,7 +47,8 @@ NO_CAPS = {
     "max_loss_per_day_wei": 0,
     "max_reverts": 0,
 }
-RESTORE_TIP_WEI = 200 * 10**9
+CRASH = "-6"
+"""WETH's move: a few dozen liquidations from the seeded devnet, enough for every cap, quick to mine."""
 
 
 def named(name: str, **fields: object) -> Callable[[Event], bool]:
@@ -85,18 +87,27 @@ class Runner:
         self.devnet, self.directory = devnet, directory
         self.store = directory / "store.sqlite"
         self.runs = 0
+        self.keepers: list[KeeperProcess] = []
+
+    def dump(self) -> None:
+        """Each run's log lines next to its config, for a failure's post-mortem."""
+        for index, keeper in enumerate(self.keepers, 1):
+            (self.directory / f"keeper-{index}.log").write_text("".join(keeper.lines))
 
     def start(self, guard: dict[str, int]) -> tuple[KeeperProcess, str, Path]:
         self.runs += 1
         port = free_port()
         changes = {
-            "execution": {"mode": "live"},
+            # no fee bumps in these short runs (a crash's 300 liquidations take a few blocks to
+            # mine), and a stop that waits at most 5 s for what is in flight
+            "execution": {"mode": "live", "replace_after_blocks": 50, "shutdown_grace_s": 5},
             "store": {"path": str(self.store)},
             "metrics": {"listen": f"127.0.0.1:{port}"},
             "guard": {**NO_CAPS, **guard},
         }
         config = variant(self.devnet, self.directory / f"keeper-{self.runs}.toml", changes)
         keeper = KeeperProcess(config)
+        self.keepers.append(keeper)
         keeper.wait_for(named("keeper_ready"), timeout_s=90)
         return keeper, f"http://127.0.0.1:{port}", config
 
@@ -147,10 +158,12 @@ def settle(devnet: Devnet, base: str, blocks: int = 2) -> None:
         time.sleep(0.2)
 
 
-def crash_then_restore(devnet: Devnet, keeper: KeeperProcess, symbol: str, percent: str) -> int:
-    """The crash in a block of its own, the keeper's liquidations in the mempool, then the price
-    restored ahead of them (higher tip, same block): they revert on chain. Returns how many the
-    keeper had sent for the crash."""
+def crash_then_restore(devnet: Devnet, keeper: KeeperProcess, symbol: str, percent: str) -> tuple[int, int]:
+    """The crash in a block of its own, then, before the keeper has seen it, the price restored by
+    a transaction waiting in the mempool (mining paused). The keeper simulates at the crash block,
+    where its liquidations pass, and sends them behind the restore (the devnet's Anvil orders its
+    mempool first come, first served), so in the next block they revert: a front-run the keeper
+    could not see. Returns how many it sent for the crash, and the block they reverted in."""
     rpc = devnet.rpc
     feed = discover_feeds(rpc)[symbol]
     (owner,) = decode_result(["address"], rpc.eth_call(feed, encode_call("owner()")))
@@ -160,19 +173,19 @@ def crash_then_restore(devnet: Devnet, keeper: KeeperProcess, symbol: str, perce
         update = encode_call("updateAnswer(int256)", moved_answer(int(answer), Decimal(percent)))
         rpc.call("eth_sendTransaction", [{"from": owner, "to": feed, "data": "0x" + update.hex()}])
         rpc.call("evm_mine")
+        restore = encode_call("updateAnswer(int256)", int(answer))
+        restoring = rpc.call(
+            "eth_sendTransaction", [{"from": owner, "to": feed, "data": "0x" + restore.hex()}]
+        )
         crash = rpc.block_number()
         keeper.wait_for(lambda e: e.get("event") == "block_handled" and e["block"] == crash)
         sent = [e for e in keeper.named("liquidation_sent") if e["block"] == crash]
-        restore = encode_call("updateAnswer(int256)", int(answer))
-        tx = {
-            "from": owner, "to": feed, "data": "0x" + restore.hex(),
-            "maxPriorityFeePerGas": hex(RESTORE_TIP_WEI), "maxFeePerGas": hex(2 * RESTORE_TIP_WEI),
-        }  # fmt: skip
-        rpc.call("eth_sendTransaction", [tx])
         rpc.call("evm_mine")
     finally:
         rpc.call("evm_setIntervalMining", [1])
-    return len(sent)
+    block = rpc.call("eth_getBlockByNumber", [hex(crash + 1), False])
+    assert block["transactions"][0] == restoring, "the restore did not go first"
+    return len(sent), crash + 1
 
 
 def reverted_receipts(devnet: Devnet, first: int, last: int) -> int:
@@ -184,21 +197,18 @@ def reverted_receipts(devnet: Devnet, first: int, last: int) -> int:
     return count
 
 
-def tripped_phase(runner: Runner, cap: str, guard: dict[str, int], trigger: str) -> Phase:
-    """Start a keeper with ``guard``, cause ``trigger`` (a mined crash, or reverts), wait for the trip."""
+def tripped_phase(runner: Runner, cap: str, guard: dict[str, int]) -> Phase:
+    """Start a keeper with ``guard``, make its liquidations revert, wait for the trip, reset."""
     devnet = runner.devnet
-    keeper, base, config = runner.start(guard)
-    first = devnet.rpc.block_number()
-    if trigger == "reverts":
-        assert crash_then_restore(devnet, keeper, "WETH", "-25") >= 3
-    else:
-        move_price(devnet, "WETH", "-12")
+    keeper, base, _ = runner.start(guard)
+    sent, restored = crash_then_restore(devnet, keeper, "WETH", CRASH)
+    assert sent >= 3
     trip = keeper.wait_for(named("spend_guard_tripped", cap=cap), timeout_s=30)
-    settle(devnet, base)
     phase = Phase(cap, trip, keeper.events, readyz(base), get(base + "/metrics")[1])
-    phase.reverted_on_chain = reverted_receipts(devnet, first, devnet.rpc.block_number())
+    phase.reverted_on_chain = reverted_receipts(devnet, restored, restored)
     assert keeper.stop() == 0, keeper.lines[-5:]
-    runner.guard_cli("reset", config)
+    with Store.open(runner.store) as store:  # what `keeper guard reset` does (tested below), faster
+        assert store.reset_guard()[0] is not None
     return phase
 
 
@@ -207,7 +217,7 @@ def first_story(runner: Runner, story: Story) -> None:
     devnet = runner.devnet
     rpc, s = devnet.rpc, devnet.summary
     keeper, base, config = runner.start({"max_gas_per_hour_wei": 1})
-    move_price(devnet, "WETH", "-25")
+    move_price(devnet, "WETH", CRASH)
     trip = keeper.wait_for(named("spend_guard_tripped"), timeout_s=30)
     settle(devnet, base)
     story.nonce_at_trip = nonce(devnet)
@@ -247,22 +257,23 @@ def first_story(runner: Runner, story: Story) -> None:
 def story(timed_devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     rpc = timed_devnet.rpc
     snapshot = rpc.call("evm_snapshot")
+    runner = Runner(timed_devnet, tmp_path_factory.mktemp("spend-guard"))
     try:
-        runner = Runner(timed_devnet, tmp_path_factory.mktemp("spend-guard"))
         story = Story()
-        first_story(runner, story)
+        # the revert phases first: each ends with the price restored and nothing left liquidatable,
+        # so the next keeper starts with nothing to send before its own crash
         story.phases["gas_per_day"] = tripped_phase(
-            runner, "gas_per_day", {"max_gas_per_hour_wei": ETH, "max_gas_per_day_wei": 1}, "crash"
+            runner, "gas_per_day", {"max_gas_per_hour_wei": ETH, "max_gas_per_day_wei": 1}
         )
-        story.phases["loss_per_hour"] = tripped_phase(
-            runner, "loss_per_hour", {"max_loss_per_hour_wei": 1}, "reverts"
-        )
+        story.phases["loss_per_hour"] = tripped_phase(runner, "loss_per_hour", {"max_loss_per_hour_wei": 1})
         story.phases["loss_per_day"] = tripped_phase(
-            runner, "loss_per_day", {"max_loss_per_hour_wei": ETH, "max_loss_per_day_wei": 1}, "reverts"
+            runner, "loss_per_day", {"max_loss_per_hour_wei": ETH, "max_loss_per_day_wei": 1}
         )
-        story.phases["reverts"] = tripped_phase(runner, "reverts", {"max_reverts": 3}, "reverts")
+        story.phases["reverts"] = tripped_phase(runner, "reverts", {"max_reverts": 3})
+        first_story(runner, story)
         yield story
     finally:
+        runner.dump()
         assert rpc.call("evm_revert", [snapshot]) is True
         rpc.call("anvil_dropAllTransactions")
 
@@ -289,7 +300,7 @@ def test_the_day_caps_trip_on_figures_the_hour_caps_allow(story: Story) -> None:
 
 
 def test_loss_and_revert_caps_trip_on_reverted_keeper_transactions_on_chain(story: Story) -> None:
-    for cap in ("loss_per_hour", "loss_per_day", "reverts"):
+    for cap in ("gas_per_day", "loss_per_hour", "loss_per_day", "reverts"):
         phase = story.phases[cap]
         assert phase.reverted_on_chain >= 3, cap
         reverted = [e for e in phase.events if e.get("event") == "liquidation_reverted"]
@@ -298,8 +309,8 @@ def test_loss_and_revert_caps_trip_on_reverted_keeper_transactions_on_chain(stor
 
 
 def test_a_mined_liquidation_is_gas_but_no_loss(story: Story) -> None:
-    """The gas phases only mined liquidations: the loss figure stayed 0 while gas was paid."""
-    metrics = story.phases["gas_per_day"].metrics
+    """The first crash's liquidations were all mined: gas was paid, the loss figure stayed 0."""
+    metrics = story.phases["gas_per_hour"].metrics
     assert 'keeper_spend_guard_realized_loss_wei{window="day"} 0.0' in metrics
     day = 'keeper_spend_guard_gas_paid_wei{window="day"}'
     assert float(next(line for line in metrics.splitlines() if line.startswith(day)).split()[-1]) > 0
