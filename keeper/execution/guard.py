@@ -33,7 +33,7 @@ reached when the figure is at or above its limit; a limit of None is no cap.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from keeper.state.guardstate import Cap, Settlement, Trip
@@ -123,15 +123,29 @@ def figures(records: Sequence[Settlement], now_s: int, limits: Limits) -> dict[C
     return {cap: window_total(records, now_s, limits.window_s(cap), _AMOUNT[cap]) for cap in Cap}
 
 
+def plus(values: Mapping[Cap, int], record: Settlement) -> dict[Cap, int]:
+    """The figures once ``record``, stamped at the windows' end, is counted too: every window holds
+    it, so each figure grows by its amount. (The shell adds a block's receipts one by one this way
+    instead of summing its whole history again for each.)"""
+    return {cap: value + _AMOUNT[cap](record) for cap, value in values.items()}
+
+
+def reached_by(
+    values: Mapping[Cap, int], now_s: int, block: int, limits: Limits, tx_hash: str = ""
+) -> Trip | None:
+    """The first cap (in `Cap` order) whose figure is at or above its limit, or None."""
+    for cap in Cap:
+        limit = limits.limit(cap)
+        if limit is not None and values[cap] >= limit:
+            return Trip(cap, limits.window_s(cap), values[cap], limit, now_s, block, tx_hash)
+    return None
+
+
 def reached(
     records: Sequence[Settlement], now_s: int, block: int, limits: Limits, tx_hash: str = ""
 ) -> Trip | None:
-    """The first cap (in `Cap` order) whose figure is at or above its limit, or None."""
-    for cap, figure in figures(records, now_s, limits).items():
-        limit = limits.limit(cap)
-        if limit is not None and figure >= limit:
-            return Trip(cap, limits.window_s(cap), figure, limit, now_s, block, tx_hash)
-    return None
+    """`reached_by` over the figures of ``records`` at ``now_s``."""
+    return reached_by(figures(records, now_s, limits), now_s, block, limits, tx_hash)
 
 
 def recent(records: Iterable[Settlement], now_s: int, limits: Limits) -> list[Settlement]:

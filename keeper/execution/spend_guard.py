@@ -10,7 +10,6 @@ running keeper reads the reset at its next block).
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from typing import Any
 
@@ -18,10 +17,10 @@ import structlog
 
 from keeper.chain.types import BlockRef
 from keeper.config import GuardConfig
-from keeper.execution.guard import Limits, figures, reached, recent, settlement
+from keeper.execution.guard import Limits, figures, plus, reached_by, recent, settlement
 from keeper.obs.metrics import Metrics
 from keeper.protocols.registry import liquidation_events
-from keeper.state.guardstate import Cap, Trip
+from keeper.state.guardstate import Cap, Settlement, Trip
 from keeper.state.store import Store
 from keeper.state.txstate import SentTx
 
@@ -50,7 +49,11 @@ class SpendGuard:
         self.block = 0
         self.trip = store.guard_trip()
         self._forgiven = store.guard_forgiven_through()
-        self._records = store.settlements(int(time.time()) - limits.longest_window_s)
+        self._records: list[Settlement] = []
+        """The settlements some window still counts (loaded by `start`)."""
+        self._seen: set[str] = set()
+        self._figures = dict.fromkeys(Cap, 0)
+        """Each cap's figure at ``now_s``: summed once per block, then grown by each receipt."""
 
     @property
     def allows(self) -> bool:
@@ -62,8 +65,8 @@ class SpendGuard:
 
     def start(self, head: BlockRef) -> None:
         """At start-up: report a trip the store kept; check the caps (a lowered one may be reached)."""
+        self._load(head.timestamp)
         self.at_block(head.number, head.timestamp)
-        self._records = self.store.settlements(head.timestamp - self.limits.longest_window_s)
         if self.trip is not None:
             log.error("spend_guard_tripped", restored=True, **_fields(self.trip))
         else:
@@ -74,19 +77,26 @@ class SpendGuard:
         """Before each block: its time, and whether `keeper guard reset` ran meanwhile."""
         self.block, self.now_s = number, timestamp
         forgiven = self.store.guard_forgiven_through()
-        if forgiven != self._forgiven:
+        reset = forgiven != self._forgiven
+        if reset:
             self._forgiven = forgiven
             cleared, self.trip = self.trip, self.store.guard_trip()
-            self._records = self.store.settlements(self.now_s - self.limits.longest_window_s)
+            self._load(timestamp)
             log.warning("spend_guard_reset", cleared=None if cleared is None else str(cleared.cap))
-            if self.trip is None:
-                self._check()
+        self._records = recent(self._records, timestamp, self.limits)
+        self._figures = figures(self._records, timestamp, self.limits)
+        if reset and self.trip is None:
+            self._check()
         self._export()
+
+    def _load(self, now_s: int) -> None:
+        self._records = self.store.settlements(now_s - self.limits.longest_window_s)
+        self._seen = {r.tx_hash for r in self._records}
 
     def observe(self, tx: SentTx, receipt: dict[str, Any]) -> None:
         """Count one receipt, before the executor marks it settled: a crash in between records it
         again at the restart, which the store ignores (one row per hash)."""
-        if any(r.tx_hash == tx.tx_hash for r in self._records):
+        if tx.tx_hash in self._seen:
             return
         record = settlement(
             tx.tx_hash,
@@ -99,10 +109,12 @@ class SpendGuard:
             liquidations=len(liquidation_events(receipt["logs"])),
             approval=tx.is_approval,
         )
-        self._records = recent([*self._records, record], self.now_s, self.limits)
+        self._records.append(record)
+        self._seen.add(record.tx_hash)
+        self._figures = plus(self._figures, record)
         trip = None
         if self.trip is None:
-            trip = reached(self._records, self.now_s, self.block, self.limits, tx.tx_hash)
+            trip = reached_by(self._figures, self.now_s, self.block, self.limits, tx.tx_hash)
             self.trip = trip  # in memory first: even if the write below fails, nothing new is sent
         self.store.record_settlement(record, trip)
         if trip is not None:
@@ -110,14 +122,14 @@ class SpendGuard:
         self._export()
 
     def _check(self) -> None:
-        trip = reached(self._records, self.now_s, self.block, self.limits)
+        trip = reached_by(self._figures, self.now_s, self.block, self.limits)
         if trip is not None:
             self.trip = trip
             self.store.record_trip(trip)
             log.error("spend_guard_tripped", restored=False, **_fields(trip))
 
     def _export(self) -> None:
-        values = figures(self._records, self.now_s, self.limits)
+        values = self._figures
         tripped = None if self.trip is None else self.trip.cap
         for cap in Cap:
             self.metrics.guard_tripped.labels(str(cap)).set(int(cap is tripped))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from keeper.execution.guard import (
     Limits,
     figures,
     in_window,
+    plus,
     reached,
     realized_loss_wei,
     recent,
@@ -159,6 +161,19 @@ def test_trips_exactly_when_a_figure_reaches_its_limit(
     assert (trip is not None) is should
     if trip is not None:
         assert trip.figure == values[trip.cap] >= trip.limit
+
+
+@given(records_strategy, records_strategy, st.integers(1, 2 * DAY_S))
+def test_counting_receipts_one_by_one_equals_summing_them_all(
+    history: list[Settlement], block: list[Settlement], revert_window_s: int
+) -> None:
+    """The shell adds each receipt of a block (stamped at the block's time) to the block's figures."""
+    limits = Limits(revert_window_s=revert_window_s)
+    now = [replace(r, at_s=NOW) for r in block]
+    values = figures(history, NOW, limits)
+    for record in now:
+        values = plus(values, record)
+    assert values == figures(history + now, NOW, limits)
 
 
 @given(records_strategy, st.integers(1, 2 * DAY_S))
