@@ -220,7 +220,7 @@ def first_story(runner: Runner, story: Story) -> None:
     keeper, base, config = runner.start({"max_gas_per_hour_wei": 1})
     move_price(devnet, "WETH", CRASH)
     trip = keeper.wait_for(named("spend_guard_tripped"), timeout_s=30)
-    settle(devnet, base)
+    settle(devnet, base, blocks=1)
     story.nonce_at_trip = nonce(devnet)
     at = keeper.events.index(trip)
     second = move_price(devnet, "WBTC", CRASH)
@@ -237,11 +237,11 @@ def first_story(runner: Runner, story: Story) -> None:
 
     keeper, base, config = runner.start({"max_gas_per_hour_wei": 1})  # the restart: still stopped
     keeper.wait_for(named("spend_guard_tripped", restored=True))
-    wait_for_block(rpc, rpc.block_number() + 1)
-    processed(base, rpc.block_number())
+    restarted_at = rpc.block_number()
+    story.status = runner.guard_cli("status", config)
+    processed(base, restarted_at + 1)  # a block handled after the restart, with the held-back positions
     story.restart_readyz = readyz(base)
     story.restart_events = list(keeper.events)
-    story.status = runner.guard_cli("status", config)
     story.reset = runner.guard_cli("reset", config)  # with the keeper running: it resumes by itself
     resumed = keeper.wait_for(named("spend_guard_reset"))
     keeper.wait_for(named("liquidation_mined"), timeout_s=30)
