@@ -118,8 +118,10 @@ class GuardConfig(_Section):
     max_gas_per_day_wei: int = Field(default=5 * 10**18, ge=0)
     max_loss_per_hour_wei: int = Field(default=2 * 10**17, ge=0)
     max_loss_per_day_wei: int = Field(default=10**18, ge=0)
-    max_reverts: int = Field(default=10, ge=0)
-    """Reverted keeper transactions within ``revert_window_s`` that stop the keeper."""
+    max_reverts: int = Field(default=50, ge=0)
+    """Reverted keeper transactions (status 0, lost races included) within ``revert_window_s``
+    that stop the keeper. Lost races are part of it on purpose: a keeper outbid 50 times an hour
+    pays for nothing, and its operator should look (the devnet's race run loses 16)."""
     revert_window_s: int = Field(default=3_600, gt=0)
 
 

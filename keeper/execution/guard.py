@@ -23,7 +23,7 @@ Definitions, each one an operator can check on chain from the keeper account's r
     strategy sends only what simulated at a profit after gas. The guard does not revalue the
     seized collateral afterwards (that needs prices the receipt does not carry);
   - approvals: 0 (they buy the allowance later liquidations use; their gas counts as gas paid).
-- **reverted**: receipt status 0, whatever the transaction was.
+- **reverted**: receipt status 0, whatever the transaction was (a lost race too).
 
 Windows: a settlement counts in a window of ``w`` seconds ending at ``now_s`` when
 ``now_s - w < at_s`` (a settlement stamped after ``now_s`` counts too: never forgive the future).

@@ -48,8 +48,12 @@ class GuardLedger:
     def record_settlement(self, settlement: Settlement, trip: Trip | None = None) -> bool:
         """Count ``settlement`` (once: a second record of its hash is ignored, so the keeper may
         record it before marking the transaction mined) and, with it, ``trip``. Returns whether
-        the settlement was new."""
-        with self._write(durable=True) as conn:
+        the settlement was new.
+
+        Synced to disk only with a trip: the durable commit that marks the transaction mined comes
+        next and syncs the WAL, this commit included; a crash before it leaves the transaction
+        pending, to be settled (and counted) again after the restart."""
+        with self._write(durable=trip is not None) as conn:
             cursor = conn.execute(
                 _INSERT_SETTLEMENT,
                 (
