@@ -314,3 +314,11 @@ def test_a_cap_lowered_in_the_config_trips_at_start_up(tmp_path: Path) -> None:
             Cap.GAS_PER_DAY, DAY_S, 100_000 * GWEI, 100_000 * GWEI, NOW + HOUR_S, 20, ""
         )
         assert store.guard_trip() == lowered.trip
+
+
+def test_the_metrics_know_every_cap() -> None:
+    from keeper.obs.metrics import GUARD_CAPS
+
+    assert tuple(str(cap) for cap in Cap) == GUARD_CAPS
+    sample = Metrics(CollectorRegistry()).registry.get_sample_value
+    assert [sample("keeper_spend_guard_tripped", {"cap": str(cap)}) for cap in Cap] == [0.0] * 5
