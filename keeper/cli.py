@@ -1,4 +1,5 @@
-"""Command line: `keeper run | positions | stress | sync | check-config | status | executor deploy`,
+"""Command line: `keeper run | positions | stress | sync | check-config | status | executor deploy |
+guard status | guard reset`,
 and the devnet's `keeper devnet up | down | price | inspect | build`."""
 
 from __future__ import annotations
@@ -136,6 +137,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="where profits go (default: the signer's address)",
     )
 
+    guard = commands.add_parser("guard", help="the spend guard: is it tripped, and clearing it")
+    guard_commands = guard.add_subparsers(dest="guard_command", required=True, parser_class=_Parser)
+    guard_status = guard_commands.add_parser(
+        "status",
+        help="print one JSON object: tripped or not, why, and each cap's figure and limit",
+        description="Read the store (store.path): whether the spend guard is tripped (which cap, "
+        "its window, figure and limit, at which block), and each cap's figure over its rolling "
+        "window ending now (this machine's clock, against block timestamps). Wei as strings.",
+    )
+    guard_reset = guard_commands.add_parser(
+        "reset",
+        help="clear a tripped spend guard; the keeper sends again (a running one at its next block)",
+        description="Clear the trip recorded in the store and forgive every settlement counted so "
+        "far, so the caps count afresh from now. Print one JSON object: the trip cleared (or null) "
+        "and how many settlements were forgiven.",
+    )
+    for command in (guard_status, guard_reset):
+        command.add_argument(
+            "--config", type=Path, required=True, metavar="PATH", help="keeper config (TOML)"
+        )
+
     status = commands.add_parser(
         "status",
         help="ask a running keeper's status server how it is doing",
@@ -270,6 +292,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _status(args.url)
     if args.command == "executor":
         return _executor_deploy(args)
+    if args.command == "guard":
+        return _guard(args)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -317,6 +341,25 @@ def _run_fork(args: argparse.Namespace, config: Config, report: Report) -> int:
         raise UsageError("--fork runs live on the fork (harmless there); drop --dry-run")
     options = ForkOptions(blocks=args.fork_blocks, block_time_s=args.fork_block_time)
     print(json.dumps(run_fork(config, options, report, os.environ)), flush=True)
+    return 0
+
+
+def _guard(args: argparse.Namespace) -> int:
+    import time
+
+    from keeper.config import load_config
+    from keeper.execution.spend_guard import limits_of, reset_json, status_json
+    from keeper.state.store import Store
+
+    config = load_config(args.config)
+    if not config.store.path.is_file():
+        raise UsageError(f"store.path: no store at {config.store.path} (the keeper has not run here yet)")
+    with Store.open(config.store.path) as store:
+        if args.guard_command == "reset":
+            result = reset_json(store)
+        else:
+            result = status_json(store, limits_of(config.guard), int(time.time()))
+    print(json.dumps(result))
     return 0
 
 

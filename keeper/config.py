@@ -107,6 +107,24 @@ class ExecutionConfig(_Section):
         return self.strategy == "flash" or (self.strategy is None and self.executor is not None)
 
 
+class GuardConfig(_Section):
+    """The spend guard (`keeper.execution.guard`): caps on gas paid and realized loss per rolling
+    hour and day (wei), and on reverted transactions within ``revert_window_s``. Reaching one stops
+    new sends until `keeper guard reset`. 0 turns that cap off (explicitly: there is no default
+    of "no cap"). The defaults never trip on the devnet's runs (a 320-liquidation crash pays
+    ~0.1 ETH of gas); size them to your chain's gas prices and your wallet."""
+
+    max_gas_per_hour_wei: int = Field(default=10**18, ge=0)
+    max_gas_per_day_wei: int = Field(default=5 * 10**18, ge=0)
+    max_loss_per_hour_wei: int = Field(default=2 * 10**17, ge=0)
+    max_loss_per_day_wei: int = Field(default=10**18, ge=0)
+    max_reverts: int = Field(default=50, ge=0)
+    """Reverted keeper transactions (status 0, lost races included) within ``revert_window_s``
+    that stop the keeper. Lost races are part of it on purpose: a keeper outbid 50 times an hour
+    pays for nothing, and its operator should look (the devnet's race run loses 16)."""
+    revert_window_s: int = Field(default=3_600, gt=0)
+
+
 class StoreConfig(_Section):
     path: Path = Path("keeper.sqlite")
 
@@ -197,6 +215,7 @@ class Config(_Section):
     chain: ChainConfig
     signer: SignerConfig = SignerConfig()
     execution: ExecutionConfig = ExecutionConfig()
+    guard: GuardConfig = GuardConfig()
     store: StoreConfig = StoreConfig()
     metrics: MetricsConfig = MetricsConfig()
     protocols: tuple[ProtocolConfig, ...] = Field(min_length=1)

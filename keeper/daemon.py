@@ -40,6 +40,7 @@ from keeper.execution.executor import Executor
 from keeper.execution.flash import check_flash_setup
 from keeper.execution.nonces import NonceManager
 from keeper.execution.signer import Signer
+from keeper.execution.spend_guard import SpendGuard, limits_of, trip_json
 from keeper.execution.wallet import holdings, wallet_report
 from keeper.obs.metrics import Metrics
 from keeper.obs.progress import Report
@@ -101,6 +102,8 @@ class Daemon:
         self.shutdown = Shutdown(grace_s)
         self.liveness = Liveness(config.metrics.ready_max_blocks_behind, config.metrics.ready_max_head_age_s)
         self.engine: Engine | None = None
+        self.guard: SpendGuard | None = None
+        """Live mode's spend guard: once tripped, no new transaction until `keeper guard reset`."""
 
     # ------------------------------------------------------------------------------------ start-up
 
@@ -149,13 +152,21 @@ class Daemon:
         if self.mode is Mode.SYNC or not listen:
             yield
             return
-        server = StatusServer(listen, self.metrics, self.liveness.readiness, lambda: positions_json(sync))
+        server = StatusServer(listen, self.metrics, self._readiness, lambda: positions_json(sync))
         async with contextlib.AsyncExitStack() as serving:
             try:
                 await serving.enter_async_context(server.serving())
             except OSError as exc:  # a port in use, an address not on this host: the config's to fix
                 raise UsageError(f"metrics.listen: cannot listen on {listen} ({exc.strerror})") from None
             yield
+
+    def _readiness(self) -> tuple[bool, dict[str, Any]]:
+        """/readyz: the liveness checks, and not ready while the spend guard is tripped."""
+        ready, details = self.liveness.readiness()
+        if self.guard is not None and not self.guard.allows:
+            trip = trip_json(self.guard.trip)
+            return False, details | {"reason": self.guard.refusal(), "spend_guard": trip}
+        return ready, details
 
     async def preflight(self, rpc: RpcPool, keeping: bool) -> None:
         """The right chain (and, for the keeper, code at every configured contract), before the
@@ -180,7 +191,10 @@ class Daemon:
         self.metrics.wallet.labels("native").set(int(wallet["native_wei"]))
         log.info("keeper_ready", block=head.number, mode=str(self.mode), **wallet)
         executor = await self._executor(rpc, sync.store, signer)
-        await executor.approve_inventory(holdings(wallet), head.number)  # ready before the first crash
+        if self.guard is not None:
+            self.guard.start(head)  # a trip the store kept is said here, and nothing is sent
+        if self.guard is None or self.guard.allows:
+            await executor.approve_inventory(holdings(wallet), head.number)  # ready before the first crash
         guard = PriceGuard(self.config.execution.max_price_age_s, self.config.execution.max_price_jump_bps)
         self.engine = Engine(sync, executor, native_asset, self.metrics, guard, sync.price_feeds, flash=flash)
         if flash is not None:
@@ -193,6 +207,7 @@ class Daemon:
         if live:
             chain_nonce = int(await rpc.request("eth_getTransactionCount", [signer.address, "pending"]), 16)
             nonces = NonceManager(chain_nonce, store.in_flight())
+            self.guard = SpendGuard(store, limits_of(self.config.guard), self.metrics)
         executor = Executor(
             rpc,
             signer.address,
@@ -204,6 +219,7 @@ class Daemon:
             self.metrics,
             self.config.execution.approvals,
             inventory=not self.config.execution.flash,
+            guard=self.guard,
         )
         if live:
             await executor.rebroadcast()  # a restart never loses track of what it sent
@@ -233,6 +249,9 @@ class Daemon:
             try:
                 async for update in sync.follow(stream):
                     structlog.contextvars.bind_contextvars(block=update.block.number)
+                    if self.guard is not None:  # tripped: track what is in flight, take nothing new
+                        self.guard.at_block(update.block.number, update.block.timestamp)
+                        engine.accepting = self.guard.allows and not self.shutdown.requested.is_set()
                     await engine.on_block(update, at_head=heads.best_head <= update.block.number)
                     behind = self.liveness.applied(update.block.number, heads.best_head)
                     self.metrics.blocks_behind.set(behind)

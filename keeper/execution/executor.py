@@ -41,6 +41,7 @@ from keeper.execution.gas import (
 )
 from keeper.execution.nonces import NonceManager
 from keeper.execution.signer import Signer
+from keeper.execution.spend_guard import SpendGuard
 from keeper.obs.metrics import Metrics
 from keeper.protocols.base import PositionKey
 from keeper.protocols.registry import liquidation_events
@@ -107,11 +108,13 @@ class Executor(Approvals):
         approvals: ApprovalMode = "off",
         *,
         inventory: bool = True,
+        guard: SpendGuard | None = None,
     ) -> None:
         """``signer``/``nonces`` None means dry-run: everything up to signing, nothing sent.
         ``approvals``: whether (and how much) to approve a debt token whose allowance is short.
         ``inventory`` False: the calls go through the flash executor contract, which needs none of
-        the keeper's tokens, so no balance or allowance is read, checked or approved."""
+        the keeper's tokens, so no balance or allowance is read, checked or approved.
+        ``guard``: the spend guard; once tripped nothing new is sent (in flight is still tracked)."""
         self.rpc = rpc
         self.address = address
         self.policy = policy
@@ -124,6 +127,7 @@ class Executor(Approvals):
         self._dry_run_reported: set[PositionKey] = set()
         """(token, spender) approvals dry-run already reported: said once, not every block."""
         self.inventory = inventory
+        self.guard = guard
         self._sent_at: dict[str, float] = {}
         """tx hash -> monotonic time it was broadcast, for the sent -> included latency."""
         self._reward: int | None = None
@@ -161,6 +165,9 @@ class Executor(Approvals):
         limit is that plus the margin; None simulates (``eth_estimateGas``)."""
         started_s = time.perf_counter()
         self._block = block_number
+        refusal = self.guard.refusal() if self.guard is not None and not self.dry_run else ""
+        if refusal:  # tripped (possibly by this block's receipts): not one new transaction
+            return [Attempt(opportunity, "skipped", refusal) for opportunity, _ in items]
         self._reward = await self._fee_history_reward() if items else None
         pairs = {(o.quote.debt_asset, call[0]) for o, call in items} if self.inventory else set()
         wallet = await self._wallet(pairs)
@@ -445,6 +452,8 @@ class Executor(Approvals):
                 and tx.nonce not in used
             ):
                 lost = int(receipt["status"], 16) == 0 and not tx.is_approval and not still_liquidatable(tx)
+                if self.guard is not None:
+                    self.guard.observe(tx, receipt)  # counted before it is marked settled
                 settled.append(self._settle(tx, receipt, lost_race=lost))
                 used.add(tx.nonce)
         landed = {tx.nonce for tx, receipt in zip(candidates, receipts, strict=True) if receipt is not None}

@@ -17,6 +17,9 @@ STAGE_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 """Per-block stages take milliseconds; inclusion takes one or more block times."""
 STAGES = ("received_to_screened", "screened_to_simulated", "simulated_to_sent", "sent_to_included")
 HEALTH_THRESHOLDS = ("1.0", "1.05", "1.1")
+GUARD_CAPS = ("gas_per_hour", "gas_per_day", "loss_per_hour", "loss_per_day", "reverts")
+"""The spend guard's caps (`keeper.state.guardstate.Cap`; a unit test keeps the two equal)."""
+GUARD_WINDOWS = ("hour", "day")
 OPPORTUNITY_OUTCOMES = ("seen", "attempted", "won", "lost_to_competitor", "reverted", "skipped")
 
 
@@ -46,6 +49,7 @@ class Metrics:
         )
 
         self._keeper_metrics()
+        self._guard_metrics()
 
     def _keeper_metrics(self) -> None:
         r = self.registry
@@ -138,6 +142,38 @@ class Metrics:
                 self.prices_rejected.labels(name, key)
         for token in feed_tokens:
             self.prices_rejected.labels(feeds_label, token)
+
+    def _guard_metrics(self) -> None:
+        r = self.registry
+        self.guard_tripped = Gauge(
+            "keeper_spend_guard_tripped",
+            "1 on the spend guard cap that stopped the keeper (gas_per_hour, gas_per_day, loss_per_hour, "
+            "loss_per_day, reverts), 0 on the others.",
+            ["cap"],
+            registry=r,
+        )
+        self.guard_gas = Gauge(
+            "keeper_spend_guard_gas_paid_wei",
+            "Gas paid by settled keeper transactions in the rolling window (hour, day), in wei.",
+            ["window"],
+            registry=r,
+        )
+        self.guard_loss = Gauge(
+            "keeper_spend_guard_realized_loss_wei",
+            "Realized loss of settled keeper transactions in the rolling window (hour, day), in wei.",
+            ["window"],
+            registry=r,
+        )
+        self.guard_reverts = Gauge(
+            "keeper_spend_guard_reverted_transactions",
+            "Reverted keeper transactions within guard.revert_window_s.",
+            registry=r,
+        )
+        for cap in GUARD_CAPS:  # every series from the first scrape (a dry run has no guard: all 0)
+            self.guard_tripped.labels(cap)
+        for window in GUARD_WINDOWS:
+            self.guard_gas.labels(window)
+            self.guard_loss.labels(window)
 
     def observe_rpc(self, endpoint: str, method: str, latency_s: float, error_kind: str | None) -> None:
         """Record one request; `error_kind` is None on success."""

@@ -4,9 +4,10 @@ A restart must resume from where the keeper stopped, not re-index from ``start_b
 keeps the discovered positions, immutable protocol metadata (e.g. Morpho market params), one cursor
 per protocol and a short ring of recent block hashes for reorg detection. It also records every
 transaction the keeper sends and its state (``keeper.state.txstate``), so a restart knows which
-nonces are in flight and can re-broadcast them instead of sending anew. Each block's changes and
-the cursor move commit in ONE transaction, so after any crash the cursor's block has all of its
-positions and no later block has any.
+nonces are in flight and can re-broadcast them instead of sending anew, and the spend guard's
+settlements and trip (``keeper.state.guard_ledger``), so a tripped guard stays tripped. Each
+block's changes and the cursor move commit in ONE transaction, so after any crash the cursor's
+block has all of its positions and no later block has any.
 
 Durability: WAL journal with ``synchronous=NORMAL``. In WAL mode that setting syncs only at
 checkpoints, so a power loss may drop the last few commits but can never corrupt the database or
@@ -34,6 +35,7 @@ from typing import NamedTuple, Self
 from keeper.chain.types import BlockRef
 from keeper.errors import Halt, UsageError
 from keeper.protocols.base import PositionKey
+from keeper.state.guard_ledger import GuardLedger
 from keeper.state.transactions import TransactionLog
 
 RECENT_BLOCKS_KEPT = 128
@@ -76,6 +78,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX transactions_state ON transactions (state)",
         "CREATE INDEX transactions_position ON transactions (protocol, market, user)",
     ),
+    # 3: the spend guard (keeper.state.guard_ledger): each settlement it counted (wei as decimal
+    # strings) and its one-row state: the trip, if any, and the last settlement a reset forgave.
+    (
+        """CREATE TABLE guard_settlements (
+            id INTEGER PRIMARY KEY, tx_hash TEXT NOT NULL UNIQUE, nonce INTEGER NOT NULL,
+            block INTEGER NOT NULL, at_s INTEGER NOT NULL, gas_paid_wei TEXT NOT NULL,
+            loss_wei TEXT NOT NULL, reverted INTEGER NOT NULL
+        )""",
+        "CREATE INDEX guard_settlements_at ON guard_settlements (at_s)",
+        """CREATE TABLE guard_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1), forgiven_through INTEGER NOT NULL DEFAULT 0,
+            reset_at REAL, cap TEXT, window_s INTEGER, figure TEXT, limit_value TEXT,
+            at_s INTEGER, block INTEGER, tx_hash TEXT
+        )""",
+    ),
 )
 """Ordered schema migrations; migration ``i`` takes the store from version ``i`` to ``i + 1``.
 
@@ -113,7 +130,7 @@ class RecentBlock(NamedTuple):
     parent_hash: str
 
 
-class Store(TransactionLog):
+class Store(TransactionLog, GuardLedger):
     """One SQLite file. Open with :meth:`Store.open`; close it (or use it as a context manager)."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path, recent_blocks_kept: int) -> None:

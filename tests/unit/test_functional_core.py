@@ -31,6 +31,8 @@ PURE_MODULES = [
     "keeper.protocols.morpho_blue.liquidation",
     "keeper.protocols.morpho_blue.events",
     "keeper.execution.gas",
+    "keeper.execution.guard",
+    "keeper.state.guardstate",
     "keeper.state.txstate",
     "keeper.execution.nonces",
     "keeper.chain.abi",
