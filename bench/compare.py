@@ -617,7 +617,11 @@ def main() -> None:
         help="flash: eth_estimateGas each liquidation before sending (execution.simulate_flash)",
     )
     args = parser.parse_args()
-    result = analyse(run(args), args)
+    raw = run(args)
+    events = RESULTS.parent / "compare-keeper.jsonl"
+    events.parent.mkdir(exist_ok=True)
+    events.write_text("".join(json.dumps(e) + "\n" for e in raw["keeper"]))
+    result = analyse(raw, args)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))
