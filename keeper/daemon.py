@@ -32,7 +32,7 @@ import structlog
 from keeper.app import Liveness, combined_filter, fee_policy, flash_setup, heads_for, positions_json
 from keeper.chain.blocks import BlockStream, Heads, WebSocketHeads
 from keeper.chain.pool import RpcPool, http_urls
-from keeper.chain.preflight import check_chain_id, require_code
+from keeper.chain.preflight import check_chain_id, require_code, require_multicall3
 from keeper.config import Config
 from keeper.engine import Engine
 from keeper.errors import KeeperError, Retryable, UsageError
@@ -118,6 +118,7 @@ class Daemon:
             http_urls(self.config.chain.rpc_urls),
             max_head_lag_blocks=self.config.chain.max_head_lag_blocks,
             metrics=pool_metrics,
+            multicall3=self.config.chain.multicall3,
         ) as rpc:
             await self.preflight(rpc, keeping=credentials is not None)
             with Store.open(self.config.store.path) as store:  # a wrong chain never gets a store
@@ -172,6 +173,7 @@ class Daemon:
         """The right chain (and, for the keeper, code at every configured contract), before the
         store is opened or created."""
         await check_chain_id(rpc, self.config.chain.chain_id)
+        await require_multicall3(rpc, self.config.chain.multicall3)
         if keeping:
             await require_code(rpc, self.config)
 

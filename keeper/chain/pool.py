@@ -44,6 +44,7 @@ from .endpoints import (
     endpoint_label,
     stale_flags,
 )
+from .multicall import MULTICALL3
 from .rpc import HttpRpc, RpcError
 
 log = structlog.get_logger(__name__)
@@ -125,14 +126,18 @@ class RpcPool:
         backoff_s: float = 0.2,
         max_backoff_s: float = 2.0,
         metrics: Metrics | None = None,
+        multicall3: str = MULTICALL3,
     ) -> None:
-        """`max_attempts` rounds over every endpoint, no new round after `max_retry_s` (reads only)."""
+        """`max_attempts` rounds over every endpoint, no new round after `max_retry_s` (reads only).
+
+        ``multicall3`` is where batched reads through this pool go (`keeper.chain.multicall`)."""
         if not urls:
             raise UsageError("RpcPool needs at least one endpoint")
         for url in urls:
             if not url.startswith(("http://", "https://")):
                 raise UsageError(f"RpcPool takes http(s) endpoints only, not {endpoint_label(url)}")
         self.max_head_lag_blocks = max_head_lag_blocks
+        self.multicall3 = multicall3
         self._max_attempts = max_attempts
         self._max_retry_s = max_retry_s
         self._backoff_s = backoff_s
