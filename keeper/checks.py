@@ -35,6 +35,7 @@ async def check_config(
         timeout_s=10,
         max_head_lag_blocks=config.chain.max_head_lag_blocks,
         multicall3=config.chain.multicall3,
+        chain_id=config.chain.chain_id,
     ) as rpc:
         try:
             await check_chain_id(rpc, config.chain.chain_id)

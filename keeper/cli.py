@@ -433,7 +433,13 @@ def _executor_deploy(args: argparse.Namespace) -> int:
 
     async def deploy() -> dict[str, object]:
         urls = http_urls(config.chain.rpc_urls)
-        async with RpcPool(urls, max_attempts=1, timeout_s=30, multicall3=config.chain.multicall3) as rpc:
+        async with RpcPool(
+            urls,
+            max_attempts=1,
+            timeout_s=30,
+            multicall3=config.chain.multicall3,
+            chain_id=config.chain.chain_id,
+        ) as rpc:
             try:
                 await check_chain_id(rpc, config.chain.chain_id)
             except Retryable as exc:

@@ -119,6 +119,7 @@ class Daemon:
             max_head_lag_blocks=self.config.chain.max_head_lag_blocks,
             metrics=pool_metrics,
             multicall3=self.config.chain.multicall3,
+            chain_id=self.config.chain.chain_id,
         ) as rpc:
             await self.preflight(rpc, keeping=credentials is not None)
             with Store.open(self.config.store.path) as store:  # a wrong chain never gets a store

@@ -48,6 +48,7 @@ async def _synced(config: Config, store: Store, report: Report) -> tuple[Positio
         http_urls(config.chain.rpc_urls),
         max_head_lag_blocks=config.chain.max_head_lag_blocks,
         multicall3=config.chain.multicall3,
+        chain_id=config.chain.chain_id,
     ) as rpc:
         await check_chain_id(rpc, config.chain.chain_id)
         await require_multicall3(rpc, config.chain.multicall3)
