@@ -48,7 +48,7 @@ from keeper.obs.server import StatusServer
 from keeper.protocols.price_feeds import PriceFeeds
 from keeper.protocols.registry import build_adapter
 from keeper.risk.prices import PriceGuard
-from keeper.state.store import Store
+from keeper.state.store import Store, StoreUnwritable
 from keeper.state.sync import PositionSync, tracked_protocols
 
 log = structlog.get_logger(__name__)
@@ -248,6 +248,7 @@ class Daemon:
 
     async def _liquidate(self, sync: PositionSync, stream: BlockStream, engine: Engine, heads: Heads) -> None:
         processed = 0
+        store_error: str | None = None  # said once per outage, not once per block
         while True:
             try:
                 async for update in sync.follow(stream):
@@ -256,6 +257,9 @@ class Daemon:
                         self.guard.at_block(update.block.number, update.block.timestamp)
                         engine.accepting = self.guard.allows and not self.shutdown.requested.is_set()
                     await engine.on_block(update, at_head=heads.best_head <= update.block.number)
+                    if store_error is not None:
+                        log.info("store_writable", block=update.block.number)
+                        store_error = None
                     behind = self.liveness.applied(update.block.number, heads.best_head)
                     self.metrics.blocks_behind.set(behind)
                     processed += 1
@@ -264,6 +268,13 @@ class Daemon:
                         self.shutdown.signal()
                     if self._settled(engine):
                         return
+            except StoreUnwritable as exc:  # nothing is sent that could not be recorded: wait, retry
+                if store_error is None:
+                    log.error("store_unwritable", error=str(exc), retry_every_s=RPC_OUTAGE_RETRY_S)
+                store_error = str(exc)
+                if self.shutdown.requested.is_set():
+                    return
+                await asyncio.sleep(RPC_OUTAGE_RETRY_S)
             except Retryable as exc:  # every endpoint failed (after the pool's own retries): wait, resume
                 log.warning("rpc_unavailable", error=str(exc)[:200], retry_in_s=RPC_OUTAGE_RETRY_S)
                 if self.shutdown.requested.is_set():
