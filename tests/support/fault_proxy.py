@@ -49,7 +49,7 @@ class Fault(StrEnum):
     TRUNCATED = "truncated"
     """Anvil's answer cut in the middle."""
     HANG = "hang"
-    """The request is read and never answered."""
+    """The request is read and not answered while the fault lasts (then: HTTP 504)."""
     HTTP_429 = "http_429"
     HTTP_503 = "http_503"
 
@@ -76,6 +76,8 @@ class FaultProxy:
         self._loop = asyncio.new_event_loop()
         self._session: aiohttp.ClientSession | None = None
         self._sockets: set[asyncio.BaseTransport] = set()
+        self._changed = asyncio.Event()
+        """Set (and replaced) on the proxy's loop whenever the fault changes."""
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     # ------------------------------------------------------------------------------ test's thread
@@ -98,6 +100,12 @@ class FaultProxy:
             self._fault, self._fault_requests = fault, requests
             if fault is not Fault.FROZEN:
                 self._frozen_head = None
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._fault_changed)
+
+    def _fault_changed(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     @property
     def fault(self) -> Fault:
@@ -152,9 +160,10 @@ class FaultProxy:
         if fault is not Fault.NONE:
             self.bad[fault] += 1
         match fault:
-            case Fault.HANG:
-                await asyncio.sleep(3_600)  # cancelled when the client gives up or the proxy stops
-                return web.Response(status=504)
+            case Fault.HANG:  # until the client gives up, or the fault ends (then a gateway timeout)
+                while self.fault is Fault.HANG:
+                    await self._changed.wait()
+                return web.Response(status=504, text="Gateway Timeout")
             case Fault.HTTP_429:
                 return web.Response(status=429, text="Too Many Requests")
             case Fault.HTTP_503:
@@ -241,15 +250,19 @@ class FaultProxy:
         try:
             async with self._session.ws_connect(self.upstream_ws) as upstream:
 
-                async def up() -> None:
+                async def up() -> None:  # web3 sends its requests as binary frames
                     async for message in downstream:
                         if message.type == aiohttp.WSMsgType.TEXT:
                             await upstream.send_str(message.data)
+                        elif message.type == aiohttp.WSMsgType.BINARY:
+                            await upstream.send_bytes(message.data)
 
                 async def down() -> None:
                     async for message in upstream:
                         if message.type == aiohttp.WSMsgType.TEXT:
                             await downstream.send_str(message.data)
+                        elif message.type == aiohttp.WSMsgType.BINARY:
+                            await downstream.send_bytes(message.data)
 
                 tasks = [asyncio.ensure_future(up()), asyncio.ensure_future(down())]
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
