@@ -72,6 +72,9 @@ HEAD_ROUND_TIMEOUT_S = 1.0
 is left out of the rounds for `HEAD_SILENT_S`, its error ranking it down meanwhile, so one bad
 node cannot hold every block back."""
 HEAD_SILENT_S = 30.0
+CHAIN_ID_TIMEOUT_S = 2.0
+"""An endpoint is asked its chain id for this long at most: one that cannot answer that in time
+(a hung node) is not waited on for the full request timeout before the next one is asked."""
 
 _HTTP_STATUS = re.compile(r" HTTP (\d{3})\b")
 _BLOCK_UNKNOWN = re.compile(
@@ -308,7 +311,18 @@ class RpcPool:
 
     async def _verify_chain(self, endpoint: _Endpoint) -> None:
         """Ask ``endpoint`` its chain id; exclude it (and fail this attempt over) if it is another."""
-        answer = await self._accounted(endpoint, "eth_chainId", lambda rpc: rpc.request("eth_chainId"))
+        started_s = time.monotonic()
+        try:
+            answer = await asyncio.wait_for(
+                self._accounted(endpoint, "eth_chainId", lambda rpc: rpc.request("eth_chainId")),
+                CHAIN_ID_TIMEOUT_S,
+            )
+        except TimeoutError:
+            self._record(endpoint, "eth_chainId", started_s, "timeout")
+            log.warning("rpc_endpoint_failed", endpoint=endpoint.label, method="eth_chainId", kind="timeout")
+            raise Retryable(
+                f"eth_chainId: {endpoint.label} did not answer in {CHAIN_ID_TIMEOUT_S} s"
+            ) from None
         try:
             chain_id = int(answer, 16)
         except (TypeError, ValueError):

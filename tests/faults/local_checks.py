@@ -3,7 +3,7 @@
 Stand-in for helper C's shared ``tests/faults/invariants.py`` (written in parallel): `end_checks`
 is the one call each case makes at its end, so swapping it for the shared checks is one import.
 It checks zero reverted keeper transactions, none left in the mempool, no nonce used twice and the
-store equal to a fresh resync; `crash_liquidated_on_time` checks the liquidations of a crash.
+store equal to a fresh resync; `late_liquidations` checks the liquidations of a crash.
 """
 
 from __future__ import annotations
@@ -75,16 +75,28 @@ def late_liquidations(
 
 
 def end_checks(
-    devnet: Devnet, keeper: LoggedProcess, config: Path, first_block: int, tmp: Path
+    devnet: Devnet,
+    keeper: LoggedProcess,
+    config: Path,
+    first_block: int,
+    tmp: Path,
+    live: bool = True,
+    fresh: Path | None = None,
 ) -> dict[str, Any]:
-    """After ``keeper`` stopped: its transactions since ``first_block``, none reverted, none in the
-    mempool, no nonce twice, its store's positions and cursors equal to a fresh resync's."""
+    """After ``keeper`` stopped: its store's positions equal to a fresh resync's and, if it ran
+    ``live``, its transactions since ``first_block``: none reverted, none in the mempool, no nonce
+    twice, the same nonces mined in its store as on chain. ``fresh``: a `fresh_resync` made after
+    the keeper stopped, to share between keepers (else one is made)."""
+    assert keeper.proc.poll() is not None, "stop the keeper first"
+    store = _store_path(config)
+    fresh = fresh or fresh_resync(devnet, tmp)
+    assert _book(store) == _book(fresh, _cursor_block(store)), "the store differs from a fresh resync"
+    if not live:
+        return {}
     rpc, address = devnet.rpc, devnet.summary["keeper_address"]
-    last = rpc.block_number()
-    receipts = transactions_from(devnet, address, first_block, last)
-    assert [r["transactionHash"] for r in receipts if r["status"] != "0x1"] == [], (
-        "a keeper transaction reverted"
-    )
+    receipts = transactions_from(devnet, address, first_block, rpc.block_number())
+    reverted = [r["transactionHash"] for r in receipts if r["status"] != "0x1"]
+    assert reverted == [], "a keeper transaction reverted"
     pending = rpc.call("txpool_content")
     stuck = {**pending.get("pending", {}), **pending.get("queued", {})}
     assert not {a for a in stuck if a.lower() == address.lower()}, "keeper transactions left in the mempool"
@@ -92,14 +104,10 @@ def end_checks(
         int(rpc.call("eth_getTransactionByHash", [r["transactionHash"]])["nonce"], 16) for r in receipts
     ]
     assert len(nonces) == len(set(nonces)), "a nonce used twice"
-    store = _store_path(config)
     with sqlite3.connect(store) as db:
         mined = [n for (n,) in db.execute("SELECT nonce FROM transactions WHERE state = 'mined'")]
     assert len(mined) == len(set(mined)), "the store has a nonce mined twice"
     assert sorted(mined) == sorted(nonces), "the store's mined nonces differ from the chain's"
-    assert keeper.proc.poll() is not None, "stop the keeper first"
-    fresh = _fresh_resync(devnet, tmp, _cursor_block(store))
-    assert _book(store) == _book(fresh), "the store differs from a fresh resync"
     return {"keeper_transactions": len(receipts)}
 
 
@@ -115,8 +123,10 @@ def _cursor_block(store: Path) -> int:
     return int(block)
 
 
-def _fresh_resync(devnet: Devnet, tmp: Path, at_block: int) -> Path:
-    """A store synced from scratch by `keeper sync`, over a direct endpoint, then cut back to ``at_block``."""
+def fresh_resync(devnet: Devnet, tmp: Path) -> Path:
+    """A store synced from scratch to the head by `keeper sync`, over a direct endpoint."""
+    tmp = tmp / "fresh"
+    tmp.mkdir(exist_ok=True)
     store = tmp / "fresh.sqlite"
     config = variant(
         devnet,
@@ -125,14 +135,17 @@ def _fresh_resync(devnet: Devnet, tmp: Path, at_block: int) -> Path:
     )
     proc = run_keeper("sync", "--config", str(config))
     assert proc.returncode == 0, proc.stderr[-500:]
-    with sqlite3.connect(store) as db:
-        db.execute("DELETE FROM positions WHERE first_block > ?", (at_block,))
     return store
 
 
-def _book(store: Path) -> set[tuple[str, str, str]]:
+def _book(store: Path, at_block: int | None = None) -> set[tuple[str, str, str]]:
+    """The positions of ``store``, or those it had found by ``at_block``."""
     with sqlite3.connect(store) as db:
-        return set(db.execute("SELECT protocol, market, user FROM positions"))
+        rows = db.execute(
+            "SELECT protocol, market, user FROM positions WHERE first_block <= ?",
+            (2**62 if at_block is None else at_block,),
+        )
+        return set(rows)
 
 
 def settle(devnet: Devnet, blocks: int = 3, timeout_s: float = 30) -> None:

@@ -26,7 +26,7 @@ from tests.support.keeper import KeeperProcess, named, run_keeper
 
 from .local_checks import crash, end_checks, settle
 
-UNWRITABLE_BLOCKS = 4
+UNWRITABLE_BLOCKS = 3
 
 
 def set_file_size_limit(pid: int, limit: int) -> None:
@@ -87,7 +87,7 @@ def test_a_store_from_a_newer_schema_is_refused_in_one_line(timed_devnet: Devnet
         f"keeper: failed: store {store} has schema version {SCHEMA_VERSION + 1}, "
         f"this keeper knows up to {SCHEMA_VERSION}"
     )
-    for command in ("run", "sync", "positions"):
+    for command in ("run", "positions"):
         started = time.monotonic()
         proc = run_keeper(command, "--config", str(config), env={"KEEPER_PRIVATE_KEY": "0x" + "11" * 32})
         lines = [line for line in proc.stderr.splitlines() if line.startswith("keeper: ")]
