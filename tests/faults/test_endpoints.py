@@ -28,6 +28,7 @@ from .endpoint_run import (
     endpoint_run,
     error_kinds,
     errors,
+    summary,
     with_urls,
 )
 
@@ -71,6 +72,7 @@ def test_bad_endpoints_beside_a_good_one_are_said_and_counted(run: EndpointRun) 
     for fault in (Fault.GARBAGE, Fault.TRUNCATED, Fault.HANG, Fault.HTTP_429, Fault.HTTP_503):
         assert run.beside[fault].bad[fault] >= 1, f"the keeper never tried the {fault} endpoint"
     assert errors(run.live, "rpc_endpoint_wrong_chain") == []
+    print("endpoint run:", summary(run))  # the figures for the README (pytest -s shows them)
 
 
 def test_a_crash_beside_bad_endpoints_is_liquidated_within_two_blocks(run: EndpointRun) -> None:

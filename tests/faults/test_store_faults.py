@@ -69,6 +69,7 @@ def test_a_store_that_refuses_writes_mid_run_stops_sends_until_it_can_write_agai
     assert "disk I/O error" in keeper.named("store_unwritable")[0]["error"]
     assert writable["block"] <= crashed.move.block, "it moved past blocks it could not record"
     assert not [line for line in keeper.lines if "Traceback" in line or "keeper_crashed" in line]
+    print(f"store refused writes for blocks {refused_from}..{refused_to}; {len(done)} liquidated after")
 
 
 def dump(store: Path) -> tuple[int, list[str]]:
