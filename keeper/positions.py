@@ -195,7 +195,10 @@ async def flash_what_if(
     if native is None:
         return []
     async with RpcPool(
-        http_urls(config.chain.rpc_urls), max_head_lag_blocks=config.chain.max_head_lag_blocks
+        http_urls(config.chain.rpc_urls),
+        max_head_lag_blocks=config.chain.max_head_lag_blocks,
+        multicall3=config.chain.multicall3,
+        chain_id=config.chain.chain_id,
     ) as rpc:
         head = await rpc.request("eth_getBlockByNumber", ["latest", False])
         readings = await read_feeds(rpc, config.price_feeds, head["hash"]) if config.price_feeds else []
