@@ -155,7 +155,7 @@ async def aggregate3(
     replies = [reply for group in await asyncio.gather(*(rpc.batch(g) for g in groups)) for reply in group]
     results: list[Result] = []
     for piece, reply in zip(pieces, replies, strict=True):
-        if reply in ("0x", None):  # an eth_call to an address without code returns no data at all
+        if reply == "0x":  # an eth_call to an address without code returns no data at all
             raise MulticallError(
                 f"chain.multicall3: no Multicall3 contract at {multicall} (aggregate3 returned no data); "
                 "deploy one or set chain.multicall3 to this chain's deployment"

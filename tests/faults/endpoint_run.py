@@ -7,7 +7,7 @@ CI share. So they run together, and each test module asserts its own part of the
   garbage, truncated JSON, a hang, 429, 503) ranked before one good one, and gets its newHeads
   through a proxy that cuts the WebSocket every `CUT_EVERY_S`; a crash lands in the middle;
 - the *lone* keeper (dry-run: one account cannot sign for two keepers) has one endpoint, which
-  fails in each way in turn and heals in between.
+  fails in each way in turn (replies without a result too) and heals in between.
 
 The first test to ask runs it (`endpoint_run`); the others get the same outcome. A failure inside
 the run fails every test asking for it, with the same message.
@@ -41,7 +41,8 @@ BESIDE_A_GOOD_ONE = (
     Fault.HTTP_429, Fault.HTTP_503,
 )  # fmt: skip
 LONE_FAULTS = (
-    (Fault.GARBAGE, 1.0), (Fault.TRUNCATED, 1.0), (Fault.HTTP_429, 1.5), (Fault.HTTP_503, 1.5),
+    (Fault.GARBAGE, 1.0), (Fault.TRUNCATED, 1.0), (Fault.NO_RESULT, 1.0), (Fault.HTTP_429, 1.5),
+    (Fault.HTTP_503, 1.5),
     (Fault.HANG, 2.0), (Fault.FROZEN, 4.0),
 )  # fmt: skip
 """What the lone endpoint does in turn, and for how long (s); it heals after each."""

@@ -86,7 +86,15 @@ def test_a_lone_endpoint_failing_in_every_way_makes_the_keeper_wait_and_resume(r
     assert {"bad_response", "http_429", "http_5xx"} <= set(kinds), kinds
     assert any(e.get("event") == "rpc_endpoint_silent" for e in run.lone) or kinds["timeout"]
     assert any(e.get("event") == "rpc_unavailable" for e in run.lone), "the outage was not said"
-    for fault in (Fault.GARBAGE, Fault.TRUNCATED, Fault.HANG, Fault.HTTP_429, Fault.HTTP_503, Fault.FROZEN):
+    lone_faults = (
+        Fault.GARBAGE,
+        Fault.TRUNCATED,
+        Fault.NO_RESULT,
+        Fault.HANG,
+        Fault.HTTP_429,
+        Fault.HTTP_503,
+    )
+    for fault in (*lone_faults, Fault.FROZEN):
         assert run.lone_proxy.bad[fault] >= 1, fault
     assert errors(run.lone) == []
     assert_no_block_missed(run.lone)

@@ -48,6 +48,9 @@ class Fault(StrEnum):
     GARBAGE = "garbage"
     TRUNCATED = "truncated"
     """Anvil's answer cut in the middle."""
+    NO_RESULT = "no_result"
+    """Well-formed JSON-RPC envelopes with neither ``result`` nor ``error`` (read as null, a null
+    block or an empty call result would feed the book)."""
     HANG = "hang"
     """The request is read and not answered while the fault lasts (then: HTTP 504)."""
     HTTP_429 = "http_429"
@@ -170,6 +173,11 @@ class FaultProxy:
                 return web.Response(status=503, text="Service Unavailable")
             case Fault.GARBAGE:
                 return web.Response(status=200, body=GARBAGE, content_type="application/json")
+            case Fault.NO_RESULT:
+                payload = json.loads(body)
+                calls = payload if isinstance(payload, list) else [payload]
+                empty = [{"jsonrpc": "2.0", "id": call.get("id")} for call in calls]
+                return web.json_response(empty if isinstance(payload, list) else empty[0])
             case Fault.TRUNCATED:
                 answer = await self._forward_raw(body)
                 return web.Response(
