@@ -107,6 +107,9 @@ def _run(devnet: Devnet, tmp: Path) -> EndpointRun:
         live_urls = [ws_proxy.ws_url, *(p.url for p in beside.values()), s["rpc_url"]]  # the good one last
         live_config = with_urls(keeper_config(devnet, tmp / "live", "live"), live_urls)
         lone_config = with_urls(keeper_config(devnet, tmp / "lone", "dry-run"), [lone_proxy.url])
+        lone_config = write_config(
+            changed(load_config(lone_config, {}), {"chain": {"head_stall_warn_s": 2.5}}), lone_config
+        )
         try:
             live, lone = KeeperProcess(live_config), KeeperProcess(lone_config)
             first = int(live.wait_for(named("keeper_ready"), timeout_s=120)["block"])

@@ -86,6 +86,8 @@ def test_a_lone_endpoint_failing_in_every_way_makes_the_keeper_wait_and_resume(r
     assert {"bad_response", "http_429", "http_5xx"} <= set(kinds), kinds
     assert any(e.get("event") == "rpc_endpoint_silent" for e in run.lone) or kinds["timeout"]
     assert any(e.get("event") == "rpc_unavailable" for e in run.lone), "the outage was not said"
+    stalled = [e["event"] for e in run.lone if e.get("event", "").startswith("chain_head_")]
+    assert stalled[:2] == ["chain_head_stalled", "chain_head_moving"], "the frozen head was not said"
     lone_faults = (
         Fault.GARBAGE,
         Fault.TRUNCATED,
