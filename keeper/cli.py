@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
         "check-config",
         help="validate the config and everything `keeper run` checks at start, then report",
         description="Parse and validate the config (env overrides included), reach the RPC, check the "
-        "chain id and that every configured contract has code, load the signer, and report the "
+        "chain id (of every endpoint), Multicall3 at chain.multicall3 and that every configured "
+        "contract has code, load the signer, and report the "
         "wallet: native balance and, per debt token, balance and approval. Exit 0 when all is "
         "well, 2 with one line naming the key and the problem otherwise.",
     )
@@ -433,7 +434,13 @@ def _executor_deploy(args: argparse.Namespace) -> int:
 
     async def deploy() -> dict[str, object]:
         urls = http_urls(config.chain.rpc_urls)
-        async with RpcPool(urls, max_attempts=1, timeout_s=30) as rpc:
+        async with RpcPool(
+            urls,
+            max_attempts=1,
+            timeout_s=30,
+            multicall3=config.chain.multicall3,
+            chain_id=config.chain.chain_id,
+        ) as rpc:
             try:
                 await check_chain_id(rpc, config.chain.chain_id)
             except Retryable as exc:

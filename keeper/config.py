@@ -42,6 +42,11 @@ class ChainConfig(_Section):
     rpc_urls: tuple[str, ...] = Field(min_length=1)
     max_head_lag_blocks: int = Field(default=3, ge=1)
     """An http endpoint whose head is further behind the best one serves no reads until it catches up."""
+    head_stall_warn_s: float = Field(default=60.0, gt=0)
+    """Warn (``chain_head_stalled``, once) when the best head has not moved for this long."""
+    multicall3: Address = "0xcA11bde05977b3631167028862bE2a173976CA11"
+    """Multicall3 (``aggregate3``), which every batched read goes through: its canonical address,
+    deployed on every major chain; name another deployment on a chain that lacks it there."""
 
     @model_validator(mode="after")
     def _schemes(self) -> ChainConfig:

@@ -32,7 +32,7 @@ import structlog
 from keeper.app import Liveness, combined_filter, fee_policy, flash_setup, heads_for, positions_json
 from keeper.chain.blocks import BlockStream, Heads, WebSocketHeads
 from keeper.chain.pool import RpcPool, http_urls
-from keeper.chain.preflight import check_chain_id, require_code
+from keeper.chain.preflight import check_chain_id, require_code, require_multicall3
 from keeper.config import Config
 from keeper.engine import Engine
 from keeper.errors import KeeperError, Retryable, UsageError
@@ -48,7 +48,7 @@ from keeper.obs.server import StatusServer
 from keeper.protocols.price_feeds import PriceFeeds
 from keeper.protocols.registry import build_adapter
 from keeper.risk.prices import PriceGuard
-from keeper.state.store import Store
+from keeper.state.store import Store, StoreUnwritable
 from keeper.state.sync import PositionSync, tracked_protocols
 
 log = structlog.get_logger(__name__)
@@ -118,6 +118,8 @@ class Daemon:
             http_urls(self.config.chain.rpc_urls),
             max_head_lag_blocks=self.config.chain.max_head_lag_blocks,
             metrics=pool_metrics,
+            multicall3=self.config.chain.multicall3,
+            chain_id=self.config.chain.chain_id,
         ) as rpc:
             await self.preflight(rpc, keeping=credentials is not None)
             with Store.open(self.config.store.path) as store:  # a wrong chain never gets a store
@@ -172,6 +174,7 @@ class Daemon:
         """The right chain (and, for the keeper, code at every configured contract), before the
         store is opened or created."""
         await check_chain_id(rpc, self.config.chain.chain_id)
+        await require_multicall3(rpc, self.config.chain.multicall3)
         if keeping:
             await require_code(rpc, self.config)
 
@@ -245,6 +248,7 @@ class Daemon:
 
     async def _liquidate(self, sync: PositionSync, stream: BlockStream, engine: Engine, heads: Heads) -> None:
         processed = 0
+        store_error: str | None = None  # said once per outage, not once per block
         while True:
             try:
                 async for update in sync.follow(stream):
@@ -253,6 +257,9 @@ class Daemon:
                         self.guard.at_block(update.block.number, update.block.timestamp)
                         engine.accepting = self.guard.allows and not self.shutdown.requested.is_set()
                     await engine.on_block(update, at_head=heads.best_head <= update.block.number)
+                    if store_error is not None:
+                        log.info("store_writable", block=update.block.number)
+                        store_error = None
                     behind = self.liveness.applied(update.block.number, heads.best_head)
                     self.metrics.blocks_behind.set(behind)
                     processed += 1
@@ -261,6 +268,13 @@ class Daemon:
                         self.shutdown.signal()
                     if self._settled(engine):
                         return
+            except StoreUnwritable as exc:  # nothing is sent that could not be recorded: wait, retry
+                if store_error is None:
+                    log.error("store_unwritable", error=str(exc), retry_every_s=RPC_OUTAGE_RETRY_S)
+                store_error = str(exc)
+                if self.shutdown.requested.is_set():
+                    return
+                await asyncio.sleep(RPC_OUTAGE_RETRY_S)
             except Retryable as exc:  # every endpoint failed (after the pool's own retries): wait, resume
                 log.warning("rpc_unavailable", error=str(exc)[:200], retry_in_s=RPC_OUTAGE_RETRY_S)
                 if self.shutdown.requested.is_set():

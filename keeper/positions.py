@@ -20,7 +20,7 @@ from typing import Any
 from keeper.chain.abi import contract
 from keeper.chain.multicall import Call, aggregate3
 from keeper.chain.pool import RpcPool, http_urls
-from keeper.chain.preflight import check_chain_id
+from keeper.chain.preflight import check_chain_id, require_multicall3
 from keeper.chain.rpc import Rpc
 from keeper.config import Config
 from keeper.execution.flash import FlashSetup, plan_flash
@@ -45,9 +45,13 @@ class PositionsReport:
 
 async def _synced(config: Config, store: Store, report: Report) -> tuple[PositionSync, dict[str, str]]:
     async with RpcPool(
-        http_urls(config.chain.rpc_urls), max_head_lag_blocks=config.chain.max_head_lag_blocks
+        http_urls(config.chain.rpc_urls),
+        max_head_lag_blocks=config.chain.max_head_lag_blocks,
+        multicall3=config.chain.multicall3,
+        chain_id=config.chain.chain_id,
     ) as rpc:
         await check_chain_id(rpc, config.chain.chain_id)
+        await require_multicall3(rpc, config.chain.multicall3)
         sync = PositionSync(rpc, store, tracked_protocols(config.protocols, build_adapter), report)
         await sync.start()
         return sync, await token_symbols(rpc, sync)
@@ -191,7 +195,10 @@ async def flash_what_if(
     if native is None:
         return []
     async with RpcPool(
-        http_urls(config.chain.rpc_urls), max_head_lag_blocks=config.chain.max_head_lag_blocks
+        http_urls(config.chain.rpc_urls),
+        max_head_lag_blocks=config.chain.max_head_lag_blocks,
+        multicall3=config.chain.multicall3,
+        chain_id=config.chain.chain_id,
     ) as rpc:
         head = await rpc.request("eth_getBlockByNumber", ["latest", False])
         readings = await read_feeds(rpc, config.price_feeds, head["hash"]) if config.price_feeds else []

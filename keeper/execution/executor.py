@@ -375,7 +375,12 @@ class Executor(Approvals):
                     block_number,
                 )
             )
-        self.store.record_sent_many(signed)  # persisted before they leave: a crash cannot lose one
+        try:
+            self.store.record_sent_many(signed)  # persisted before they leave: a crash cannot lose one
+        except BaseException:  # not recorded, so not sent: their nonces go back, newest first
+            for tx in reversed(signed):
+                self.nonces.release(tx.nonce)
+            raise
         for tx in signed:
             self.nonces.claim(tx.position, tx.nonce)
             self.nonces.confirm(tx.nonce)

@@ -16,6 +16,10 @@ last commits is harmless here because the cursor travels with the data it descri
 simply re-reads those blocks from the older cursor. Transaction records are the exception: they
 commit with ``synchronous=FULL``, because a forgotten sent transaction cannot be re-read.
 
+A write the disk refuses (full, a quota, a file-size limit, the file read-only) raises
+`StoreUnwritable` after SQLite rolled it back: the caller holds back whatever depended on it (the
+daemon sends nothing it could not record) and retries the same write later.
+
 The API is synchronous and fast (no chain I/O); every call holds a lock, so the store may be used
 directly or from worker threads (``asyncio.to_thread``), one call at a time.
 """
@@ -33,7 +37,7 @@ from types import MappingProxyType, TracebackType
 from typing import NamedTuple, Self
 
 from keeper.chain.types import BlockRef
-from keeper.errors import Halt, UsageError
+from keeper.errors import Halt, KeeperError, UsageError
 from keeper.protocols.base import PositionKey
 from keeper.state.guard_ledger import GuardLedger
 from keeper.state.transactions import TransactionLog
@@ -116,6 +120,10 @@ _SET_CURSOR = """
 """
 
 
+class StoreUnwritable(KeeperError):
+    """The store could not commit a write (disk full, I/O error, read-only): nothing of it was kept."""
+
+
 @dataclass(frozen=True, slots=True)
 class Cursor:
     """The last block whose changes a protocol has fully committed."""
@@ -191,6 +199,8 @@ class Store(TransactionLog, GuardLedger):
         going back is :meth:`rollback_to`'s job.
         """
         with self._write() as conn:
+            if _cursor(conn, protocol) == Cursor(block.number, block.hash):
+                return  # committed before a later protocol's write of the same block failed: a retry
             _check_forward(conn, protocol, block.number)
             _upsert(conn, protocol, block.number, block.number, keys, markets)
             conn.execute(
@@ -286,19 +296,25 @@ class Store(TransactionLog, GuardLedger):
         not even a power loss undoes it. Transaction records need that; position blocks do not.
         """
         with self._lock:
-            if durable:
-                self._conn.execute("PRAGMA synchronous = FULL")
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._conn
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-                self._conn.execute("COMMIT")
-            finally:
                 if durable:
-                    self._conn.execute("PRAGMA synchronous = NORMAL")
+                    self._conn.execute("PRAGMA synchronous = FULL")
+                try:
+                    self._conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield self._conn
+                    except BaseException:
+                        if self._conn.in_transaction:  # SQLite rolls back itself on a full disk
+                            self._conn.execute("ROLLBACK")
+                        raise
+                    self._conn.execute("COMMIT")
+                finally:
+                    if durable:
+                        self._conn.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.OperationalError as exc:  # disk full, I/O error, read-only, locked too long
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise StoreUnwritable(f"store {self.path}: cannot write: {exc}") from None
 
 
 def _configure(conn: sqlite3.Connection, path: Path) -> None:
