@@ -137,6 +137,8 @@ class Executor(Approvals):
         reverted for a reason the maths did not see is not sent again every block."""
         self._block = 0
         """The block `attempt_all` is deciding for."""
+        self._handed_over_s = 0.0
+        """``time.perf_counter()`` when the last `_send_all` began broadcasting its signed transactions."""
         self.first_sent_at: float | None = None
         """``time.perf_counter()`` when the last `attempt_all`'s first wave was handed to the RPC."""
         self.settled = Counter[str]()
@@ -208,7 +210,7 @@ class Executor(Approvals):
                     ready.append(replace(decided, index=index))
             if ready:
                 attempts |= await self._send_all(ready, block_number)
-                first_sent_s = first_sent_s or time.perf_counter()
+                first_sent_s = first_sent_s or self._handed_over_s
             send_s += time.perf_counter() - simulated_s
         if wants:  # after every liquidation of the block is out: they do not wait for these
             reasons = await self.send_approvals(list(wants.values()), block_number, base_fee)
@@ -384,6 +386,7 @@ class Executor(Approvals):
         for tx in signed:
             self.nonces.claim(tx.position, tx.nonce)
             self.nonces.confirm(tx.nonce)
+        self._handed_over_s = time.perf_counter()  # signed and persisted: the sends start now
         results = await asyncio.gather(
             *(self.rpc.request("eth_sendRawTransaction", [tx.raw_tx]) for tx in signed),
             return_exceptions=True,
