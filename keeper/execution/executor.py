@@ -461,7 +461,7 @@ class Executor(Approvals):
             ):
                 lost = int(receipt["status"], 16) == 0 and not tx.is_approval and not still_liquidatable(tx)
                 if self.guard is not None:
-                    self.guard.observe(tx, receipt)  # counted before it is marked settled
+                    self.guard.observe(tx, receipt, lost_race=lost)  # counted before it is marked settled
                 settled.append(self._settle(tx, receipt, lost_race=lost))
                 used.add(tx.nonce)
         landed = {tx.nonce for tx, receipt in zip(candidates, receipts, strict=True) if receipt is not None}

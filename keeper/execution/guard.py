@@ -23,7 +23,10 @@ Definitions, each one an operator can check on chain from the keeper account's r
     strategy sends only what simulated at a profit after gas. The guard does not revalue the
     seized collateral afterwards (that needs prices the receipt does not carry);
   - approvals: 0 (they buy the allowance later liquidations use; their gas counts as gas paid).
-- **reverted**: receipt status 0, whatever the transaction was (a lost race too).
+- **reverted**: receipt status 0, except a lost race (the position was liquidated by someone else
+  first, `liquidation_lost_race`): with the executor's early guard that costs ~50-85k gas and is
+  the normal price of competing, bounded by the gas and loss caps, not a sign that something the
+  keeper does not foresee is failing; a crash against a fast competitor loses hundreds of them.
 
 Windows: a settlement counts in a window of ``w`` seconds ending at ``now_s`` when
 ``now_s - w < at_s`` (a settlement stamped after ``now_s`` counts too: never forgive the future).
@@ -92,11 +95,12 @@ def settlement(
     effective_gas_price: int,
     liquidations: int,
     approval: bool,
+    lost_race: bool = False,
 ) -> Settlement:
-    """The guard's record of one receipt."""
+    """The guard's record of one receipt; a lost race pays and loses its gas but is no revert."""
     paid = gas_used * effective_gas_price
     loss = realized_loss_wei(paid, success, liquidations, approval)
-    return Settlement(tx_hash, nonce, receipt_block, at_s, paid, loss, not success)
+    return Settlement(tx_hash, nonce, receipt_block, at_s, paid, loss, not success and not lost_race)
 
 
 def in_window(at_s: int, now_s: int, window_s: int) -> bool:

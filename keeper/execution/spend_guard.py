@@ -93,7 +93,7 @@ class SpendGuard:
         self._records = self.store.settlements(now_s - self.limits.longest_window_s)
         self._seen = {r.tx_hash for r in self._records}
 
-    def observe(self, tx: SentTx, receipt: dict[str, Any]) -> None:
+    def observe(self, tx: SentTx, receipt: dict[str, Any], lost_race: bool = False) -> None:
         """Count one receipt, before the executor marks it settled: a crash in between records it
         again at the restart, which the store ignores (one row per hash)."""
         if tx.tx_hash in self._seen:
@@ -108,6 +108,7 @@ class SpendGuard:
             effective_gas_price=int(receipt["effectiveGasPrice"], 16),
             liquidations=len(liquidation_events(receipt["logs"])),
             approval=tx.is_approval,
+            lost_race=lost_race,
         )
         self._records.append(record)
         self._seen.add(record.tx_hash)

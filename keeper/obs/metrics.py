@@ -166,7 +166,7 @@ class Metrics:
         )
         self.guard_reverts = Gauge(
             "keeper_spend_guard_reverted_transactions",
-            "Reverted keeper transactions within guard.revert_window_s.",
+            "Reverted keeper transactions (lost races not counted) within guard.revert_window_s.",
             registry=r,
         )
         for cap in GUARD_CAPS:  # every series from the first scrape (a dry run has no guard: all 0)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_utils.crypto import keccak
 
 from keeper.devnet.abi import decode_result, encode_call
 from keeper.devnet.feeds import discover_feeds, moved_answer
@@ -159,34 +160,70 @@ def settle(devnet: Devnet, base: str, blocks: int = 2) -> None:
         time.sleep(0.2)
 
 
-def crash_then_restore(devnet: Devnet, keeper: KeeperProcess, symbol: str, percent: str) -> tuple[int, int]:
-    """The crash in a block of its own, then, before the keeper has seen it, the price restored by
-    a transaction waiting in the mempool (mining paused). The keeper simulates at the crash block,
-    where its liquidations pass, and sends them behind the restore (the devnet's Anvil orders its
-    mempool first come, first served), so in the next block they revert: a front-run the keeper
-    could not see. Returns how many it sent for the crash, and the block they reverted in."""
+def crash_then_restore(
+    devnet: Devnet, keeper: KeeperProcess, symbol: str, percent: str, drain: bool = False
+) -> tuple[int, int]:
+    """The crash in a block of its own, then, before the keeper's liquidations are mined, the ground
+    taken from under them, and returns how many it sent for the crash and the block they reverted in.
+
+    By default the price's restore waits in the mempool ahead of them (mining paused; the devnet's
+    Anvil orders its mempool first come, first served): the keeper simulated at the crash block,
+    where they pass, and in the next block they revert on healthy positions, races lost to a
+    front-run it could not see. With ``drain`` the price stays down and the keeper's debt tokens
+    are zeroed in storage once it has sent (``anvil_setStorageAt``, no transaction of its account):
+    they revert on positions still liquidatable, a failure the maths did not foresee; balances and
+    the price are put back in the block after."""
     rpc = devnet.rpc
     feed = discover_feeds(rpc)[symbol]
     (owner,) = decode_result(["address"], rpc.eth_call(feed, encode_call("owner()")))
     (answer,) = decode_result(["int256"], rpc.eth_call(feed, encode_call("latestAnswer()")))
+    restore = encode_call("updateAnswer(int256)", int(answer))
     rpc.call("evm_setIntervalMining", [0])
     try:
         update = encode_call("updateAnswer(int256)", moved_answer(int(answer), Decimal(percent)))
         rpc.call("eth_sendTransaction", [{"from": owner, "to": feed, "data": "0x" + update.hex()}])
         rpc.call("evm_mine")
-        restore = encode_call("updateAnswer(int256)", int(answer))
-        restoring = rpc.call(
-            "eth_sendTransaction", [{"from": owner, "to": feed, "data": "0x" + restore.hex()}]
-        )
+        restoring = None
+        if not drain:
+            restoring = rpc.call(
+                "eth_sendTransaction", [{"from": owner, "to": feed, "data": "0x" + restore.hex()}]
+            )
         crash = rpc.block_number()
         keeper.wait_for(lambda e: e.get("event") == "block_handled" and e["block"] == crash)
         sent = [e for e in keeper.named("liquidation_sent") if e["block"] == crash]
+        drained = _drain(devnet, {e["debt_asset"] for e in sent}) if drain else {}
         rpc.call("evm_mine")
+        if drain:  # the keeper settles the reverts at a block where the price is still down
+            keeper.wait_for(lambda e: e.get("event") == "liquidation_reverted" and e["block"] == crash + 1)
+        for (token, slot), value in drained.items():
+            rpc.call("anvil_setStorageAt", [token, slot, value])
+        if drain:
+            rpc.call("eth_sendTransaction", [{"from": owner, "to": feed, "data": "0x" + restore.hex()}])
+            rpc.call("evm_mine")
     finally:
         rpc.call("evm_setIntervalMining", [1])
     block = rpc.call("eth_getBlockByNumber", [hex(crash + 1), False])
-    assert block["transactions"][0] == restoring, "the restore did not go first"
+    if restoring is not None:
+        assert block["transactions"][0] == restoring, "the restore did not go first"
     return len(sent), crash + 1
+
+
+def _drain(devnet: Devnet, tokens: set[str]) -> dict[tuple[str, str], str]:
+    """Zero the keeper's balance of each token in the token's storage; returns what to put back."""
+    rpc, holder = devnet.rpc, devnet.summary["keeper_address"]
+    saved = {}
+    for token in sorted(tokens):
+        (held,) = decode_result(["uint256"], rpc.eth_call(token, encode_call("balanceOf(address)", holder)))
+        for index in range(16):  # an OpenZeppelin-style balance mapping sits in a low slot
+            slot = "0x" + keccak(bytes(12) + bytes.fromhex(holder[2:]) + index.to_bytes(32, "big")).hex()
+            value = rpc.call("eth_getStorageAt", [token, slot, "latest"])
+            if held and int(value, 16) == held:
+                rpc.call("anvil_setStorageAt", [token, slot, "0x" + "00" * 32])
+                saved[(token, slot)] = "0x" + int(value, 16).to_bytes(32, "big").hex()
+                break
+        else:
+            raise AssertionError(f"no balance slot found for {token}")
+    return saved
 
 
 def reverted_receipts(devnet: Devnet, first: int, last: int) -> int:
@@ -198,11 +235,11 @@ def reverted_receipts(devnet: Devnet, first: int, last: int) -> int:
     return count
 
 
-def tripped_phase(runner: Runner, cap: str, guard: dict[str, int]) -> Phase:
+def tripped_phase(runner: Runner, cap: str, guard: dict[str, int], drain: bool = False) -> Phase:
     """Start a keeper with ``guard``, make its liquidations revert, wait for the trip, reset."""
     devnet = runner.devnet
     keeper, base, _ = runner.start(guard)
-    sent, restored = crash_then_restore(devnet, keeper, "WETH", CRASH)
+    sent, restored = crash_then_restore(devnet, keeper, "WETH", CRASH, drain)
     assert sent >= 3
     trip = keeper.wait_for(named("spend_guard_tripped", cap=cap), timeout_s=30)
     phase = Phase(cap, trip, keeper.events, readyz(base), get(base + "/metrics")[1])
@@ -267,7 +304,7 @@ def story(timed_devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Ite
         story.phases["loss_per_day"] = tripped_phase(
             runner, "loss_per_day", {"max_loss_per_hour_wei": ETH, "max_loss_per_day_wei": 1}
         )
-        story.phases["reverts"] = tripped_phase(runner, "reverts", {"max_reverts": 3})
+        story.phases["reverts"] = tripped_phase(runner, "reverts", {"max_reverts": 3}, drain=True)
         first_story(runner, story)
         yield story
     finally:
@@ -298,15 +335,27 @@ def test_the_day_caps_trip_on_figures_the_hour_caps_allow(story: Story) -> None:
 
 
 def test_loss_and_revert_caps_trip_on_reverted_keeper_transactions_on_chain(story: Story) -> None:
-    for cap in ("gas_per_day", "loss_per_hour", "loss_per_day", "reverts"):
+    for cap in ("gas_per_day", "loss_per_hour", "loss_per_day"):
         phase = story.phases[cap]
         assert phase.reverted_on_chain >= 3, cap
-        # the position is healthy again in the block it reverted in: the keeper calls it a lost race
-        reverted = [
-            e for e in phase.events if e.get("event") in ("liquidation_reverted", "liquidation_lost_race")
-        ]
-        assert phase.trip["tx"] in {e["tx"] for e in reverted}, cap  # a reverted liquidation tripped it
-    assert int(story.phases["reverts"].trip["figure"]) == 3
+        # the position is healthy again in the block it reverted in: the keeper calls it a lost race,
+        # which pays and loses its gas like any revert
+        lost = [e for e in phase.events if e.get("event") == "liquidation_lost_race"]
+        assert phase.trip["tx"] in {e["tx"] for e in lost}, cap  # a reverted liquidation tripped it
+    reverts = story.phases["reverts"]
+    assert reverts.reverted_on_chain >= 3 and int(reverts.trip["figure"]) == 3
+    # the inventory gone under them, the positions still liquidatable: reverts, not lost races
+    failed = [e for e in reverts.events if e.get("event") == "liquidation_reverted"]
+    assert reverts.trip["tx"] in {e["tx"] for e in failed}
+    assert [e for e in reverts.events if e.get("event") == "liquidation_lost_race"] == []
+
+
+def test_lost_races_do_not_count_as_reverts(story: Story) -> None:
+    """The loss phases lost every race (the price was restored ahead of them): their revert figure
+    stays 0 while their gas and loss figures grew."""
+    for cap in ("loss_per_hour", "loss_per_day"):
+        metrics = story.phases[cap].metrics
+        assert "keeper_spend_guard_reverted_transactions 0.0" in metrics, cap
 
 
 def test_a_mined_liquidation_is_gas_but_no_loss(story: Story) -> None:
