@@ -70,6 +70,8 @@ class Engine:
         self._venues: VenueBook | None = None
         """The flash strategy's followed pools and lender state, read each block (`_read_venues`)."""
         self._plans: dict[tuple[str, str], FlashPlan] = {}
+        self._sales_in_flight: dict[tuple[str, str], tuple[tuple[str, str], int]] = {}
+        """(market, user) of a flash liquidation in flight -> ((collateral, debt), collateral it sells)."""
         """This block's flash plans by (market, user), for the log."""
         self.executor = executor
         self.native_asset = native_asset
@@ -268,6 +270,7 @@ class Engine:
         self._screened_reorgs = self.sync.reorgs
         screened_s = time.perf_counter()
         attempts, sent_at, planned_s, later = await self._execute(first, candidates[used:], at, block)
+        self._remember_sales(attempts)
         opportunities = first + later
         self.stats.opportunities += len(opportunities)
         done_s = time.perf_counter()
@@ -337,6 +340,26 @@ class Engine:
         } | {"first_send_ms": timings.get("first_send_ms", 0.0)}
         return attempts, sent_at, planned_s, later
 
+    def _remember_sales(self, attempts: list[Attempt]) -> None:
+        """Flash sales sent this block: until mined, the next blocks' plans sell after them."""
+        for attempt in attempts:
+            q = attempt.opportunity.quote
+            if attempt.outcome == "sent" and (q.market, q.user) in self._plans:
+                self._sales_in_flight[(q.market, q.user)] = (
+                    (q.collateral_asset, q.debt_asset),
+                    q.collateral_seized,
+                )
+
+    def _pending_sales(self) -> dict[tuple[str, str], int]:
+        """(collateral, debt) -> collateral still to be sold by flash liquidations in flight."""
+        for market, user in list(self._sales_in_flight):
+            if not self.executor.in_flight(PositionKey(market, user)):
+                del self._sales_in_flight[(market, user)]
+        pending: dict[tuple[str, str], int] = {}
+        for pair, seized in self._sales_in_flight.values():
+            pending[pair] = pending.get(pair, 0) + seized
+        return pending
+
     async def _attempt(
         self, calls: list[tuple[Opportunity, tuple[str, bytes]]], block: Block, live_flash: bool
     ) -> list[Attempt]:
@@ -364,6 +387,7 @@ class Engine:
             self.native_asset,
             block_hash,
             book=self._venues,
+            pending=self._pending_sales(),
         )
         done = {(o.quote.market, o.quote.user) for o in opportunities[:already]}
         plans = [p for p in plans if (p.opportunity.quote.market, p.opportunity.quote.user) not in done]

@@ -26,7 +26,7 @@ no round trip stands between screening and the first transaction; QuoterV2 (the 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from fractions import Fraction
 
@@ -136,6 +136,9 @@ class _Sales:
     index of the quote for the running total sold so far."""
 
     prefix_quotes: dict[int, list[int]]
+    base_quotes: dict[int, int] = field(default_factory=dict)
+    """Per fee tier, the index of the quote for what earlier blocks' sales still in flight will sell
+    first (absent: nothing in flight): the block's first sale is credited what it adds to that."""
 
 
 Answer = tuple[bool, bytes]
@@ -150,12 +153,16 @@ def plan_calls(
     setup: FlashSetup,
     legs: Sequence[tuple[Opportunity, ExecutorLeg | None]],
     book: VenueBook | None = None,
+    pending: Mapping[tuple[str, str], int] | None = None,
 ) -> tuple[list[Call | Answer], list[_Asked | None], dict[tuple[str, str], _Sales]]:
     """The round's questions: per (collateral, debt) pair and fee tier, a quote for each running
     total of the block's sales (they land in this order and each moves the pool for the next);
     Morpho's debt-token balances; the Aave pools' flash premiums. Each is a call to make, or, when
     ``book`` (this block's pools, balances and premiums) knows it, its answer already, written as
-    the view would return it: a sale inside a followed pool's known ticks is computed locally."""
+    the view would return it: a sale inside a followed pool's known ticks is computed locally.
+
+    ``pending``: (collateral, debt) -> collateral that liquidations sent in earlier blocks and not
+    yet mined will sell first; this block's running totals start from it."""
     calls: list[Call | Answer] = []
     asked: list[_Asked | None] = []
     sales: dict[tuple[str, str], _Sales] = {}
@@ -168,29 +175,17 @@ def plan_calls(
             continue
         quote = opportunity.quote
         group = (quote.collateral_asset, quote.debt_asset)
-        pair = sales.setdefault(group, _Sales({fee: [] for fee in setup.fee_tiers}))
-        sold[group] = sold.get(group, 0) + quote.collateral_seized
+        if group not in sales:
+            sales[group] = _Sales({fee: [] for fee in setup.fee_tiers})
+            sold[group] = (pending or {}).get(group, 0)
+            for fee in setup.fee_tiers if sold[group] else ():
+                sales[group].base_quotes[fee] = len(calls)
+                calls.append(_sale_question(setup, book, group, fee, sold[group]))
+        pair = sales[group]
+        sold[group] += quote.collateral_seized
         for fee in setup.fee_tiers:
             pair.prefix_quotes[fee].append(len(calls))
-            local = (
-                None
-                if book is None
-                else book.sale(quote.collateral_asset, quote.debt_asset, fee, sold[group])
-            )
-            if local is not None:
-                calls.append((True, local.to_bytes(32, "big") + bytes(3 * 32)))
-                continue
-            if book is not None and book.no_pool(quote.collateral_asset, quote.debt_asset, fee):
-                calls.append((False, b""))  # what the quoter answers for a pool that does not exist
-                continue
-            request = {
-                "tokenIn": quote.collateral_asset,
-                "tokenOut": quote.debt_asset,
-                "amountIn": sold[group],
-                "fee": fee,
-                "sqrtPriceLimitX96": 0,
-            }
-            calls.append(Call(setup.quoter, QUOTE_EXACT_INPUT_SINGLE.call(request), allow_failure=True))
+            calls.append(_sale_question(setup, book, group, fee, sold[group]))
         balance = premium = None
         if leg.kind == "aave":
             if setup.morpho is not None:
@@ -208,6 +203,27 @@ def plan_calls(
             premium = premiums[leg.target]
         asked.append(_Asked(group, len(pair.prefix_quotes[setup.fee_tiers[0]]) - 1, balance, premium))
     return calls, asked, sales
+
+
+def _sale_question(
+    setup: FlashSetup, book: VenueBook | None, pair: tuple[str, str], fee: int, amount: int
+) -> Call | Answer:
+    """What selling ``amount`` of the pair's collateral on tier ``fee`` pays: computed from the book
+    when it can be, "no quote" for a pool the factory does not have, else a QuoterV2 call."""
+    collateral, debt = pair
+    local = None if book is None else book.sale(collateral, debt, fee, amount)
+    if local is not None:
+        return True, local.to_bytes(32, "big") + bytes(3 * 32)
+    if book is not None and book.no_pool(collateral, debt, fee):
+        return False, b""  # what the quoter answers for a pool that does not exist
+    request = {
+        "tokenIn": collateral,
+        "tokenOut": debt,
+        "amountIn": amount,
+        "fee": fee,
+        "sqrtPriceLimitX96": 0,
+    }
+    return Call(setup.quoter, QUOTE_EXACT_INPUT_SINGLE.call(request), allow_failure=True)
 
 
 def decide(
@@ -242,8 +258,11 @@ def decide(
             refused.append(Refusal(opportunity, f"flash: no {pair} pool quotes the seized collateral"))
             continue
         ratio = (1 + moves.get(where.group[0], Fraction(0))) / (1 + moves.get(where.group[1], Fraction(0)))
-        running = [_scaled(_swap_output(answers[i]), ratio) for i in sales[where.group].prefix_quotes[fee]]
-        before = running[where.position - 1] if where.position else 0
+        pair_sales = sales[where.group]
+        running = [_scaled(_swap_output(answers[i]), ratio) for i in pair_sales.prefix_quotes[fee]]
+        base = pair_sales.base_quotes.get(fee)
+        first = 0 if base is None else _scaled(_swap_output(answers[base]), ratio)
+        before = running[where.position - 1] if where.position else first
         after = running[where.position]
         if before is None or after is None:  # a running total the pool could not quote
             refused.append(Refusal(opportunity, "flash: the pool could not quote the block's sales"))
@@ -384,10 +403,11 @@ async def plan_flash(
     block: BlockTag,
     price_moves: Mapping[str, Fraction] | None = None,
     book: VenueBook | None = None,
+    pending: Mapping[tuple[str, str], int] | None = None,
 ) -> tuple[list[FlashPlan], list[Refusal]]:
     """What ``book`` does not answer, in one batched round at ``block`` (none when it answers all),
     then `decide`."""
-    questions, asked, sales = plan_calls(setup, legs, book)
+    questions, asked, sales = plan_calls(setup, legs, book, pending)
     calls = [q for q in questions if isinstance(q, Call)]
     log.debug("flash_planned", questions=len(questions), asked=len(calls))
     results = iter(await aggregate3(rpc, calls, block) if calls else [])

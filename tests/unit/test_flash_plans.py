@@ -155,3 +155,21 @@ def test_a_venue_book_answers_every_question_so_nothing_is_asked() -> None:
     unknown = VenueBook(PoolBook())  # nothing followed: every quote, the balance and the premium asked
     questions, _, _ = plan_calls(SETUP, legs, unknown)
     assert len([q for q in questions if not isinstance(q, tuple)]) == len(SETUP.fee_tiers) + 2
+
+
+def test_sales_still_in_flight_are_sold_first() -> None:
+    """Two WETH already on their way into the pool from an earlier block: this block's sale of one
+    is credited what the third adds (quote(3) - quote(2)), not what one alone would fetch."""
+    legs = [(opportunity("a", 1_000 * 10**6, 10**18), aave_leg(1_001 * 10**6))]
+    calls, asked, sales = plan_calls(SETUP, legs, pending={(WETH, USDC): 2 * 10**18})
+    pair = sales[(WETH, USDC)]
+    outputs = {
+        pair.base_quotes[500]: quoted(3_900 * 10**6),
+        pair.prefix_quotes[500][0]: quoted(5_800 * 10**6),
+        **{i: (False, b"") for i in (pair.base_quotes[3000], *pair.prefix_quotes[3000])},
+    }
+    answers = answers_for(len(calls), outputs, (True, encode(["uint256"], [10**30])))
+    (plan,), refused = decide(SETUP, legs, asked, sales, answers, [BOOK], WETH)
+    assert refused == [] and plan.swap_out == 1_900 * 10**6
+    alone, _, _ = plan_calls(SETUP, legs)
+    assert len(calls) == len(alone) + len(SETUP.fee_tiers)  # one base quote per tier
