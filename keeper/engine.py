@@ -203,7 +203,10 @@ class Engine:
         at = block.timestamp + 1
         started_s = time.perf_counter()
         await self.executor.track(
-            block.number, block.base_fee_wei, lambda tx: self.still_liquidatable(tx, at)
+            block.number,
+            block.base_fee_wei,
+            lambda tx: self.still_liquidatable(tx, at),
+            self.sync.take_reopened(),
         )
         self.metrics.head_block.set(block.number)
         self.metrics.head_timestamp.set(block.timestamp)

@@ -46,7 +46,7 @@ from keeper.protocols.base import PositionKey
 from keeper.protocols.registry import liquidation_events
 from keeper.risk.opportunity import Opportunity
 from keeper.state.store import Store
-from keeper.state.txstate import APPROVAL_NOTE, SentTx
+from keeper.state.txstate import APPROVAL_NOTE, SentTx, TxState
 
 log = structlog.get_logger(__name__)
 
@@ -352,6 +352,7 @@ class Executor(Approvals):
                 )
             )
         self.store.record_sent_many(signed)  # persisted before they leave: a crash cannot lose one
+        log.info("transactions_persisted", count=len(signed), nonces=[signed[0].nonce, signed[-1].nonce])
         for tx in signed:
             self.nonces.claim(tx.position, tx.nonce)
             self.nonces.confirm(tx.nonce)
@@ -403,25 +404,86 @@ class Executor(Approvals):
             log.error("gap_filler_refused", nonce=refused.nonce, error=exc.message)
 
     async def track(
-        self, block_number: int, base_fee: int, still_liquidatable: Callable[[SentTx], bool]
+        self,
+        block_number: int,
+        base_fee: int,
+        still_liquidatable: Callable[[SentTx], bool],
+        reopened: Sequence[SentTx] = (),
     ) -> list[SentTx]:
-        """Settle what was mined; replace or cancel what waits. Returns the transactions that settled."""
+        """Settle what was mined; replace or cancel what waits. Returns the transactions that settled.
+
+        ``reopened``: transactions a reorg took out of the chain (pending again in the store): they
+        hold their positions again and are re-sent as they were when still worth it, else the
+        loop below cancels them (their nonce must be used either way, or it blocks the later ones)."""
+        if self.nonces is None:
+            return []
+        resent = await self._reopen(reopened, still_liquidatable)
         in_flight = self.store.in_flight()
-        if not in_flight or self.nonces is None:
+        if not in_flight:
             return []
         receipts = await self.rpc.batch([("eth_getTransactionReceipt", [tx.tx_hash]) for tx in in_flight])
         self.metrics.in_flight.set(len(in_flight))
+        used = await self._nonce_at(block_number) if None in receipts else 0
         settled = []
         for tx, receipt in zip(in_flight, receipts, strict=True):
             if receipt is not None and int(receipt["blockNumber"], 16) > block_number:
                 continue  # mined after the block being processed: settle it when that block is
-            if receipt is not None:
+            if receipt is None and tx.nonce < used:  # its nonce went to another transaction
+                settled += await self._nonce_taken(tx, block_number)
+            elif tx.tx_hash in resent:
+                continue
+            elif receipt is not None:
                 settled.append(self._settle(tx, receipt))
             elif not tx.is_approval and tx.user != self.address and not still_liquidatable(tx):
                 await self._replace(tx, block_number, base_fee, cancel=True)
             elif should_replace(tx.sent_block, block_number, self.policy):
                 await self._replace(tx, block_number, base_fee, cancel=False)
         return settled
+
+    async def _nonce_at(self, block_number: int) -> int:
+        """The account's transaction count at ``block_number``: every nonce below it is used there."""
+        return int(await self.rpc.request("eth_getTransactionCount", [self.address, hex(block_number)]), 16)
+
+    async def _nonce_taken(self, tx: SentTx, block_number: int) -> list[SentTx]:
+        """``tx`` has no receipt but its nonce is used at ``block_number``: by one of the nonce's
+        earlier versions (a replaced original mined after all) - settle that one - or by a
+        transaction the keeper never made (the operator used the key by hand) - drop ``tx``."""
+        assert self.nonces is not None
+        others = [
+            o
+            for o in self.store.nonce_records(tx.nonce)
+            if o.tx_hash != tx.tx_hash and o.state is TxState.REPLACED
+        ]
+        if others:
+            receipts = await self.rpc.batch([("eth_getTransactionReceipt", [o.tx_hash]) for o in others])
+            for other, receipt in zip(others, receipts, strict=True):
+                if receipt is not None and int(receipt["blockNumber"], 16) <= block_number:
+                    return [self._settle(other, receipt)]
+        self.store.mark_dropped(tx.tx_hash, "nonce used by a transaction the keeper did not send")
+        self.nonces.free(tx.position)
+        log.warning("nonce_used_outside", tx=tx.tx_hash, nonce=tx.nonce, block=block_number)
+        return []
+
+    async def _reopen(
+        self, reopened: Sequence[SentTx], still_liquidatable: Callable[[SentTx], bool]
+    ) -> set[str]:
+        """Claim the positions of reorged-out transactions again; re-send (same bytes) the ones that
+        are still worth it. Returns the hashes re-sent (they count as just sent)."""
+        assert self.nonces is not None
+        resent = set()
+        for tx in reopened:
+            if not tx.is_approval and tx.user != self.address:
+                self.nonces.claim(tx.position, tx.nonce)
+            if tx.is_approval or tx.user == self.address or still_liquidatable(tx):
+                try:
+                    await self.rpc.request("eth_sendRawTransaction", [tx.raw_tx])
+                except RpcError as exc:
+                    log.warning(
+                        "transaction_resend_refused", tx=tx.tx_hash, nonce=tx.nonce, error=exc.message
+                    )
+                log.info("transaction_resent_after_reorg", tx=tx.tx_hash, nonce=tx.nonce)
+                resent.add(tx.tx_hash)
+        return resent
 
     def _settle(self, tx: SentTx, receipt: dict[str, Any]) -> SentTx:
         assert self.nonces is not None

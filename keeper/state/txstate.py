@@ -44,6 +44,12 @@ _ALLOWED: dict[TxState, frozenset[TxState]] = {
 }
 
 
+REORGED_OUT: frozenset[TxState] = frozenset({TxState.MINED, TxState.REVERTED})
+"""The states a reorg can take back: the block holding the receipt left the canonical chain, so the
+nonce is free again and the transaction is pending once more (Anvil, like a real node after a deep
+reorg, may not even have it in its pool: the keeper re-sends or cancels it)."""
+
+
 def allowed(from_state: TxState, to_state: TxState) -> bool:
     """Whether a transaction may move from ``from_state`` to ``to_state``.
 
