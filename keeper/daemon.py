@@ -177,7 +177,7 @@ class Daemon:
         wallet = await wallet_report(rpc, signer.address, [] if flash else sync.protocols)
         self.metrics.wallet.labels("native").set(int(wallet["native_wei"]))
         log.info("keeper_ready", block=head.number, mode=str(self.mode), **wallet)
-        executor = await self._executor(rpc, sync.store, signer)
+        executor = await self._executor(rpc, sync.store, signer, head.number)
         await executor.approve_inventory(holdings(wallet), head.number)  # ready before the first crash
         guard = PriceGuard(self.config.execution.max_price_age_s, self.config.execution.max_price_jump_bps)
         self.engine = Engine(sync, executor, native_asset, self.metrics, guard, sync.price_feeds, flash=flash)
@@ -185,7 +185,7 @@ class Daemon:
             log.info("strategy_flash", executor=flash.executor, router=flash.router, morpho=flash.morpho)
         self.liveness.applied(head.number)
 
-    async def _executor(self, rpc: RpcPool, store: Store, signer: Signer) -> Executor:
+    async def _executor(self, rpc: RpcPool, store: Store, signer: Signer, head_number: int) -> Executor:
         live = self.mode is Mode.LIVE
         nonces = None
         if live:
@@ -205,6 +205,9 @@ class Daemon:
         )
         if live:
             await executor.rebroadcast()  # a restart never loses track of what it sent
+            assert nonces is not None
+            mined = int(await rpc.request("eth_getTransactionCount", [signer.address, "latest"]), 16)
+            await executor.fill_gaps(mined, head_number)
         return executor
 
     # ------------------------------------------------------------------------------------------ run

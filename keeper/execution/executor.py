@@ -46,7 +46,7 @@ from keeper.protocols.base import PositionKey
 from keeper.protocols.registry import liquidation_events
 from keeper.risk.opportunity import Opportunity
 from keeper.state.store import Store
-from keeper.state.txstate import APPROVAL_NOTE, SentTx, TxState
+from keeper.state.txstate import APPROVAL_NOTE, CANCEL_NOTE, GAP_FILLER_NOTE, SentTx, TxState
 
 log = structlog.get_logger(__name__)
 
@@ -384,17 +384,19 @@ class Executor(Approvals):
         return attempts
 
     async def _fill_gap(self, refused: SentTx, reason: str, block_number: int) -> None:
-        """A refused nonce would hold back every later one: an empty self-transfer takes its place."""
+        """A refused nonce would hold back every later one: an empty self-transfer takes its place,
+        bid at the head's base fee (the refusal may have been the bid falling under it)."""
         assert self.nonces is not None
-        self.store.mark_dropped(refused.tx_hash, f"broadcast refused: {reason}")
         self.nonces.free(refused.position)
-        fees = Fees(refused.max_fee_per_gas, refused.max_priority_fee_per_gas)
-        raw, tx_hash = self._signed(refused.nonce, self.address, b"", 21_000, fees)
+        raw, tx_hash, fees = await self._self_transfer(
+            refused.nonce, Fees(refused.max_fee_per_gas, refused.max_priority_fee_per_gas)
+        )
         filler = replace(
             refused, tx_hash=tx_hash, raw_tx=raw, user=self.address, gas_limit=21_000,
-            expected_profit_wei=0, sent_block=block_number, note="gap filler",
+            max_fee_per_gas=fees.max_fee_per_gas, max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
+            expected_profit_wei=0, sent_block=block_number, note=GAP_FILLER_NOTE,
         )  # fmt: skip
-        self.store.record_sent(filler)
+        self.store.drop_for_filler(refused.tx_hash, f"broadcast refused: {reason}", filler)
         log.warning(
             "liquidation_refused", tx=refused.tx_hash, nonce=refused.nonce, error=reason, filler=tx_hash
         )
@@ -402,6 +404,38 @@ class Executor(Approvals):
             await self.rpc.request("eth_sendRawTransaction", [raw])
         except RpcError as exc:
             log.error("gap_filler_refused", nonce=refused.nonce, error=exc.message)
+
+    async def _self_transfer(self, nonce: int, previous: Fees | None) -> tuple[str, str, Fees]:
+        """An empty self-transfer at ``nonce`` bid at the head's base fee (above ``previous``)."""
+        head = await self.rpc.request("eth_getBlockByNumber", ["latest", False])
+        bound = next_base_fee_bound(int(head.get("baseFeePerGas") or "0x0", 16))
+        fees = overhead_fees(self.policy, bound, self._reward, previous) or overhead_fees(
+            self.policy, bound, self._reward
+        )
+        assert fees is not None
+        raw, tx_hash = self._signed(nonce, self.address, b"", 21_000, fees)
+        return raw, tx_hash, fees
+
+    async def fill_gaps(self, chain_nonce: int, block_number: int) -> None:
+        """At start-up: a nonce between the chain's count and the next one to hand out that nothing
+        in the store holds (a crash between dropping a refused transaction and recording its filler,
+        in a store written before fillers were recorded with the drop) gets a gap filler."""
+        assert self.nonces is not None
+        held = {tx.nonce for tx in self.store.in_flight()}
+        for nonce in range(chain_nonce, self.nonces.next_nonce):
+            if nonce in held:
+                continue
+            raw, tx_hash, fees = await self._self_transfer(nonce, None)
+            filler = SentTx(
+                nonce, tx_hash, "keeper", self.address, self.address, raw, fees.max_fee_per_gas,
+                fees.max_priority_fee_per_gas, 21_000, 0, block_number, note=GAP_FILLER_NOTE,
+            )  # fmt: skip
+            self.store.record_sent(filler)
+            log.warning("nonce_gap_filled", nonce=nonce, filler=tx_hash)
+            try:
+                await self.rpc.request("eth_sendRawTransaction", [raw])
+            except RpcError as exc:
+                log.error("gap_filler_refused", nonce=nonce, error=exc.message)
 
     async def track(
         self,
@@ -472,9 +506,9 @@ class Executor(Approvals):
         assert self.nonces is not None
         resent = set()
         for tx in reopened:
-            if not tx.is_approval and tx.user != self.address:
+            if tx.holds_position:
                 self.nonces.claim(tx.position, tx.nonce)
-            if tx.is_approval or tx.user == self.address or still_liquidatable(tx):
+            if tx.is_approval or not tx.holds_position or still_liquidatable(tx):
                 try:
                     await self.rpc.request("eth_sendRawTransaction", [tx.raw_tx])
                 except RpcError as exc:
@@ -494,7 +528,7 @@ class Executor(Approvals):
         self.nonces.free(PositionKey(tx.market, tx.user))
         kind = "approval" if tx.is_approval else "liquidation"
         event = f"{kind}_mined" if success else f"{kind}_reverted"
-        if tx.note not in ("cancel", "gap filler", APPROVAL_NOTE):
+        if tx.note not in (CANCEL_NOTE, GAP_FILLER_NOTE, APPROVAL_NOTE):
             self.settled["mined" if success else "reverted"] += 1
             self.settled["expected_net_profit_wei"] += tx.expected_profit_wei if success else 0
             self.metrics.opportunities.labels(tx.protocol, "won" if success else "reverted").inc()
@@ -525,7 +559,9 @@ class Executor(Approvals):
             fees = overhead_fees(self.policy, bound, self._reward, previous)
         else:
             fees = replacement_fees(previous, self.policy, bound, tx.gas_limit, budget)
-        if fees is None:
+        if fees is None:  # too dear to bump: keep waiting, unless the node does not have it at all
+            if not cancel and await self.rpc.request("eth_getTransactionByHash", [tx.tx_hash]) is None:
+                await self._replace(tx, block_number, base_fee, cancel=True)  # or its nonce blocks
             return
         to, data = (self.address, b"") if cancel else original_call(tx.raw_tx)
         gas = 21_000 if cancel else tx.gas_limit
@@ -533,10 +569,10 @@ class Executor(Approvals):
         replacement = SentTx(
             tx.nonce, tx_hash, tx.protocol, tx.market, tx.user if not cancel else self.address, raw,
             fees.max_fee_per_gas, fees.max_priority_fee_per_gas, gas, 0 if cancel else tx.expected_profit_wei,
-            block_number, note=APPROVAL_NOTE if tx.is_approval else "cancel" if cancel else "fee bump",
+            block_number, note=APPROVAL_NOTE if tx.is_approval else CANCEL_NOTE if cancel else "fee bump",
         )  # fmt: skip
         self.store.mark_replaced(tx.tx_hash, replacement)
-        if cancel:
+        if cancel and tx.holds_position:
             assert self.nonces is not None
             self.nonces.free(PositionKey(tx.market, tx.user))
             self.metrics.opportunities.labels(tx.protocol, "lost_to_competitor").inc()

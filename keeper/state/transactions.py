@@ -99,6 +99,25 @@ class TransactionLog:
                 ((TxState.DROPPED.value, f"nonce used by {tx_hash}", now, h) for h, _ in others),
             )
 
+    def drop_for_filler(self, refused_hash: str, note: str, filler: SentTx) -> None:
+        """The node refused ``refused_hash``: it is dropped and ``filler`` (its nonce, an empty
+        self-transfer) recorded in the same commit, so a crash between the two cannot leave the nonce
+        recorded by nothing pending - a gap that would hold back every later transaction."""
+        _require_pending(filler)
+        with self._write(durable=True) as conn:
+            refused = _transition(conn, refused_hash, TxState.DROPPED)
+            if filler.nonce != refused.nonce:
+                raise ValueError(
+                    f"filler {filler.tx_hash} has nonce {filler.nonce}, {refused_hash} has {refused.nonce}"
+                )
+            now = time.time()
+            conn.execute(
+                "UPDATE transactions SET state = ?, note = ?, updated_at = ? WHERE tx_hash = ?",
+                (TxState.DROPPED.value, note, now, refused_hash),
+            )
+            _check_new(conn, filler)
+            conn.execute(_INSERT_TX, _tx_row(filler, now))
+
     def mark_dropped(self, tx_hash: str, note: str) -> None:
         """The transaction will never be included (abandoned, or evicted); ``note`` says why."""
         with self._write(durable=True) as conn:

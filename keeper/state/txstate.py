@@ -33,6 +33,11 @@ APPROVAL_NOTE = "approval"
 ``market`` is the token and its ``user`` the spender, so one approval per (token, spender) is in
 flight at a time, like one liquidation per position."""
 
+CANCEL_NOTE = "cancel"
+GAP_FILLER_NOTE = "gap filler"
+"""Notes of the keeper's empty self-transfers: a cancel takes a waiting liquidation's nonce, a gap
+filler a refused one's. Neither holds a position (their ``user`` is the keeper's own address)."""
+
 TERMINAL: frozenset[TxState] = frozenset({TxState.MINED, TxState.REVERTED, TxState.DROPPED})
 
 _ALLOWED: dict[TxState, frozenset[TxState]] = {
@@ -94,6 +99,12 @@ class SentTx:
     @property
     def is_approval(self) -> bool:
         return self.note == APPROVAL_NOTE
+
+    @property
+    def holds_position(self) -> bool:
+        """Whether it is the one transaction in flight for its (market, user) - or, for an approval,
+        (token, spender); a cancel or gap filler only keeps a nonce."""
+        return self.note not in (CANCEL_NOTE, GAP_FILLER_NOTE)
 
     @property
     def in_flight(self) -> bool:
