@@ -224,7 +224,9 @@ class Engine:
         self._screened_reorgs = self.sync.reorgs
         screened_s = time.perf_counter()
         self.stats.opportunities += len(opportunities)
+        opportunities, deferred = self._defer_behind_own_swaps(opportunities, block.number)
         calls, refused = await self._calls(opportunities, block.hash)
+        refused += deferred
         # flash: the exact maths, the swap's quote and the contract's guards decide; no simulation
         gas = [self._plans[(o.quote.market, o.quote.user)].gas for o, _ in calls] if self.flash else None
         attempts = refused + await self.executor.attempt_all(calls, block.number, block.base_fee_wei, gas)
@@ -248,6 +250,25 @@ class Engine:
             **(self.executor.last_timings if opportunities else {}),
         )
         return attempts
+
+    def _defer_behind_own_swaps(
+        self, opportunities: list[Opportunity], block_number: int
+    ) -> tuple[list[Opportunity], list[Attempt]]:
+        """Flash: while liquidations the keeper sent in an earlier block are still unmined (a base fee
+        spike, a restart), new ones wait. They would be mined in the same block, after them, and
+        their swaps sell into pools the earlier ones move first: quoted at the pools as they are now,
+        they would revert at the minimum output. Each block's own sales are quoted together."""
+        if self.flash is None or not opportunities:
+            return opportunities, []
+        waiting = [
+            tx
+            for tx in self.executor.store.in_flight()
+            if tx.holds_position and not tx.is_approval and tx.sent_block < block_number
+        ]
+        if not waiting:
+            return opportunities, []
+        reason = f"flash: {len(waiting)} own liquidations from earlier blocks still pending"
+        return [], [Attempt(o, "skipped", reason) for o in opportunities]
 
     async def _calls(
         self, opportunities: list[Opportunity], block_hash: str

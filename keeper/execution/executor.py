@@ -455,9 +455,9 @@ class Executor(Approvals):
         in_flight = self.store.in_flight()
         if not in_flight:
             return []
+        used = await self._nonce_used()  # before the receipts: a nonce used by then has its receipt
         receipts = await self.rpc.batch([("eth_getTransactionReceipt", [tx.tx_hash]) for tx in in_flight])
         self.metrics.in_flight.set(len(in_flight))
-        used = await self._nonce_at(block_number) if None in receipts else 0
         settled = []
         for tx, receipt in zip(in_flight, receipts, strict=True):
             if receipt is not None and int(receipt["blockNumber"], 16) > block_number:
@@ -474,13 +474,15 @@ class Executor(Approvals):
                 await self._replace(tx, block_number, base_fee, cancel=False)
         return settled
 
-    async def _nonce_at(self, block_number: int) -> int:
-        """The account's transaction count at ``block_number``: every nonce below it is used there."""
-        return int(await self.rpc.request("eth_getTransactionCount", [self.address, hex(block_number)]), 16)
+    async def _nonce_used(self) -> int:
+        """The account's mined transaction count: every nonce below it is used on chain. Read before
+        the receipts, so a transaction of the keeper's mined under it has a receipt when they are
+        read (a block-number tag would race the node's head)."""
+        return int(await self.rpc.request("eth_getTransactionCount", [self.address, "latest"]), 16)
 
     async def _nonce_taken(self, tx: SentTx, block_number: int) -> list[SentTx]:
-        """``tx`` has no receipt but its nonce is used at ``block_number``: by one of the nonce's
-        earlier versions (a replaced original mined after all) - settle that one - or by a
+        """``tx`` has no receipt but its nonce is used: by one of the nonce's earlier versions (a
+        replaced original mined after all) - settle that one, once its block is processed - or by a
         transaction the keeper never made (the operator used the key by hand) - drop ``tx``."""
         assert self.nonces is not None
         others = [
@@ -488,11 +490,12 @@ class Executor(Approvals):
             for o in self.store.nonce_records(tx.nonce)
             if o.tx_hash != tx.tx_hash and o.state is TxState.REPLACED
         ]
-        if others:
-            receipts = await self.rpc.batch([("eth_getTransactionReceipt", [o.tx_hash]) for o in others])
-            for other, receipt in zip(others, receipts, strict=True):
-                if receipt is not None and int(receipt["blockNumber"], 16) <= block_number:
-                    return [self._settle(other, receipt)]
+        calls = [("eth_getTransactionReceipt", [o.tx_hash]) for o in others]
+        receipts = await self.rpc.batch(calls) if calls else []
+        for other, receipt in zip(others, receipts, strict=True):
+            if receipt is not None:
+                mined_later = int(receipt["blockNumber"], 16) > block_number
+                return [] if mined_later else [self._settle(other, receipt)]
         self.store.mark_dropped(tx.tx_hash, "nonce used by a transaction the keeper did not send")
         self.nonces.free(tx.position)
         log.warning("nonce_used_outside", tx=tx.tx_hash, nonce=tx.nonce, block=block_number)

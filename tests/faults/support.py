@@ -24,8 +24,14 @@ from .invariants import Run
 FAULT_KEY = "0x" + keccak(text="keeper fault suite").hex()
 """An ETH-only account of the fault suite's own: the flash keeper signs with it."""
 STALL_BASE_FEE_WEI = 3 * 10**9
-"""A base fee above what the keeper bid at the devnet's near-zero one: what it sent waits in the
-pool (it replaces after two blocks, or cancels) until the fee decays under its bid (~9 blocks)."""
+"""At least this base fee in a stall: above what the keeper bid at the devnet's near-zero one, so
+what it sent waits in the pool (replaced after two blocks, or cancelled) until the fee decays."""
+FREEZE_BASE_FEE_WEI = 200 * 10**9
+"""A base fee at which no liquidation pays for a fee bump (2.25x is most of the keeper's 500 gwei
+cap): its waiting bids stay where they are, while a cancel, which has no profit to protect, still
+gets in. A case moves the price back under it, so no waiting liquidation can land after the move."""
+NORMAL_BASE_FEE_WEI = 10**7
+"""Where a case puts the base fee back after a stall (the seeded devnet idles near zero)."""
 
 
 def deploy_executor(devnet: Devnet, key: str = FAULT_KEY) -> str:
@@ -109,9 +115,15 @@ def flash_keeper(devnet: Devnet, directory: Path) -> Keeper:
     return Keeper(config)
 
 
-def stall(devnet: Devnet) -> None:
-    """The next block's base fee jumps: what the keeper bids at the current one waits in the pool."""
-    devnet.rpc.call("anvil_setNextBlockBaseFeePerGas", [hex(STALL_BASE_FEE_WEI)])
+def base_fee(devnet: Devnet) -> int:
+    return int(devnet.rpc.call("eth_getBlockByNumber", ["latest", False])["baseFeePerGas"], 16)
+
+
+def stall(devnet: Devnet, base_fee_wei: int | None = None) -> None:
+    """The next block's base fee jumps (to ``base_fee_wei``, else 5x, at least 3 gwei): what the
+    keeper bid at the current one (2.25x + 1 gwei tip) waits in the pool."""
+    fee = base_fee_wei if base_fee_wei is not None else max(5 * base_fee(devnet), STALL_BASE_FEE_WEI)
+    devnet.rpc.call("anvil_setNextBlockBaseFeePerGas", [hex(fee)])
 
 
 def account_settled(devnet: Devnet, account: str) -> bool:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
+T0 = time.monotonic()
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
@@ -35,16 +37,28 @@ from tests.support.devnet import Devnet
 from tests.support.keeper import Event
 
 from .invariants import check_all
-from .support import Keeper, flash_keeper, reverted, run_of, stall, wait_event, wait_settled
+from .support import (
+    FREEZE_BASE_FEE_WEI,
+    NORMAL_BASE_FEE_WEI,
+    Keeper,
+    flash_keeper,
+    reverted,
+    run_of,
+    stall,
+    wait_event,
+    wait_settled,
+)
 
 SEED = int(os.environ.get("KEEPER_FAULT_SEED", "14"))
 SOAK = os.environ.get("KEEPER_SOAK") == "1"
 KILLS = int(os.environ.get("KEEPER_SOAK_KILLS", "100")) if SOAK else 20
-CRASH = ("transactions_persisted", "transactions_persisted", "liquidation_replaced")
-"""Kills aimed at in a crash round: two waves, then the replacements two blocks later."""
+CRASH = ("transactions_persisted", "liquidation_replaced", "transactions_persisted")
+"""Kills aimed at in a crash round: the first wave; the replacement of its stalled bids by the
+restarted keeper two blocks later; the waves it sends once those are mined."""
 BOUNCE = ("transactions_persisted", "liquidation_cancelled")
-"""In a bounce round the price comes back after the first restart: the waiting bids are cancelled."""
-DELAY_S = {"transactions_persisted": 0.01, "liquidation_replaced": 0.03, "liquidation_cancelled": 0.03}
+"""In a bounce round the base fee freezes and the price comes back after the first restart: the
+waiting bids are cancelled."""
+DELAY_S = {"transactions_persisted": 0.003, "liquidation_replaced": 0.02, "liquidation_cancelled": 0.02}
 """Upper bound of the seeded random delay after each trigger event."""
 
 
@@ -117,9 +131,11 @@ def play(devnet: Devnet, keeper: Keeper, rng: random.Random) -> tuple[Counter[st
         stall(devnet)
         for step, trigger in enumerate(CRASH if spec.kind == "crash" else BOUNCE):
             if spec.kind == "bounce" and step == 1:  # the price comes back while the bids wait
+                stall(devnet, FREEZE_BASE_FEE_WEI)
                 back = Decimal(100) * (Decimal(100) / (Decimal(100) + Decimal(spec.percent)) - 1)
                 set_price(devnet.rpc, spec.symbol, move=back.quantize(Decimal("0.0001")))
-            where = kill_at(devnet, keeper, trigger, rng, timeout_s=6)
+            where = kill_at(devnet, keeper, trigger, rng, timeout_s=3)
+            print("ROUND", rounds, spec.kind, trigger, where, round(time.monotonic() - T0, 1), flush=True)
             if where is None:
                 missed += 1
                 continue
@@ -127,6 +143,7 @@ def play(devnet: Devnet, keeper: Keeper, rng: random.Random) -> tuple[Counter[st
             if landed.total() >= KILLS:
                 break
         wait_settled(devnet, keeper)
+        stall(devnet, NORMAL_BASE_FEE_WEI)  # the next round starts from an ordinary base fee
     return landed, rounds, missed
 
 
@@ -139,7 +156,77 @@ def killed(timed_devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> di
         landed, rounds, missed = play(timed_devnet, keeper, random.Random(SEED))
         wait_settled(timed_devnet, keeper)
         keeper.stop()
-        figures = check_all(run_of(timed_devnet, keeper, first), directory / "resync")
+        try:
+            figures = check_all(run_of(timed_devnet, keeper, first), directory / "resync")
+        except AssertionError:
+            import collections
+
+            rev = [e for e in keeper.events if e.get("event") == "liquidation_reverted"]
+            print("LANDED", landed, rounds, missed)
+            print("REVERTED", collections.Counter((e.get("note"), e.get("protocol")) for e in rev))
+            users = {e["user"] for e in rev}
+            for u in list(users)[:2]:
+                print(
+                    "USER",
+                    u,
+                    [
+                        (
+                            e.get("event"),
+                            e.get("block"),
+                            e.get("nonce"),
+                            e.get("note"),
+                            e.get("reason", "")[:40],
+                        )
+                        for e in keeper.events
+                        if e.get("user") == u
+                    ],
+                )
+            from tests.faults.invariants import keeper_transactions
+            from keeper.chain.revert import describe_revert
+
+            head = timed_devnet.rpc.block_number()
+            chain = keeper_transactions(run_of(timed_devnet, keeper, first), head)
+            bad = [t for t in chain if t["receipt"]["status"] != "0x1"][:3]
+            for t in bad:
+                tr = timed_devnet.rpc.call("debug_traceTransaction", [t["hash"], {"tracer": "callTracer"}])
+                out = tr.get("output") or "0x"
+                print(
+                    "REVERT",
+                    t["blockNumber"],
+                    t["nonce"],
+                    tr.get("error"),
+                    out[:10],
+                    describe_revert(bytes.fromhex(out[2:])) if len(out) > 2 else "",
+                )
+                blk = timed_devnet.rpc.call("eth_getBlockByNumber", [t["blockNumber"], True])
+                print(
+                    "  block txs",
+                    len(blk["transactions"]),
+                    "keeper",
+                    sum(x["from"].lower() == keeper.address.lower() for x in blk["transactions"]),
+                    "base",
+                    int(blk["baseFeePerGas"], 16),
+                )
+            outs = [e for e in keeper.events if e.get("event") == "nonce_used_outside"][:2]
+            for e in outs:
+                n = e["nonce"]
+                onchain = [
+                    (t["hash"][:10], t["blockNumber"], t["receipt"]["status"])
+                    for t in chain
+                    if int(t["nonce"], 16) == n
+                ]
+                with Store.open(keeper.config.parent / "store.sqlite") as st:
+                    recs = [
+                        (r.tx_hash[:10], r.state.value, r.note, r.sent_block) for r in st.nonce_records(n)
+                    ]
+                print("OUTSIDE", e, "chain", onchain, "store", recs)
+            print(
+                "ERRORS",
+                collections.Counter(
+                    e.get("event") for e in keeper.events if e.get("level") in ("error", "warning")
+                ),
+            )
+            raise
     mined = [e for e in keeper.events if e.get("event") == "liquidation_mined"]
     report = {"kills": landed.total(), "landed": dict(landed), "rounds": rounds, "missed_triggers": missed}
     report |= {"liquidations": len(mined), "starts": keeper.starts, **figures}
