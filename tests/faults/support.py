@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from eth_account import Account
 from eth_utils.crypto import keccak
 
+from keeper.devnet.feeds import set_price
 from tests.e2e.test_keeper_flash import BENEFICIARY
 from tests.support.config import keeper_config
 from tests.support.devnet import Devnet
@@ -124,6 +127,34 @@ def stall(devnet: Devnet, base_fee_wei: int | None = None) -> None:
     keeper bid at the current one (2.25x + 1 gwei tip) waits in the pool."""
     fee = base_fee_wei if base_fee_wei is not None else max(5 * base_fee(devnet), STALL_BASE_FEE_WEI)
     devnet.rpc.call("anvil_setNextBlockBaseFeePerGas", [hex(fee)])
+
+
+def bounce(devnet: Devnet, keeper: Keeper, symbol: str, percent: Decimal) -> None:
+    """Move ``symbol`` by ``percent`` in a block whose base fee is frozen high: none of the keeper's
+    waiting bids can be mined with or after the move (mining is off until that block is mined, so
+    the keeper cannot bid at the frozen fee first)."""
+    rpc = devnet.rpc
+    rpc.call("evm_setIntervalMining", [0])
+    try:
+        stall(devnet, FREEZE_BASE_FEE_WEI)
+        miner = threading.Thread(target=_mine_when_sent, args=(devnet, keeper.address), daemon=True)
+        miner.start()
+        set_price(rpc, symbol, move=percent)  # returns once the miner has mined its block
+        miner.join(timeout=10)
+    finally:
+        rpc.call("evm_setIntervalMining", [1])
+
+
+def _mine_when_sent(devnet: Devnet, keeper: str, timeout_s: float = 30) -> None:
+    """Mine one block once someone other than ``keeper`` has transactions in the pool."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        pending = devnet.rpc.call("txpool_content").get("pending") or {}
+        if any(sender.lower() != keeper.lower() for sender in pending):
+            time.sleep(0.3)  # the price update and its arbitrage swaps leave in one batch
+            devnet.rpc.call("evm_mine")
+            return
+        time.sleep(0.02)
 
 
 def account_settled(devnet: Devnet, account: str) -> bool:

@@ -21,8 +21,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import time
-T0 = time.monotonic()
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
@@ -38,9 +36,9 @@ from tests.support.keeper import Event
 
 from .invariants import check_all
 from .support import (
-    FREEZE_BASE_FEE_WEI,
     NORMAL_BASE_FEE_WEI,
     Keeper,
+    bounce,
     flash_keeper,
     reverted,
     run_of,
@@ -131,11 +129,9 @@ def play(devnet: Devnet, keeper: Keeper, rng: random.Random) -> tuple[Counter[st
         stall(devnet)
         for step, trigger in enumerate(CRASH if spec.kind == "crash" else BOUNCE):
             if spec.kind == "bounce" and step == 1:  # the price comes back while the bids wait
-                stall(devnet, FREEZE_BASE_FEE_WEI)
                 back = Decimal(100) * (Decimal(100) / (Decimal(100) + Decimal(spec.percent)) - 1)
-                set_price(devnet.rpc, spec.symbol, move=back.quantize(Decimal("0.0001")))
+                bounce(devnet, keeper, spec.symbol, back.quantize(Decimal("0.0001")))
             where = kill_at(devnet, keeper, trigger, rng, timeout_s=3)
-            print("ROUND", rounds, spec.kind, trigger, where, round(time.monotonic() - T0, 1), flush=True)
             if where is None:
                 missed += 1
                 continue
@@ -156,77 +152,7 @@ def killed(timed_devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> di
         landed, rounds, missed = play(timed_devnet, keeper, random.Random(SEED))
         wait_settled(timed_devnet, keeper)
         keeper.stop()
-        try:
-            figures = check_all(run_of(timed_devnet, keeper, first), directory / "resync")
-        except AssertionError:
-            import collections
-
-            rev = [e for e in keeper.events if e.get("event") == "liquidation_reverted"]
-            print("LANDED", landed, rounds, missed)
-            print("REVERTED", collections.Counter((e.get("note"), e.get("protocol")) for e in rev))
-            users = {e["user"] for e in rev}
-            for u in list(users)[:2]:
-                print(
-                    "USER",
-                    u,
-                    [
-                        (
-                            e.get("event"),
-                            e.get("block"),
-                            e.get("nonce"),
-                            e.get("note"),
-                            e.get("reason", "")[:40],
-                        )
-                        for e in keeper.events
-                        if e.get("user") == u
-                    ],
-                )
-            from tests.faults.invariants import keeper_transactions
-            from keeper.chain.revert import describe_revert
-
-            head = timed_devnet.rpc.block_number()
-            chain = keeper_transactions(run_of(timed_devnet, keeper, first), head)
-            bad = [t for t in chain if t["receipt"]["status"] != "0x1"][:3]
-            for t in bad:
-                tr = timed_devnet.rpc.call("debug_traceTransaction", [t["hash"], {"tracer": "callTracer"}])
-                out = tr.get("output") or "0x"
-                print(
-                    "REVERT",
-                    t["blockNumber"],
-                    t["nonce"],
-                    tr.get("error"),
-                    out[:10],
-                    describe_revert(bytes.fromhex(out[2:])) if len(out) > 2 else "",
-                )
-                blk = timed_devnet.rpc.call("eth_getBlockByNumber", [t["blockNumber"], True])
-                print(
-                    "  block txs",
-                    len(blk["transactions"]),
-                    "keeper",
-                    sum(x["from"].lower() == keeper.address.lower() for x in blk["transactions"]),
-                    "base",
-                    int(blk["baseFeePerGas"], 16),
-                )
-            outs = [e for e in keeper.events if e.get("event") == "nonce_used_outside"][:2]
-            for e in outs:
-                n = e["nonce"]
-                onchain = [
-                    (t["hash"][:10], t["blockNumber"], t["receipt"]["status"])
-                    for t in chain
-                    if int(t["nonce"], 16) == n
-                ]
-                with Store.open(keeper.config.parent / "store.sqlite") as st:
-                    recs = [
-                        (r.tx_hash[:10], r.state.value, r.note, r.sent_block) for r in st.nonce_records(n)
-                    ]
-                print("OUTSIDE", e, "chain", onchain, "store", recs)
-            print(
-                "ERRORS",
-                collections.Counter(
-                    e.get("event") for e in keeper.events if e.get("level") in ("error", "warning")
-                ),
-            )
-            raise
+        figures = check_all(run_of(timed_devnet, keeper, first), directory / "resync")
     mined = [e for e in keeper.events if e.get("event") == "liquidation_mined"]
     report = {"kills": landed.total(), "landed": dict(landed), "rounds": rounds, "missed_triggers": missed}
     report |= {"liquidations": len(mined), "starts": keeper.starts, **figures}
