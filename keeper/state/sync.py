@@ -98,8 +98,8 @@ class PositionSync:
         reopened, self._reopened = self._reopened, []
         return reopened
 
-    def _reopen_transactions(self, ancestor: int) -> None:
-        reopened = self.store.reopen_mined_after(ancestor)
+    def _reopen_transactions(self, ancestor: int, head: int) -> None:
+        reopened = self.store.reopen_mined_after(ancestor, head)
         for tx in reopened:
             log.warning("transaction_reorged_out", tx=tx.tx_hash, nonce=tx.nonce, ancestor=ancestor)
         self._reopened += reopened
@@ -139,7 +139,7 @@ class PositionSync:
             block_hash = (await block_ref(self.rpc, number)).hash
         log.warning("store_cursor_not_canonical", protocol=tracked.name, cursor=cursor.number, resume=number)
         self.store.rollback_to(tracked.name, number, block_hash)
-        self._reopen_transactions(number)
+        self._reopen_transactions(number, cursor.number)
         return number + 1
 
     async def _backfill(self, tracked: Tracked, start: int, head: BlockRef) -> None:
@@ -214,7 +214,7 @@ class PositionSync:
             tracked.adapter.forget([k for k in tracked.adapter.tracked() if k not in remaining])
             touched = set().union(*(applied.touched.get(tracked.name, set()) for applied in abandoned))
             self._stale.setdefault(tracked.name, set()).update(touched & remaining)
-        self._reopen_transactions(ancestor.number)
+        self._reopen_transactions(ancestor.number, self.head.number)
         self.reorgs += 1
         log.warning("reorg", depth=len(abandoned), ancestor=ancestor.number, old_head=self.head.number)
         self.head = ancestor

@@ -127,9 +127,11 @@ class TransactionLog:
                 (TxState.DROPPED.value, note, time.time(), tx_hash),
             )
 
-    def reopen_mined_after(self, block_number: int) -> list[SentTx]:
+    def reopen_mined_after(self, block_number: int, head: int) -> list[SentTx]:
         """A reorg abandoned every block above ``block_number``: the transactions recorded as mined
-        (or reverted) in them are pending again, with their receipt fields cleared. Returns them.
+        (or reverted) in them are pending again, with their receipt fields cleared and ``head`` (the
+        newest block known) as their sent block, so a fee bump waits as long as for one just sent
+        (they are re-sent now). Returns them.
 
         This is the one way out of a terminal state (`keeper.state.txstate.REORGED_OUT`): the receipt
         the keeper settled on no longer exists, and a nonce the store calls used while the chain
@@ -144,11 +146,18 @@ class TransactionLog:
             reopened = [_tx_from_row(row) for row in rows]
             conn.executemany(
                 """UPDATE transactions SET state = ?, mined_block = NULL, gas_used = NULL,
-                   effective_gas_price = NULL, updated_at = ? WHERE tx_hash = ?""",
-                ((TxState.PENDING.value, time.time(), tx.tx_hash) for tx in reopened),
+                   effective_gas_price = NULL, sent_block = ?, updated_at = ? WHERE tx_hash = ?""",
+                ((TxState.PENDING.value, head, time.time(), tx.tx_hash) for tx in reopened),
             )
         return [
-            replace(tx, state=TxState.PENDING, mined_block=None, gas_used=None, effective_gas_price=None)
+            replace(
+                tx,
+                state=TxState.PENDING,
+                sent_block=head,
+                mined_block=None,
+                gas_used=None,
+                effective_gas_price=None,
+            )  # fmt: skip
             for tx in reopened
         ]
 
