@@ -157,7 +157,7 @@ class TransactionLog:
                 mined_block=None,
                 gas_used=None,
                 effective_gas_price=None,
-            )  # fmt: skip
+            )
             for tx in reopened
         ]
 
