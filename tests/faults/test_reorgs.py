@@ -44,6 +44,7 @@ def reorg_case(devnet: Devnet, directory: Any, remove_price: bool) -> dict[str, 
             head = rpc.block_number()
             if remove_price:  # back to before the crash: the positions are healthy again
                 rpc.call("anvil_rollback", [head - crash + 1])
+                rpc.call("anvil_mine", [hex(head - crash + 2)])  # past the keeper's head at once
             else:  # the liquidations' blocks replaced by empty ones; the crash stays
                 rpc.call("anvil_reorg", [head - min(mined) + 1, []])
         finally:
