@@ -43,11 +43,12 @@ from aiohttp import web
 
 from keeper.devnet.feeds import set_price
 from keeper.devnet.rpc import Rpc
+from keeper.errors import DevnetError, UsageError
 from keeper.protocols.aave_v3.events import liquidation as aave_liquidation
 from keeper.protocols.morpho_blue.events import liquidation as morpho_liquidation
 from tests.support.config import variant
 from tests.support.devnet import Devnet, running_devnet
-from tests.support.keeper import Event, KeeperProcess, LoggedProcess, named
+from tests.support.keeper import KEEPER_KEY, Event, KeeperProcess, LoggedProcess, named, run_keeper
 from tests.support.ports import free_port
 
 RESULTS = Path(__file__).parent / "results" / "compare.json"
@@ -105,18 +106,24 @@ class Sampler:
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
+        """A block the poll missed (two blocks between polls, on a loaded machine) gets the sample of
+        the poll that saw its successor: its time and counters are then upper bounds."""
         last = 0
         while self.running:
-            head = self.rpc.block_number()
-            if head > last:
-                seen = time.time()
-                self.samples[head] = {
-                    "seen": seen,
-                    "keeper": self.keeper.snapshot(),
-                    "baseline": self.baseline.snapshot(),
-                    "keeper_metrics": keeper_rpc_requests(self.metrics_url),
-                }
-                last = head
+            try:
+                head = self.rpc.block_number()
+                if head > last:
+                    sample = {
+                        "seen": time.time(),
+                        "keeper": self.keeper.snapshot(),
+                        "baseline": self.baseline.snapshot(),
+                        "keeper_metrics": keeper_rpc_requests(self.metrics_url),
+                    }
+                    for number in range(last + 1 if last else head, head + 1):
+                        self.samples[number] = sample
+                    last = head
+            except (DevnetError, requests.RequestException) as exc:  # a slow moment: poll again
+                print(f"sampler: {exc}", file=sys.stderr)
             time.sleep(0.02)
 
     def wait_block(self, number: int, timeout_s: float = 120) -> None:
@@ -177,6 +184,14 @@ def measure(args: argparse.Namespace, devnet: Devnet, directory: Path) -> dict[s
         "store": {"path": str(directory / "store.sqlite")},
         "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
     }
+    executor = None
+    if args.strategy == "flash":
+        executor = deploy_executor(devnet)
+        changes["execution"] |= {
+            "strategy": "flash",
+            "executor": executor,
+            "simulate_flash": args.simulate_flash,
+        }
     config = variant(devnet, directory / "keeper.toml", changes)
     keeper = baseline = None
     try:
@@ -201,16 +216,23 @@ def measure(args: argparse.Namespace, devnet: Devnet, directory: Path) -> dict[s
         path = [step.split(":") for step in args.path.split(",")]
         for i in range(args.shocks):
             symbol, percent = path[i % len(path)]
-            update = set_price(rpc, symbol, move=Decimal(percent))
-            shocks.append({"symbol": symbol, "percent": percent, "block": update.block})
-            print(f"shock {i + 1}: {symbol} {percent} % in block {update.block}", file=sys.stderr)
-            sampler.wait_block(update.block + args.gap_blocks)
+            try:
+                block, lagged = set_price(rpc, symbol, move=Decimal(percent)).block, False
+            except UsageError as exc:
+                # the feed moved, but an arbitrage swap reverted: transactions still pending from the
+                # last shock (Anvil mines first come, first served) moved the pool past its target
+                # first; the next shock's arbitrage brings it back
+                block, lagged = rpc.block_number(), True
+                print(f"shock {i + 1}: the pools lag this one ({exc})", file=sys.stderr)
+            shocks.append({"symbol": symbol, "percent": percent, "block": block, "pool_lagged": lagged})
+            print(f"shock {i + 1}: {symbol} {percent} % in block {block}", file=sys.stderr)
+            sampler.wait_block(block + args.gap_blocks)
         end = shocks[-1]["block"] + args.gap_blocks + args.settle_blocks
         sampler.wait_block(end)
         sampler.running = False
         for proc, sig in ((keeper, signal.SIGTERM), (baseline, signal.SIGTERM)):
             proc.stop(sig)
-        chain = chain_outcome(rpc, summary, steady_from, rpc.block_number())
+        chain = chain_outcome(rpc, summary, steady_from, rpc.block_number(), executor)
     finally:
         for proc, sig in ((keeper, signal.SIGTERM), (baseline, signal.SIGTERM)):
             if proc is not None and proc.proc.poll() is None:
@@ -227,8 +249,20 @@ def measure(args: argparse.Namespace, devnet: Devnet, directory: Path) -> dict[s
     }
 
 
-def chain_outcome(rpc: Rpc, summary: dict[str, Any], first: int, last: int) -> dict[str, Any]:
-    """Every liquidation (anyone's) and every transaction of the two liquidators in the range."""
+def deploy_executor(devnet: Devnet) -> str:
+    """The keeper's `LiquidationExecutor`, owned by the devnet keeper account (Anvil key #1)."""
+    env = dict(os.environ, KEEPER_PRIVATE_KEY=KEEPER_KEY)
+    deployed = run_keeper("executor", "deploy", "--config", str(devnet.config_path), env=env)
+    if deployed.returncode != 0:
+        raise SystemExit(f"keeper executor deploy failed: {deployed.stderr.strip()[-300:]}")
+    return str(json.loads(deployed.stdout)["executor"])
+
+
+def chain_outcome(
+    rpc: Rpc, summary: dict[str, Any], first: int, last: int, executor: str | None = None
+) -> dict[str, Any]:
+    """Every liquidation (anyone's) and every transaction of the two liquidators in the range; in
+    flash mode the protocols name the keeper's executor as the liquidator."""
     addresses = [summary["aave"]["pool"], summary["morpho"]["address"]]
     logs = rpc.call("eth_getLogs", [{"address": addresses, "fromBlock": hex(first), "toBlock": hex(last)}])
     found = []
@@ -250,6 +284,8 @@ def chain_outcome(rpc: Rpc, summary: dict[str, Any], first: int, last: int) -> d
             kind = "cancel" if self_transfer else "liquidation"
             txs[who][f"{kind}_{'ok' if int(receipt['status'], 16) == 1 else 'reverted'}"] += 1
     names = {summary["keeper_address"].lower(): "keeper", summary["competitor_address"].lower(): "baseline"}
+    if executor is not None:
+        names[executor.lower()] = "keeper"
     for entry in found:
         entry["liquidator"] = names.get(entry["liquidator"].lower(), entry["liquidator"])
     return {"liquidations": found, "transactions": {k: dict(v) for k, v in txs.items()}}
@@ -321,6 +357,7 @@ def analyse_shock(run: dict[str, Any], index: int, last: int) -> dict[str, Any]:
         "keeper_received_to_first_send_ms": round(handled["screen_ms"] + handled["first_send_ms"], 1)
         if handled.get("first_send_ms") and k_sent
         else None,
+        "keeper_reaction_ms": handled.get("reaction_ms") if k_sent else None,
         "keeper_simulate_ms": handled.get("simulate_ms"),
         "keeper_sign_and_send_ms": handled.get("sign_and_send_ms"),
         "baseline_detected_users": len({e["user"] for e in b_detected}),
@@ -343,6 +380,9 @@ def analyse_shock(run: dict[str, Any], index: int, last: int) -> dict[str, Any]:
         "liquidations_mined": dict(Counter(f"{x['protocol']}:{x['liquidator']}" for x in mined)),
         "first_liquidation_of_user": dict(Counter(f"{p}:{who}" for (p, _), who in first_by_user.items())),
         "rpc": window_rpc(run["samples"], block, last),
+        "keeper_block_handled": {
+            k: v for k, v in handled.items() if k.endswith("_ms") or k == "opportunities"
+        },
     }
 
 
@@ -400,10 +440,13 @@ def analyse(run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             "devnet_ready_s": round(run["seed_s"], 1),
             "block_time_s": 1,
             "shocks": len(shocks),
+            "shocks_with_pools_lagging": sum(bool(s.get("pool_lagged")) for s in run["shocks"]),
             "gap_blocks": args.gap_blocks,
             "path": args.path,
             "fees": "both: tip 1 gwei, max fee 2 x ceil(1.125 x base fee) + tip",
             "baseline_poll_interval_s": 0.1,
+            "keeper_strategy": args.strategy,
+            "keeper_simulate_flash": args.simulate_flash,
         },
         "units": {
             "*_react_blocks": "processed block when sending - shock block (0 = on the shock block)",
@@ -422,6 +465,7 @@ def analyse(run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             "keeper_received_to_first_send_ms": summarise(
                 [s["keeper_received_to_first_send_ms"] for s in shocks]
             ),
+            "keeper_reaction_ms": summarise([s["keeper_reaction_ms"] for s in shocks]),
             "baseline_seen_to_last_send_ms": summarise([s["baseline_seen_to_last_send_ms"] for s in shocks]),
             "keeper_visible_to_sent_logged_ms": summarise(
                 [s["keeper_visible_to_sent_logged_ms"] for s in shocks]
@@ -468,7 +512,9 @@ def table(result: dict[str, Any]) -> str:
     lines = [
         f"{result['date']}, {m['cpu']} ({m['cores']} cores), Python {m['python']}, commit {m['commit']}"
         f"{' (dirty)' if m['worktree_dirty'] else ''}; {setup['aave_borrowers']} Aave + "
-        f"{setup['morpho_borrowers']} Morpho borrowers, {setup['shocks']} shocks ({setup['path']}).",
+        f"{setup['morpho_borrowers']} Morpho borrowers, {setup['shocks']} shocks ({setup['path']}); "
+        f"keeper strategy {setup['keeper_strategy']}"
+        f"{' (simulating each liquidation)' if setup['keeper_simulate_flash'] else ''}.",
         "",
         "| shock | block | keeper opps | baseline HF<1 | react blocks K / B | K screen+exec ms"
         " | B seen->last send ms | visible->send ms K / B first / B last | Aave first liquidator K / B"
@@ -522,7 +568,7 @@ def table(result: dict[str, Any]) -> str:
         ),
         (
             "keeper: block in hand -> first signed tx handed to the RPC, ms p50 / p95 / p99",
-            pct(d["keeper_received_to_first_send_ms"]),
+            pct(d["keeper_reaction_ms"]),
             "",
         ),
         (
@@ -559,8 +605,23 @@ def main() -> None:
     parser.add_argument("--steady-blocks", type=int, default=10)
     parser.add_argument("--settle-blocks", type=int, default=4)
     parser.add_argument("--path", default="WETH:-3,WBTC:-3", help="ASSET:PERCENT,... repeated")
+    parser.add_argument(
+        "--strategy",
+        choices=("flash", "inventory"),
+        default="flash",
+        help="the keeper's: flash (its own executor, deployed first; the default) or inventory",
+    )
+    parser.add_argument(
+        "--simulate-flash",
+        action="store_true",
+        help="flash: eth_estimateGas each liquidation before sending (execution.simulate_flash)",
+    )
     args = parser.parse_args()
-    result = analyse(run(args), args)
+    raw = run(args)
+    events = RESULTS.parent / "compare-keeper.jsonl"
+    events.parent.mkdir(exist_ok=True)
+    events.write_text("".join(json.dumps(e) + "\n" for e in raw["keeper"]))
+    result = analyse(raw, args)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))

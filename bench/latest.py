@@ -77,10 +77,11 @@ def figures() -> list[tuple[str, str, str]]:
     compare = load("compare.json")
     if compare is not None:
         d, st = compare["detection"], compare["steady_rpc"]
-        first = d.get("keeper_received_to_first_send_ms", {})
+        first = d.get("keeper_reaction_ms") or d.get("keeper_received_to_first_send_ms", {})
+        strategy = compare["setup"].get("keeper_strategy", "inventory")
         mined = compare["liquidations_mined"]
         rows += [
-            ("reaction", f"keeper, block in hand -> first tx to the RPC ({first.get('n', 0)} shocks)",
+            ("reaction", f"keeper ({strategy}), block in hand -> first tx to the RPC ({first.get('n', 0)})",
              f"p50 {first.get('median')} ms, p95 {first.get('p95')} ms, p99 {first.get('p99')} ms"),
             ("reaction", "first send, blocks after the shock block (keeper / poller)",
              f"{d['keeper_react_blocks']['median']} / {d['baseline_react_blocks']['median']} median"),

@@ -32,9 +32,10 @@ def combined_filter(protocols: Sequence[Tracked]) -> LogFilter:
 def heads_for(config: Config, rpc: Rpc, poll_interval_s: float) -> Heads:
     """WebSocket newHeads when the config has a ws:// URL (polling covers its outages), else polling."""
     ws_urls = [u for u in config.chain.rpc_urls if u.startswith(("ws://", "wss://"))]
+    stall_warn_s = config.chain.head_stall_warn_s
     if ws_urls:
-        return WebSocketHeads(ws_urls[0], rpc, poll_interval_s=poll_interval_s)
-    return PollingHeads(rpc, poll_interval_s)
+        return WebSocketHeads(ws_urls[0], rpc, poll_interval_s=poll_interval_s, stall_warn_s=stall_warn_s)
+    return PollingHeads(rpc, poll_interval_s, stall_warn_s)
 
 
 def flash_setup(config: Config) -> FlashSetup | None:
@@ -52,6 +53,8 @@ def flash_setup(config: Config) -> FlashSetup | None:
         fee_tiers=venue.fee_tiers,
         morpho=morphos[0].address if morphos else None,
         max_slippage_bps=execution.max_slippage_bps,
+        factory=venue.factory,
+        simulate=execution.simulate_flash,
     )
 
 

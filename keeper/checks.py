@@ -1,9 +1,9 @@
 """`keeper check-config`: everything `keeper run` would check at start, without running.
 
-Parse and validate the config, reach the RPC, check the chain id and contract code, load the
-signer, check every ``[[price_feeds]]`` entry answers a price, and report the wallet (native balance,
-each debt token's balance and allowance). Any failure is one line naming the key and the problem
-(exit 2; every bad feed gets its line); success prints a short report.
+Parse and validate the config, reach the RPC, check the chain id, Multicall3 and contract code,
+load the signer, check every ``[[price_feeds]]`` entry answers a price, and report the wallet
+(native balance, each debt token's balance and allowance). Any failure is one line naming the key
+and the problem (exit 2; every bad feed gets its line); success prints a short report.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from keeper.chain.pool import RpcPool, http_urls
-from keeper.chain.preflight import check_chain_id, require_code
+from keeper.chain.preflight import check_chain_id, require_code, require_multicall3
 from keeper.config import Config
 from keeper.errors import Retryable, UsageError
 from keeper.execution.executor_contract import ExecutorBuild, check_executor
@@ -34,6 +34,8 @@ async def check_config(
         max_attempts=1,
         timeout_s=10,
         max_head_lag_blocks=config.chain.max_head_lag_blocks,
+        multicall3=config.chain.multicall3,
+        chain_id=config.chain.chain_id,
     ) as rpc:
         try:
             await check_chain_id(rpc, config.chain.chain_id)
@@ -41,6 +43,8 @@ async def check_config(
         except Retryable as exc:
             raise UsageError(f"chain.rpc_urls: no endpoint answered ({exc})") from None
         lines.insert(0, f"chain         {config.chain.chain_id}, head block {head.number}")
+        await require_multicall3(rpc, config.chain.multicall3)  # every read below goes through it
+        lines.insert(1, f"multicall3    {config.chain.multicall3}")
         problems = await feed_problems(rpc, config.price_feeds, head)
         if problems:
             raise UsageError("\n".join(problems))

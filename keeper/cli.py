@@ -1,4 +1,5 @@
-"""Command line: `keeper run | positions | stress | sync | check-config | status | executor deploy`,
+"""Command line: `keeper run | positions | stress | sync | check-config | status | executor deploy |
+guard status | guard reset`,
 and the devnet's `keeper devnet up | down | price | inspect | build`."""
 
 from __future__ import annotations
@@ -10,11 +11,16 @@ import sys
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from keeper.devnet.commands import add_devnet_parser, run_devnet
 from keeper.errors import KeeperError, UsageError
+
+if TYPE_CHECKING:
+    from keeper.config import Config
+    from keeper.obs.progress import Report
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -54,10 +60,32 @@ def build_parser() -> argparse.ArgumentParser:
         'balance). With --dry-run (or execution.mode = "dry-run") everything up to signing '
         "happens and each would-be liquidation is logged with its expected profit; nothing is "
         "sent. Logs are JSON lines on stderr (a readable format on a terminal). Stops on SIGINT "
-        "or SIGTERM.",
+        "or SIGTERM. With --fork it runs live on a local Anvil fork of the configured chain "
+        "instead, which it starts and stops itself, and reports what it liquidated there.",
     )
     run.add_argument("--config", type=Path, required=True, metavar="PATH", help="keeper config (TOML)")
     run.add_argument("--dry-run", action="store_true", help="simulate and report, never send")
+    run.add_argument(
+        "--fork",
+        action="store_true",
+        help="run live on a local Anvil fork of chain.rpc_urls at its head (harmless: nothing leaves "
+        "the fork; fresh temporary store, no status server), then print one JSON object: each "
+        "liquidation's predicted vs realized profit and gas, and totals",
+    )
+    run.add_argument(
+        "--fork-blocks",
+        type=_blocks,
+        default=None,
+        metavar="N",
+        help="with --fork: stop after N blocks processed (default: at SIGINT/SIGTERM)",
+    )
+    run.add_argument(
+        "--fork-block-time",
+        type=_seconds,
+        default=1.0,
+        metavar="SECONDS",
+        help="with --fork: the fork mines a block this often (default 1)",
+    )
 
     stress = commands.add_parser(
         "stress",
@@ -66,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
         "position (from the store when there is one) and evaluate them with the protocols' own "
         "maths: positions liquidatable before and after, the debt to cover and the collateral "
         "released per asset, and how many would still be liquidatable after their first "
-        "liquidation (second round, estimated). Nothing is sent.",
+        "liquidation (second round, estimated); with the flash strategy, what those liquidations "
+        "would make through the executor (today's DEX quotes moved by the shock). Nothing is sent.",
     )
     stress.add_argument("--config", type=Path, required=True, metavar="PATH", help="keeper config (TOML)")
     stress.add_argument(
@@ -83,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
         "check-config",
         help="validate the config and everything `keeper run` checks at start, then report",
         description="Parse and validate the config (env overrides included), reach the RPC, check the "
-        "chain id and that every configured contract has code, load the signer, and report the "
+        "chain id (of every endpoint), Multicall3 at chain.multicall3 and that every configured "
+        "contract has code, load the signer, and report the "
         "wallet: native balance and, per debt token, balance and approval. Exit 0 when all is "
         "well, 2 with one line naming the key and the problem otherwise.",
     )
@@ -107,6 +137,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="where profits go (default: the signer's address)",
     )
+
+    guard = commands.add_parser("guard", help="the spend guard: is it tripped, and clearing it")
+    guard_commands = guard.add_subparsers(dest="guard_command", required=True, parser_class=_Parser)
+    guard_status = guard_commands.add_parser(
+        "status",
+        help="print one JSON object: tripped or not, why, and each cap's figure and limit",
+        description="Read the store (store.path): whether the spend guard is tripped (which cap, "
+        "its window, figure and limit, at which block), and each cap's figure over its rolling "
+        "window ending now (this machine's clock, against block timestamps). Wei as strings.",
+    )
+    guard_reset = guard_commands.add_parser(
+        "reset",
+        help="clear a tripped spend guard; the keeper sends again (a running one at its next block)",
+        description="Clear the trip recorded in the store and forgive every settlement counted so "
+        "far, so the caps count afresh from now. Print one JSON object: the trip cleared (or null) "
+        "and how many settlements were forgiven.",
+    )
+    for command in (guard_status, guard_reset):
+        command.add_argument(
+            "--config", type=Path, required=True, metavar="PATH", help="keeper config (TOML)"
+        )
 
     status = commands.add_parser(
         "status",
@@ -156,6 +207,16 @@ def _blocks(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} must be >= 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
     return value
 
 
@@ -232,6 +293,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _status(args.url)
     if args.command == "executor":
         return _executor_deploy(args)
+    if args.command == "guard":
+        return _guard(args)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -263,8 +326,41 @@ def _run(args: argparse.Namespace) -> int:
     def report(message: str) -> None:
         print(f"[run] {message}", file=sys.stderr, flush=True)
 
+    if args.fork:
+        return _run_fork(args, config, report)
+    if args.fork_blocks is not None:
+        raise UsageError("--fork-blocks goes with --fork")
     dry_run = args.dry_run or config.execution.mode == "dry-run"
     asyncio.run(Daemon(config, Mode.DRY_RUN if dry_run else Mode.LIVE, report, os.environ).serve())
+    return 0
+
+
+def _run_fork(args: argparse.Namespace, config: Config, report: Report) -> int:
+    from keeper.fork.run import ForkOptions, run_fork
+
+    if args.dry_run:
+        raise UsageError("--fork runs live on the fork (harmless there); drop --dry-run")
+    options = ForkOptions(blocks=args.fork_blocks, block_time_s=args.fork_block_time)
+    print(json.dumps(run_fork(config, options, report, os.environ)), flush=True)
+    return 0
+
+
+def _guard(args: argparse.Namespace) -> int:
+    import time
+
+    from keeper.config import load_config
+    from keeper.execution.spend_guard import limits_of, reset_json, status_json
+    from keeper.state.store import Store
+
+    config = load_config(args.config)
+    if not config.store.path.is_file():
+        raise UsageError(f"store.path: no store at {config.store.path} (the keeper has not run here yet)")
+    with Store.open(config.store.path) as store:
+        if args.guard_command == "reset":
+            result = reset_json(store)
+        else:
+            result = status_json(store, limits_of(config.guard), int(time.time()))
+    print(json.dumps(result))
     return 0
 
 
@@ -272,6 +368,7 @@ def _stress(args: argparse.Namespace) -> int:
     import asyncio
 
     from keeper import positions
+    from keeper.app import flash_setup
     from keeper.config import load_config
     from keeper.obs.logs import configure
     from keeper.risk.stress import stress
@@ -292,7 +389,9 @@ def _stress(args: argparse.Namespace) -> int:
         shocks[address] = move
     assert sync.head is not None
     results = [stress(t.name, t.adapter, shocks, sync.head.timestamp) for t in sync.protocols]
-    print(positions.render_stress(sync.head.number, shocks, results, symbols, args.json))
+    setup = flash_setup(config)
+    flash = asyncio.run(positions.flash_what_if(config, setup, results, shocks)) if setup else []
+    print(positions.render_stress(sync.head.number, shocks, results, symbols, args.json, flash))
     return 0
 
 
@@ -335,7 +434,13 @@ def _executor_deploy(args: argparse.Namespace) -> int:
 
     async def deploy() -> dict[str, object]:
         urls = http_urls(config.chain.rpc_urls)
-        async with RpcPool(urls, max_attempts=1, timeout_s=30) as rpc:
+        async with RpcPool(
+            urls,
+            max_attempts=1,
+            timeout_s=30,
+            multicall3=config.chain.multicall3,
+            chain_id=config.chain.chain_id,
+        ) as rpc:
             try:
                 await check_chain_id(rpc, config.chain.chain_id)
             except Retryable as exc:

@@ -42,6 +42,11 @@ class ChainConfig(_Section):
     rpc_urls: tuple[str, ...] = Field(min_length=1)
     max_head_lag_blocks: int = Field(default=3, ge=1)
     """An http endpoint whose head is further behind the best one serves no reads until it catches up."""
+    head_stall_warn_s: float = Field(default=60.0, gt=0)
+    """Warn (``chain_head_stalled``, once) when the best head has not moved for this long."""
+    multicall3: Address = "0xcA11bde05977b3631167028862bE2a173976CA11"
+    """Multicall3 (``aggregate3``), which every batched read goes through: its canonical address,
+    deployed on every major chain; name another deployment on a chain that lacks it there."""
 
     @model_validator(mode="after")
     def _schemes(self) -> ChainConfig:
@@ -77,6 +82,10 @@ class ExecutionConfig(_Section):
     executor is configured, else inventory."""
     max_slippage_bps: int = Field(default=100, ge=0, le=5_000)
     """flash: the swap's minimum output is the quoted output less this; the executor reverts below it."""
+    simulate_flash: bool = False
+    """flash: also simulate each liquidation (``eth_estimateGas``) before sending it. Off by default:
+    the exact maths, the swap quote and the executor's guards already decide, and the simulation is
+    a round trip per wave on the way to the first transaction. Dry-run always simulates."""
     min_profit_wei: int = Field(default=0, ge=0)
     fee_strategy: Literal["fixed", "percentile", "profit_share"] = "fixed"
     priority_fee_wei: int = Field(default=1_000_000_000, ge=0)
@@ -101,6 +110,24 @@ class ExecutionConfig(_Section):
     def flash(self) -> bool:
         """Whether liquidations go through the executor contract."""
         return self.strategy == "flash" or (self.strategy is None and self.executor is not None)
+
+
+class GuardConfig(_Section):
+    """The spend guard (`keeper.execution.guard`): caps on gas paid and realized loss per rolling
+    hour and day (wei), and on reverted transactions within ``revert_window_s``. Reaching one stops
+    new sends until `keeper guard reset`. 0 turns that cap off (explicitly: there is no default
+    of "no cap"). The defaults never trip on the devnet's runs (a 320-liquidation crash pays
+    ~0.1 ETH of gas); size them to your chain's gas prices and your wallet."""
+
+    max_gas_per_hour_wei: int = Field(default=10**18, ge=0)
+    max_gas_per_day_wei: int = Field(default=5 * 10**18, ge=0)
+    max_loss_per_hour_wei: int = Field(default=2 * 10**17, ge=0)
+    max_loss_per_day_wei: int = Field(default=10**18, ge=0)
+    max_reverts: int = Field(default=50, ge=0)
+    """Reverted keeper transactions (status 0, lost races included) within ``revert_window_s``
+    that stop the keeper. Lost races are part of it on purpose: a keeper outbid 50 times an hour
+    pays for nothing, and its operator should look (the devnet's race run loses 16)."""
+    revert_window_s: int = Field(default=3_600, gt=0)
 
 
 class StoreConfig(_Section):
@@ -193,6 +220,7 @@ class Config(_Section):
     chain: ChainConfig
     signer: SignerConfig = SignerConfig()
     execution: ExecutionConfig = ExecutionConfig()
+    guard: GuardConfig = GuardConfig()
     store: StoreConfig = StoreConfig()
     metrics: MetricsConfig = MetricsConfig()
     protocols: tuple[ProtocolConfig, ...] = Field(min_length=1)

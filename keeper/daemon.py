@@ -32,7 +32,7 @@ import structlog
 from keeper.app import Liveness, combined_filter, fee_policy, flash_setup, heads_for, positions_json
 from keeper.chain.blocks import BlockStream, Heads, WebSocketHeads
 from keeper.chain.pool import RpcPool, http_urls
-from keeper.chain.preflight import check_chain_id, require_code
+from keeper.chain.preflight import check_chain_id, require_code, require_multicall3
 from keeper.config import Config
 from keeper.engine import Engine
 from keeper.errors import KeeperError, Retryable, UsageError
@@ -40,6 +40,7 @@ from keeper.execution.executor import Executor
 from keeper.execution.flash import check_flash_setup
 from keeper.execution.nonces import NonceManager
 from keeper.execution.signer import Signer
+from keeper.execution.spend_guard import SpendGuard, limits_of, trip_json
 from keeper.execution.wallet import holdings, wallet_report
 from keeper.obs.metrics import Metrics
 from keeper.obs.progress import Report
@@ -47,7 +48,7 @@ from keeper.obs.server import StatusServer
 from keeper.protocols.price_feeds import PriceFeeds
 from keeper.protocols.registry import build_adapter
 from keeper.risk.prices import PriceGuard
-from keeper.state.store import Store
+from keeper.state.store import Store, StoreUnwritable
 from keeper.state.sync import PositionSync, tracked_protocols
 
 log = structlog.get_logger(__name__)
@@ -71,6 +72,8 @@ class SyncOptions:
     follow: bool = False
     max_log_span: int = 50_000
     poll_interval_s: float = 1.0
+    stop_after_blocks: int | None = None
+    """`keeper run --fork-blocks N`: after N blocks processed, stop as a signal would (settle first)."""
 
 
 KEEPER_OPTIONS = SyncOptions(follow=True, poll_interval_s=0.25)
@@ -99,6 +102,8 @@ class Daemon:
         self.shutdown = Shutdown(grace_s)
         self.liveness = Liveness(config.metrics.ready_max_blocks_behind, config.metrics.ready_max_head_age_s)
         self.engine: Engine | None = None
+        self.guard: SpendGuard | None = None
+        """Live mode's spend guard: once tripped, no new transaction until `keeper guard reset`."""
 
     # ------------------------------------------------------------------------------------ start-up
 
@@ -113,6 +118,8 @@ class Daemon:
             http_urls(self.config.chain.rpc_urls),
             max_head_lag_blocks=self.config.chain.max_head_lag_blocks,
             metrics=pool_metrics,
+            multicall3=self.config.chain.multicall3,
+            chain_id=self.config.chain.chain_id,
         ) as rpc:
             await self.preflight(rpc, keeping=credentials is not None)
             with Store.open(self.config.store.path) as store:  # a wrong chain never gets a store
@@ -147,7 +154,7 @@ class Daemon:
         if self.mode is Mode.SYNC or not listen:
             yield
             return
-        server = StatusServer(listen, self.metrics, self.liveness.readiness, lambda: positions_json(sync))
+        server = StatusServer(listen, self.metrics, self._readiness, lambda: positions_json(sync))
         async with contextlib.AsyncExitStack() as serving:
             try:
                 await serving.enter_async_context(server.serving())
@@ -155,10 +162,19 @@ class Daemon:
                 raise UsageError(f"metrics.listen: cannot listen on {listen} ({exc.strerror})") from None
             yield
 
+    def _readiness(self) -> tuple[bool, dict[str, Any]]:
+        """/readyz: the liveness checks, and not ready while the spend guard is tripped."""
+        ready, details = self.liveness.readiness()
+        if self.guard is not None and not self.guard.allows:
+            trip = trip_json(self.guard.trip)
+            return False, details | {"reason": self.guard.refusal(), "spend_guard": trip}
+        return ready, details
+
     async def preflight(self, rpc: RpcPool, keeping: bool) -> None:
         """The right chain (and, for the keeper, code at every configured contract), before the
         store is opened or created."""
         await check_chain_id(rpc, self.config.chain.chain_id)
+        await require_multicall3(rpc, self.config.chain.multicall3)
         if keeping:
             await require_code(rpc, self.config)
 
@@ -178,7 +194,10 @@ class Daemon:
         self.metrics.wallet.labels("native").set(int(wallet["native_wei"]))
         log.info("keeper_ready", block=head.number, mode=str(self.mode), **wallet)
         executor = await self._executor(rpc, sync.store, signer, head.number)
-        await executor.approve_inventory(holdings(wallet), head.number)  # ready before the first crash
+        if self.guard is not None:
+            self.guard.start(head)  # a trip the store kept is said here, and nothing is sent
+        if self.guard is None or self.guard.allows:
+            await executor.approve_inventory(holdings(wallet), head.number)  # ready before the first crash
         guard = PriceGuard(self.config.execution.max_price_age_s, self.config.execution.max_price_jump_bps)
         self.engine = Engine(sync, executor, native_asset, self.metrics, guard, sync.price_feeds, flash=flash)
         if flash is not None:
@@ -191,6 +210,7 @@ class Daemon:
         if live:
             chain_nonce = int(await rpc.request("eth_getTransactionCount", [signer.address, "pending"]), 16)
             nonces = NonceManager(chain_nonce, store.in_flight())
+            self.guard = SpendGuard(store, limits_of(self.config.guard), self.metrics)
         executor = Executor(
             rpc,
             signer.address,
@@ -202,6 +222,7 @@ class Daemon:
             self.metrics,
             self.config.execution.approvals,
             inventory=not self.config.execution.flash,
+            guard=self.guard,
         )
         if live:
             await executor.rebroadcast()  # a restart never loses track of what it sent
@@ -229,15 +250,34 @@ class Daemon:
             self.report(f"block {update.block.number}: {len(update.block.logs)} logs, touched {touched}")
 
     async def _liquidate(self, sync: PositionSync, stream: BlockStream, engine: Engine, heads: Heads) -> None:
+        processed = 0
+        store_error: str | None = None  # said once per outage, not once per block
         while True:
             try:
                 async for update in sync.follow(stream):
                     structlog.contextvars.bind_contextvars(block=update.block.number)
+                    if self.guard is not None:  # tripped: track what is in flight, take nothing new
+                        self.guard.at_block(update.block.number, update.block.timestamp)
+                        engine.accepting = self.guard.allows and not self.shutdown.requested.is_set()
                     await engine.on_block(update, at_head=heads.best_head <= update.block.number)
+                    if store_error is not None:
+                        log.info("store_writable", block=update.block.number)
+                        store_error = None
                     behind = self.liveness.applied(update.block.number, heads.best_head)
                     self.metrics.blocks_behind.set(behind)
+                    processed += 1
+                    if processed == self.options.stop_after_blocks:
+                        log.info("block_limit_reached", blocks=processed)
+                        self.shutdown.signal()
                     if self._settled(engine):
                         return
+            except StoreUnwritable as exc:  # nothing is sent that could not be recorded: wait, retry
+                if store_error is None:
+                    log.error("store_unwritable", error=str(exc), retry_every_s=RPC_OUTAGE_RETRY_S)
+                store_error = str(exc)
+                if self.shutdown.requested.is_set():
+                    return
+                await asyncio.sleep(RPC_OUTAGE_RETRY_S)
             except Retryable as exc:  # every endpoint failed (after the pool's own retries): wait, resume
                 log.warning("rpc_unavailable", error=str(exc)[:200], retry_in_s=RPC_OUTAGE_RETRY_S)
                 if self.shutdown.requested.is_set():

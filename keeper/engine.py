@@ -15,6 +15,7 @@ may differ), and a token whose price any source refused this block is priced by 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -23,8 +24,10 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
-from keeper.execution.executor import Attempt, Executor
+from keeper.chain.blocks import Block
+from keeper.execution.executor import FIRST_WAVE, Attempt, Executor
 from keeper.execution.flash import FlashPlan, FlashSetup, plan_flash
+from keeper.execution.venues import VenueBook, discover_pools, refresh_venue_book
 from keeper.obs.metrics import HEALTH_THRESHOLDS, Metrics
 from keeper.protocols.base import LiquidationQuote, PositionKey, TokenPrice
 from keeper.protocols.price_feeds import PriceFeeds
@@ -64,6 +67,8 @@ class Engine:
         """Read by the sync at each block (pass the sync's own); the engine only checks and uses them."""
         self.flash = flash
         """Set: liquidations go through the executor contract (`keeper.execution.flash`)."""
+        self._venues: VenueBook | None = None
+        """The flash strategy's followed pools and lender state, read each block (`_read_venues`)."""
         self._plans: dict[tuple[str, str], FlashPlan] = {}
         """This block's flash plans by (market, user), for the log."""
         self.executor = executor
@@ -85,6 +90,11 @@ class Engine:
         """Positions re-read in blocks that were not screened (behind head, shutting down): the next
         screened block refreshes their rows too, so none is screened on its old state."""
         self.stats = EngineStats()
+        metrics.zero(
+            {t.name: t.adapter.snapshot().prices.keys() for t in sync.protocols},
+            [r.token for r in self.feeds.readings()],
+            FEEDS_LABEL,
+        )
         self._screened_reorgs: int | None = None
         """The sync's reorg count when the screens were last built: None rebuilds them."""
         self.accepting = True
@@ -137,51 +147,81 @@ class Engine:
     def opportunities(
         self, timestamp: int, touched: Mapping[str, set[PositionKey]] | None = None
     ) -> list[Opportunity]:
-        """Liquidatable positions, quoted exactly; the float screen picks which ones to check."""
-        books = self.prices()
-        found = []
+        """Liquidatable positions, quoted exactly, best first; the float screen picks which to check."""
+        found, _ = self._quoted(self._screened(timestamp, touched), timestamp)
+        return found
+
+    def _screened(
+        self, timestamp: int, touched: Mapping[str, set[PositionKey]] | None
+    ) -> list[tuple[Tracked, PositionKey]]:
+        """Every protocol's candidates, the most under water by the screen's estimate first."""
+        rows = []
         for tracked in self.sync.protocols:
-            for key in self._candidates(
-                tracked, timestamp, None if touched is None else touched.get(tracked.name, set())
-            ):
-                if self.executor.in_flight(key):
-                    continue  # a transaction for it is already out: nothing to decide this block
-                quote = tracked.adapter.quote(key, timestamp)
-                if quote is None:
-                    continue
-                if not quote.priced_by:  # an adapter bug: its prices could not be checked, so fail closed
-                    log.error(
-                        "quote_without_prices", protocol=tracked.name, market=quote.market, user=quote.user
-                    )
-                    continue
-                if quote.priced_by & self.rejected.keys():
-                    continue
-                tokens = (quote.collateral_asset, quote.debt_asset, self.native_asset)
-                book = first_complete(books, tokens)
-                gross = None if book is None else gross_profit_wei(quote, book, self.native_asset)
-                if gross is None:
-                    unpriced = self._unpriced(quote, books) or {"*": "no one source prices all its tokens"}
-                    log.warning(
-                        "opportunity_unpriced",
-                        protocol=tracked.name,
-                        market=quote.market,
-                        user=quote.user,
-                        unpriced=unpriced,
-                    )
-                    continue
-                found.append(Opportunity(tracked.name, quote, gross))
-        return ranked(found)
+            mine = None if touched is None else touched.get(tracked.name, set())
+            rows += [
+                (estimate, i, tracked, key)
+                for i, (key, estimate) in enumerate(self._candidates(tracked, timestamp, mine))
+            ]
+        rows.sort(key=lambda row: (row[0], row[1]))
+        return [(tracked, key) for _, _, tracked, key in rows]
+
+    def _quoted(
+        self, candidates: list[tuple[Tracked, PositionKey]], timestamp: int, limit: int | None = None
+    ) -> tuple[list[Opportunity], int]:
+        """The candidates' exact quotes, valued, best first, and how many candidates were used: with
+        ``limit``, quoting stops once that many opportunities are found (the first wave)."""
+        books = self.prices()
+        found: list[Opportunity] = []
+        for used, (tracked, key) in enumerate(candidates, 1):
+            opportunity = self._opportunity(tracked, key, timestamp, books)
+            if opportunity is not None:
+                found.append(opportunity)
+                if limit is not None and len(found) >= limit:
+                    return ranked(found), used
+        return ranked(found), len(candidates)
+
+    def _opportunity(
+        self, tracked: Tracked, key: PositionKey, timestamp: int, books: list[dict[str, TokenPrice]]
+    ) -> Opportunity | None:
+        if self.executor.in_flight(key):
+            return None  # a transaction for it is already out: nothing to decide this block
+        quote = tracked.adapter.quote(key, timestamp)
+        if quote is None:
+            return None
+        if not quote.priced_by:  # an adapter bug: its prices could not be checked, so fail closed
+            log.error("quote_without_prices", protocol=tracked.name, market=quote.market, user=quote.user)
+            return None
+        if quote.priced_by & self.rejected.keys():
+            return None
+        tokens = (quote.collateral_asset, quote.debt_asset, self.native_asset)
+        book = first_complete(books, tokens)
+        gross = None if book is None else gross_profit_wei(quote, book, self.native_asset)
+        if gross is None:
+            unpriced = self._unpriced(quote, books) or {"*": "no one source prices all its tokens"}
+            log.warning(
+                "opportunity_unpriced",
+                protocol=tracked.name,
+                market=quote.market,
+                user=quote.user,
+                unpriced=unpriced,
+            )
+            return None
+        return Opportunity(tracked.name, quote, gross)
 
     def _candidates(
         self, tracked: Tracked, timestamp: int, touched: set[PositionKey] | None
-    ) -> list[PositionKey]:
+    ) -> list[tuple[PositionKey, float]]:
         """The adapter's screen, kept in step with it: rebuilt at first and after a reorg, else only
-        the rows of the positions this block touched are refreshed."""
+        the rows of the positions this block touched are refreshed. (key, estimate) per candidate."""
         rebuild = touched is None or self._screened_reorgs != self.sync.reorgs
         screen = tracked.adapter.screen()
         estimates = screen.estimates(timestamp, None if rebuild else touched)
         self._record_estimates(tracked.name, estimates)
-        return [screen.key(row) for row in np.flatnonzero(estimates < 1 + screen.margin).tolist()]
+        rows = np.flatnonzero(estimates < 1 + screen.margin)
+        return [
+            (screen.key(row), estimate)
+            for row, estimate in zip(rows.tolist(), estimates[rows].tolist(), strict=True)
+        ]
 
     def _record_estimates(self, name: str, estimates: npt.NDArray[np.float64]) -> None:
         """Gauges from the screen's conservative estimates (display, not decisions)."""
@@ -202,12 +242,16 @@ class Engine:
         block = update.block
         at = block.timestamp + 1
         started_s = time.perf_counter()
-        await self.executor.track(
+        tracking = self.executor.track(
             block.number,
             block.base_fee_wei,
             lambda tx: self.still_liquidatable(tx, at),
             self.sync.take_reopened(),
         )
+        if self.flash is not None and self.flash.factory is not None and at_head and self.accepting:
+            await asyncio.gather(tracking, self._read_venues(block.hash))
+        else:
+            await tracking
         self.metrics.head_block.set(block.number)
         self.metrics.head_timestamp.set(block.timestamp)
         for name, keys in update.touched.items():
@@ -220,17 +264,17 @@ class Engine:
         self._report_feeds(update)
         self.check_prices(block.timestamp)
         touched, self._touched_unscreened = self._touched_unscreened, {}
-        opportunities = self._with_cash(self.opportunities(at, touched))
+        candidates = self._screened(at, touched)
+        live_flash = self.flash is not None and not self.flash.simulate and not self.executor.dry_run
+        first, used = self._quoted(candidates, at, FIRST_WAVE if live_flash else None)
+        first = self._with_cash(first)
         self._screened_reorgs = self.sync.reorgs
         screened_s = time.perf_counter()
+        attempts, sent_at, planned_s, later = await self._execute(first, candidates[used:], at, block)
+        opportunities = first + later
         self.stats.opportunities += len(opportunities)
-        opportunities, deferred = self._defer_behind_own_swaps(opportunities, block.number)
-        calls, refused = await self._calls(opportunities, block.hash)
-        refused += deferred
-        # flash: the exact maths, the swap's quote and the contract's guards decide; no simulation
-        gas = [self._plans[(o.quote.market, o.quote.user)].gas for o, _ in calls] if self.flash else None
-        attempts = refused + await self.executor.attempt_all(calls, block.number, block.base_fee_wei, gas)
         done_s = time.perf_counter()
+        reaction = {} if sent_at is None else {"reaction_ms": round((sent_at - started_s) * 1000, 1)}
         for attempt in attempts:
             self._report(attempt, block.number)
         self.metrics.stage_latency.labels("received_to_screened").observe(screened_s - started_s)
@@ -247,9 +291,63 @@ class Engine:
             track_ms=round((tracked_s - started_s) * 1000, 1),
             screen_ms=round((screened_s - tracked_s) * 1000, 1),
             execute_ms=round((done_s - screened_s) * 1000, 1),
+            plan_ms=round((planned_s - screened_s) * 1000, 1),
             **(self.executor.last_timings if opportunities else {}),
+            **reaction,
         )
         return attempts
+
+    async def _read_venues(self, block_hash: str) -> None:
+        """The flash planner's pools, lender balances and premiums at this block, beside the receipts:
+        sales on followed pools are then computed locally, with no round trip after screening."""
+        assert self.flash is not None and self.flash.factory is not None
+        snapshots = [t.adapter.snapshot() for t in self.sync.protocols]
+        tokens = {token for s in snapshots for token in s.tokens}
+        rpc = self.executor.rpc
+        if self._venues is None:
+            pools = await discover_pools(rpc, self.flash.factory, tokens, self.flash.fee_tiers)
+            self._venues = VenueBook(pools)
+            log.info("venue_pools_followed", pools=len(pools.pools), tokens=len(tokens))
+        spenders = {spender for s in snapshots for spender in s.spenders.values()}
+        await refresh_venue_book(rpc, self._venues, self.flash.morpho, tokens, spenders, block_hash)
+
+    async def _execute(
+        self, first: list[Opportunity], remaining: list[tuple[Tracked, PositionKey]], at: int, block: Block
+    ) -> tuple[list[Attempt], float | None, float, list[Opportunity]]:
+        """Plan and hand the block's opportunities to the executor: (attempts, when the first
+        transaction went to the RPC, when the first plan was ready, the opportunities after ``first``).
+
+        Live flash: the exact maths, the swap and the contract's guards decide, so nothing is
+        simulated on the way out, and the first wave (the first `FIRST_WAVE` opportunities found, the
+        most under water first) is quoted, planned and sent before the other candidates are quoted;
+        those are then ranked, planned with running totals that count the first wave's sales, and
+        sent. Otherwise (inventory, dry run, simulate_flash) ``first`` is every opportunity."""
+        live_flash = self.flash is not None and not self.flash.simulate and not self.executor.dry_run
+        first, deferred = self._defer_behind_own_swaps(first, block.number)
+        if deferred:  # the rest are not even quoted: they wait with these
+            return deferred, None, time.perf_counter(), []
+        calls, refused = await self._calls(first, block.hash)
+        planned_s = time.perf_counter()
+        attempts = refused + await self._attempt(calls, block, live_flash)
+        sent_at = self.executor.first_sent_at if calls else None
+        if not remaining:
+            return attempts, sent_at, planned_s, []
+        timings = dict(self.executor.last_timings)
+        found, _ = self._quoted(remaining, at)
+        later = self._with_cash(first + found)[len(first) :]
+        calls, refused = await self._calls(first + later, block.hash, already=len(first))
+        attempts += refused + await self._attempt(calls, block, live_flash)
+        sent_at = sent_at or (self.executor.first_sent_at if calls else None)
+        self.executor.last_timings = {
+            k: round(v + self.executor.last_timings.get(k, 0.0), 1) for k, v in timings.items()
+        } | {"first_send_ms": timings.get("first_send_ms", 0.0)}
+        return attempts, sent_at, planned_s, later
+
+    async def _attempt(
+        self, calls: list[tuple[Opportunity, tuple[str, bytes]]], block: Block, live_flash: bool
+    ) -> list[Attempt]:
+        gas = [self._plans[(o.quote.market, o.quote.user)].gas for o, _ in calls] if live_flash else None
+        return await self.executor.attempt_all(calls, block.number, block.base_fee_wei, gas)
 
     def _defer_behind_own_swaps(
         self, opportunities: list[Opportunity], block_number: int
@@ -271,20 +369,32 @@ class Engine:
         return [], [Attempt(o, "skipped", reason) for o in opportunities]
 
     async def _calls(
-        self, opportunities: list[Opportunity], block_hash: str
+        self, opportunities: list[Opportunity], block_hash: str, already: int = 0
     ) -> tuple[list[tuple[Opportunity, tuple[str, bytes]]], list[Attempt]]:
         """Each opportunity's transaction: the protocol call (inventory), or an executor call whose
-        value comes from the swap (flash; those that would not pay are skipped here)."""
+        value comes from the swap (flash; those that would not pay are skipped here). The first
+        ``already`` were handed over before: they are planned again only so that the others' swaps
+        count their sales, and left out of the result."""
         adapters = {t.name: t.adapter for t in self.sync.protocols}
         if self.flash is None:
-            return [(o, adapters[o.name].liquidation_call(o.quote)) for o in opportunities], []
+            return [(o, adapters[o.name].liquidation_call(o.quote)) for o in opportunities[already:]], []
         legs = [(o, adapters[o.name].executor_leg(o.quote)) for o in opportunities]
         if not legs:
             return [], []
         plans, refusals = await plan_flash(
-            self.executor.rpc, self.flash, legs, self.prices(), self.native_asset, block_hash
+            self.executor.rpc,
+            self.flash,
+            legs,
+            self.prices(),
+            self.native_asset,
+            block_hash,
+            book=self._venues,
         )
-        self._plans = {(p.opportunity.quote.market, p.opportunity.quote.user): p for p in plans}
+        done = {(o.quote.market, o.quote.user) for o in opportunities[:already]}
+        plans = [p for p in plans if (p.opportunity.quote.market, p.opportunity.quote.user) not in done]
+        refusals = [r for r in refusals if (r.opportunity.quote.market, r.opportunity.quote.user) not in done]
+        new = {(p.opportunity.quote.market, p.opportunity.quote.user): p for p in plans}
+        self._plans = self._plans | new if already else new
         skipped = [Attempt(r.opportunity, "skipped", r.reason) for r in refusals]
         return [(p.opportunity, p.call) for p in plans], skipped
 

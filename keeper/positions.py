@@ -20,13 +20,17 @@ from typing import Any
 from keeper.chain.abi import contract
 from keeper.chain.multicall import Call, aggregate3
 from keeper.chain.pool import RpcPool, http_urls
-from keeper.chain.preflight import check_chain_id
+from keeper.chain.preflight import check_chain_id, require_multicall3
 from keeper.chain.rpc import Rpc
 from keeper.config import Config
+from keeper.execution.flash import FlashSetup, plan_flash
 from keeper.math.uint import UINT256_MAX
 from keeper.obs.progress import Report
-from keeper.protocols.base import WAD, BlockRef, PositionHealth
+from keeper.protocols.base import WAD, BlockRef, PositionHealth, TokenPrice, shocked_price
+from keeper.protocols.price_feeds import read_feeds
 from keeper.protocols.registry import build_adapter
+from keeper.risk.opportunity import Opportunity, first_complete, gross_profit_wei, ranked
+from keeper.risk.prices import PriceGuard, feed_prices
 from keeper.risk.stress import StressResult
 from keeper.state.store import Store
 from keeper.state.sync import PositionSync, tracked_protocols
@@ -41,9 +45,13 @@ class PositionsReport:
 
 async def _synced(config: Config, store: Store, report: Report) -> tuple[PositionSync, dict[str, str]]:
     async with RpcPool(
-        http_urls(config.chain.rpc_urls), max_head_lag_blocks=config.chain.max_head_lag_blocks
+        http_urls(config.chain.rpc_urls),
+        max_head_lag_blocks=config.chain.max_head_lag_blocks,
+        multicall3=config.chain.multicall3,
+        chain_id=config.chain.chain_id,
     ) as rpc:
         await check_chain_id(rpc, config.chain.chain_id)
+        await require_multicall3(rpc, config.chain.multicall3)
         sync = PositionSync(rpc, store, tracked_protocols(config.protocols, build_adapter), report)
         await sync.start()
         return sync, await token_symbols(rpc, sync)
@@ -161,6 +169,86 @@ def render_table(report: PositionsReport, rows: Sequence[tuple[str, PositionHeal
     return "\n".join(text)
 
 
+@dataclass(frozen=True)
+class FlashWhatIf:
+    """What the flash strategy would make of a stress result's liquidations, at today's pool depth."""
+
+    name: str
+    sendable: int
+    expected_profit: dict[str, int]
+    """Debt token -> what the beneficiary would receive at the quoted swap outputs."""
+    floor_profit_wei: int
+    """The sum of the contract's profit floors (the swap at its slippage bound), in native wei."""
+    gas: int
+    """Gas limits the keeper would send them with (per route, not simulated)."""
+    refused: dict[str, int]
+    """Why the others would not be sent (the reason up to its detail) -> how many."""
+
+
+async def flash_what_if(
+    config: Config, setup: FlashSetup, results: Sequence[StressResult], shocks: Mapping[str, Fraction]
+) -> list[FlashWhatIf]:
+    """The shocked liquidations through the executor: one QuoterV2 round at head for the block's
+    sales (as `keeper run` does), each output scaled by the shock's collateral/debt price ratio (the
+    pools cannot be moved from here), valued with the shocked oracles', then the shocked feeds', prices."""
+    native = config.execution.native_asset
+    if native is None:
+        return []
+    async with RpcPool(
+        http_urls(config.chain.rpc_urls),
+        max_head_lag_blocks=config.chain.max_head_lag_blocks,
+        multicall3=config.chain.multicall3,
+        chain_id=config.chain.chain_id,
+    ) as rpc:
+        head = await rpc.request("eth_getBlockByNumber", ["latest", False])
+        readings = await read_feeds(rpc, config.price_feeds, head["hash"]) if config.price_feeds else []
+        guard = PriceGuard(config.execution.max_price_age_s, 0)
+        feeds, _ = feed_prices(readings, {}, int(head["timestamp"], 16), guard)
+        shocked_feeds = {
+            t: TokenPrice(shocked_price(p.price, shocks.get(t, Fraction(0))), p.decimals)
+            for t, p in feeds.items()
+        }
+        oracle: dict[str, TokenPrice] = {}
+        for result in results:
+            for token, price in result.prices.items():
+                oracle.setdefault(token, price)
+        books = [oracle, shocked_feeds]
+        out = []
+        for result in results:
+            found = []
+            legs_of = {}
+            for quote, leg in zip(result.quotes, result.legs, strict=True):
+                book = first_complete(books, (quote.collateral_asset, quote.debt_asset, native))
+                gross = None if book is None else gross_profit_wei(quote, book, native)
+                if gross is not None:
+                    found.append(Opportunity(result.name, quote, gross))
+                    legs_of[(quote.market, quote.user)] = leg
+            legs = [(o, legs_of[(o.quote.market, o.quote.user)]) for o in ranked(found)]
+            plans, refusals = await plan_flash(rpc, setup, legs, books, native, head["hash"], shocks)
+            profits: dict[str, int] = {}
+            for plan in plans:
+                debt = plan.opportunity.quote.debt_asset
+                profits[debt] = profits.get(debt, 0) + plan.expected_profit
+            refused: dict[str, int] = {}
+            for refusal in refusals:
+                reason = refusal.reason.split(" (")[0]
+                refused[reason] = refused.get(reason, 0) + 1
+            unpriced = len(result.quotes) - len(found)
+            if unpriced:
+                refused["no reference price for its tokens"] = unpriced
+            out.append(
+                FlashWhatIf(
+                    result.name,
+                    len(plans),
+                    profits,
+                    sum(p.opportunity.gross_profit_wei for p in plans),
+                    sum(p.gas for p in plans),
+                    refused,
+                )
+            )
+        return out
+
+
 def stderr_progress(message: str) -> None:
     print(f"[positions] {message}", file=sys.stderr, flush=True)
 
@@ -171,11 +259,13 @@ def render_stress(
     results: Sequence[StressResult],
     symbols: Mapping[str, str],
     as_json: bool,
+    flash: Sequence[FlashWhatIf] = (),
 ) -> str:
     """The what-if as a table or one JSON object; amounts in each token's own units."""
     if as_json:
         return json.dumps(
             {
+                **({"flash": [_flash_json(f, symbols) for f in flash]} if flash else {}),
                 "block": block,
                 "shocks": {symbols.get(a, a): str(float(m * 100)) for a, m in shocks.items()},
                 "protocols": [
@@ -211,4 +301,27 @@ def render_stress(
                 f"{r.collateral_seized.get(asset, 0) / unit:>26,.4f}"
             )
     lines.append("(whole tokens; second round: still liquidatable after a first liquidation, estimated)")
+    if flash:
+        lines += ["", "flash strategy (pools at today's depth, outputs moved by the shock):"]
+        for f in flash:
+            profits = ", ".join(
+                f"{int(v) / 10 ** int(symbols.get(f'{a}:decimals', '0')):,.4f} {symbols.get(a, a)}"
+                for a, v in sorted(f.expected_profit.items(), key=lambda kv: symbols.get(kv[0], kv[0]))
+            )
+            lines.append(
+                f"{f.name:<10}{f.sendable} would be sent, expected {profits or 'nothing'}; "
+                f"floor {f.floor_profit_wei / 10**18:,.4f} native, gas limits {f.gas:,}"
+            )
+            lines += [f"{'':<10}not sent: {n} {reason}" for reason, n in sorted(f.refused.items())]
     return "\n".join(lines)
+
+
+def _flash_json(f: FlashWhatIf, symbols: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "name": f.name,
+        "sendable": f.sendable,
+        "expected_profit": {symbols.get(a, a): str(v) for a, v in f.expected_profit.items()},
+        "floor_profit_wei": str(f.floor_profit_wei),
+        "gas": f.gas,
+        "refused": dict(f.refused),
+    }

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -38,6 +39,8 @@ Log = dict[str, Any]
 
 HEAD_CHECK_S = 1.0
 """Re-check the pool's endpoint heads before a fetch at most this often (no extra call per read)."""
+HEAD_STALL_WARN_S = 60.0
+"""Default of ``chain.head_stall_warn_s``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,14 +78,38 @@ async def chain_head(rpc: Rpc) -> int:
 
 
 class PollingHeads:
-    def __init__(self, rpc: Rpc, poll_interval_s: float = 1.0) -> None:
+    """Polls the head; says ``chain_head_stalled`` once when it has not moved for ``stall_warn_s``
+    (every endpoint frozen, or the chain halted) and ``chain_head_moving`` when it moves again."""
+
+    def __init__(
+        self, rpc: Rpc, poll_interval_s: float = 1.0, stall_warn_s: float = HEAD_STALL_WARN_S
+    ) -> None:
         self.rpc = rpc
         self.poll_interval_s = poll_interval_s
+        self.stall_warn_s = stall_warn_s
         self.best_head = -1
+        self._moved_at_s = time.monotonic()
+        self._stalled = False
+
+    def observe(self, head: int) -> bool:
+        """Record a head seen; True if it is higher than any before."""
+        now_s = time.monotonic()
+        if head <= self.best_head:
+            if not self._stalled and now_s - self._moved_at_s > self.stall_warn_s:
+                self._stalled = True
+                log.warning(
+                    "chain_head_stalled", head=self.best_head, since_s=round(now_s - self._moved_at_s, 1)
+                )
+            return False
+        if self._stalled:
+            log.info("chain_head_moving", head=head)
+            self._stalled = False
+        self.best_head, self._moved_at_s = head, now_s
+        return True
 
     async def wait_for(self, number: int) -> None:
         while self.best_head < number:
-            self.best_head = max(self.best_head, await chain_head(self.rpc))
+            self.observe(await chain_head(self.rpc))
             if self.best_head < number:
                 await asyncio.sleep(self.poll_interval_s)
 
@@ -100,9 +127,10 @@ class WebSocketHeads:
         poll_interval_s: float = 1.0,
         reconnect_initial_s: float = 0.5,
         reconnect_max_s: float = 15.0,
+        stall_warn_s: float = HEAD_STALL_WARN_S,
     ) -> None:
         self.ws_url = ws_url
-        self.polling = PollingHeads(rpc, poll_interval_s)
+        self.polling = PollingHeads(rpc, poll_interval_s, stall_warn_s)
         self.poll_interval_s = poll_interval_s
         self.reconnect_initial_s = reconnect_initial_s
         self.reconnect_max_s = reconnect_max_s
@@ -116,8 +144,7 @@ class WebSocketHeads:
         return self.polling.best_head
 
     def _observe(self, number: int) -> None:
-        if number > self.polling.best_head:
-            self.polling.best_head = number
+        if self.polling.observe(number):
             self._changed.set()
 
     async def run(self) -> None:

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from eth_utils.crypto import keccak
 
@@ -20,7 +20,8 @@ from .abi import contract
 from .rpc import BlockTag, Rpc, block_param
 
 MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
-"""Deployed at the same address on every major chain (and by `keeper devnet up`)."""
+"""Deployed at the same address on every major chain (and by `keeper devnet up`); the default of
+``chain.multicall3``."""
 
 AGGREGATE3_SELECTOR = contract("common/Multicall3").fn("aggregate3").selector
 """From the ABI; the encoder below writes the ``(address,bool,bytes)[]`` argument by hand, for speed."""
@@ -47,6 +48,18 @@ class Result:
 
 class MulticallError(KeeperError):
     """A call that was not allowed to fail reverted, or the node returned something unparseable."""
+
+
+@runtime_checkable
+class MulticallAt(Protocol):
+    """An `Rpc` that knows where this chain's Multicall3 is (`RpcPool`, from ``chain.multicall3``)."""
+
+    multicall3: str
+
+
+def multicall_address(rpc: Rpc) -> str:
+    """The Multicall3 reads through ``rpc`` go to: the pool's configured one, else the canonical."""
+    return rpc.multicall3 if isinstance(rpc, MulticallAt) else MULTICALL3
 
 
 def _word(value: int) -> bytes:
@@ -120,13 +133,14 @@ async def aggregate3(
     rpc: Rpc,
     calls: Sequence[Call],
     block: BlockTag,
-    multicall: str = MULTICALL3,
+    multicall: str | None = None,
     max_calls: int = MAX_CALLS_PER_CHUNK,
 ) -> list[Result]:
     """All calls at one block, chunked, in as few JSON-RPC batches as body limits allow; failures only
-    where allowed."""
+    where allowed. ``multicall`` defaults to `multicall_address` of ``rpc``."""
     if not calls:
         return []
+    multicall = multicall or multicall_address(rpc)
     tag = block_param(block)
     pieces = list(chunks(calls, max_calls))
     encoded = ["0x" + encode_aggregate3(piece).hex() for piece in pieces]
@@ -141,6 +155,11 @@ async def aggregate3(
     replies = [reply for group in await asyncio.gather(*(rpc.batch(g) for g in groups)) for reply in group]
     results: list[Result] = []
     for piece, reply in zip(pieces, replies, strict=True):
+        if reply == "0x":  # an eth_call to an address without code returns no data at all
+            raise MulticallError(
+                f"chain.multicall3: no Multicall3 contract at {multicall} (aggregate3 returned no data); "
+                "deploy one or set chain.multicall3 to this chain's deployment"
+            )
         decoded = decode_aggregate3(bytes.fromhex(reply[2:]))
         if len(decoded) != len(piece):
             raise MulticallError(f"aggregate3 returned {len(decoded)} results for {len(piece)} calls")

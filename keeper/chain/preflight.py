@@ -14,6 +14,15 @@ async def check_chain_id(rpc: Rpc, expected: int) -> None:
         raise UsageError(f"chain.chain_id is {expected} but the RPC endpoint serves chain {actual}")
 
 
+async def require_multicall3(rpc: Rpc, address: str) -> None:
+    """Every batched read goes through Multicall3: without it nothing can be read, say so first."""
+    if await rpc.request("eth_getCode", [address, "latest"]) in ("0x", "0x0", None):
+        raise UsageError(
+            f"chain.multicall3: no contract code at {address} on this chain "
+            "(deploy Multicall3 or set chain.multicall3 to its address here)"
+        )
+
+
 async def require_code(rpc: Rpc, config: Config) -> None:
     """Every configured contract must exist on this chain: a wrong address is an error, not a quiet keeper."""
     for protocol in config.protocols:

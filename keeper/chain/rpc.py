@@ -89,6 +89,8 @@ class HttpRpc:
         replies = await self._post(body)
         if not isinstance(replies, list):
             raise Retryable(f"{self.url} answered a batch with a single object: {str(replies)[:200]}")
+        if not all(isinstance(reply, dict) for reply in replies):
+            raise Retryable(f"{self.url} answered a batch with non-objects: {str(replies)[:200]}")
         by_id = {reply.get("id"): reply for reply in replies}
         missing = [m for i, (m, _) in zip(ids, calls, strict=True) if i not in by_id]
         if missing:
@@ -108,7 +110,11 @@ class HttpRpc:
             raise Retryable(f"{self.url} unreachable: {type(exc).__name__}: {exc}") from exc
 
 
-def _result(method: str, reply: dict[str, Any]) -> Any:
+def _result(method: str, reply: Any) -> Any:
+    """The call's result; a reply with neither ``result`` nor ``error`` is the endpoint's fault: a
+    missing result read as null would be "no such block" or an empty answer, fed into the book."""
+    if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
+        raise Retryable(f"{method}: malformed JSON-RPC reply: {str(reply)[:200]}")
     error = reply.get("error")
     if error is not None:
         raise RpcError(method, int(error.get("code", 0)), str(error.get("message", error)), error.get("data"))

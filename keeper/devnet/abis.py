@@ -245,6 +245,7 @@ SPEC: dict[str, tuple[Part, ...]] = {
         _functions(
             _aave, "IERC20Detailed", "balanceOf", "allowance", "approve", "totalSupply", "symbol", "decimals"
         ),
+        _events(_aave, "IERC20Detailed", "Transfer"),
     ),
     "common/AggregatorV3Interface": (
         _functions(_chainlink, "AggregatorV2V3Interface", "latestRoundData", "decimals"),
@@ -257,6 +258,12 @@ SPEC: dict[str, tuple[Part, ...]] = {
         _all_errors(_executor, "LiquidationExecutor"),
     ),
     "uniswap_v3/IQuoterV2": (_functions(_uniswap, "QuoterV2", "quoteExactInputSingle"),),
+    "uniswap_v3/IUniswapV3Factory": (_functions(_uniswap, "UniswapV3Factory", "getPool"),),
+    "uniswap_v3/IUniswapV3Pool": (
+        _functions(
+            _uniswap, "UniswapV3Pool", "slot0", "liquidity", "tickBitmap", "ticks", "token0", "tickSpacing"
+        ),
+    ),
 }
 """``abis/<name>.json`` -> the artifact entries it holds, functions first, in this order."""
 

@@ -42,12 +42,13 @@ from keeper.execution.gas import (
 from keeper.execution.nonces import NonceManager
 from keeper.execution.recovery import Recovery, next_base_fee_bound
 from keeper.execution.signer import Signer
+from keeper.execution.spend_guard import SpendGuard
 from keeper.obs.metrics import Metrics
 from keeper.protocols.base import PositionKey
 from keeper.protocols.registry import liquidation_events
 from keeper.risk.opportunity import Opportunity
 from keeper.state.store import Store
-from keeper.state.txstate import APPROVAL_NOTE, CANCEL_NOTE, GAP_FILLER_NOTE, SentTx
+from keeper.state.txstate import APPROVAL_NOTE, CANCEL_NOTE, GAP_FILLER_NOTE, SentTx, TxState
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +56,10 @@ ERC20 = contract("common/IERC20")
 BALANCE_OF = ERC20.fn("balanceOf")
 ALLOWANCE = ERC20.fn("allowance")
 FIRST_WAVE = 8
+REVERT_BACKOFF_BLOCKS = 10
+"""After a liquidation reverts (not a race lost), its position waits this many blocks, doubled for
+each further revert in a row, up to `MAX_BACKOFF_BLOCKS`."""
+MAX_BACKOFF_BLOCKS = 1_000
 WAVE = 64
 """Opportunities simulated and sent together, best first: the first 8 leave as soon as they are
 simulated, then 64 at a time, each wave sent before the next is simulated."""
@@ -98,11 +103,13 @@ class Executor(Recovery, Approvals):
         approvals: ApprovalMode = "off",
         *,
         inventory: bool = True,
+        guard: SpendGuard | None = None,
     ) -> None:
         """``signer``/``nonces`` None means dry-run: everything up to signing, nothing sent.
         ``approvals``: whether (and how much) to approve a debt token whose allowance is short.
         ``inventory`` False: the calls go through the flash executor contract, which needs none of
-        the keeper's tokens, so no balance or allowance is read, checked or approved."""
+        the keeper's tokens, so no balance or allowance is read, checked or approved.
+        ``guard``: the spend guard; once tripped nothing new is sent (in flight is still tracked)."""
         self.rpc = rpc
         self.address = address
         self.policy = policy
@@ -115,10 +122,20 @@ class Executor(Recovery, Approvals):
         self._dry_run_reported: set[PositionKey] = set()
         """(token, spender) approvals dry-run already reported: said once, not every block."""
         self.inventory = inventory
+        self.guard = guard
         self._sent_at: dict[str, float] = {}
         """tx hash -> monotonic time it was broadcast, for the sent -> included latency."""
         self._reward: int | None = None
         """This block's fee-history reward at the policy's percentile (percentile strategy only)."""
+        self._backoff: dict[PositionKey, tuple[int, int]] = {}
+        """Position -> (first block it may be tried again, reverts in a row): a liquidation that
+        reverted for a reason the maths did not see is not sent again every block."""
+        self._block = 0
+        """The block `attempt_all` is deciding for."""
+        self._handed_over_s = 0.0
+        """``time.perf_counter()`` when the last `_send_all` began broadcasting its signed transactions."""
+        self.first_sent_at: float | None = None
+        """``time.perf_counter()`` when the last `attempt_all`'s first wave was handed to the RPC."""
         self.settled = Counter[str]()
         """Liquidations mined / reverted, and totals: gas paid (wei) and expected net profit (wei)."""
         self.last_timings: dict[str, float] = {}
@@ -144,6 +161,10 @@ class Executor(Recovery, Approvals):
         ``gas``: per item, the gas it is known to need (measured for its path): no simulation, the
         limit is that plus the margin; None simulates (``eth_estimateGas``)."""
         started_s = time.perf_counter()
+        self._block = block_number
+        refusal = self.guard.refusal() if self.guard is not None and not self.dry_run else ""
+        if refusal:  # tripped (possibly by this block's receipts): not one new transaction
+            return [Attempt(opportunity, "skipped", refusal) for opportunity, _ in items]
         self._reward = await self._fee_history_reward() if items else None
         pairs = {(o.quote.debt_asset, call[0]) for o, call in items} if self.inventory else set()
         wallet = await self._wallet(pairs)
@@ -184,7 +205,7 @@ class Executor(Recovery, Approvals):
                     ready.append(replace(decided, index=index))
             if ready:
                 attempts |= await self._send_all(ready, block_number)
-                first_sent_s = first_sent_s or time.perf_counter()
+                first_sent_s = first_sent_s or self._handed_over_s
             send_s += time.perf_counter() - simulated_s
         if wants:  # after every liquidation of the block is out: they do not wait for these
             reasons = await self.send_approvals(list(wants.values()), block_number, base_fee)
@@ -195,6 +216,7 @@ class Executor(Recovery, Approvals):
             "sign_and_send_ms": round(send_s * 1000, 1),
             "first_send_ms": round(((first_sent_s or started_s) - started_s) * 1000, 1),
         }
+        self.first_sent_at = first_sent_s
         return [attempts[i] for i in range(len(items))]
 
     def _precheck(
@@ -206,8 +228,12 @@ class Executor(Recovery, Approvals):
         wants: dict[tuple[str, str], ApprovalNeed],
     ) -> str:
         quote = opportunity.quote
-        if self.in_flight(PositionKey(quote.market, quote.user)):
+        key = PositionKey(quote.market, quote.user)
+        if self.in_flight(key):
             return "transaction already in flight"
+        if key in self._backoff and self._block < self._backoff[key][0]:
+            until, streak = self._backoff[key]
+            return f"reverted: backing off until block {until} ({streak} in a row)"
         if not self.inventory:
             return ""
         balance, allowance = wallet[(quote.debt_asset, target)]
@@ -346,11 +372,17 @@ class Executor(Recovery, Approvals):
                     block_number,
                 )
             )
-        self.store.record_sent_many(signed)  # persisted before they leave: a crash cannot lose one
+        try:
+            self.store.record_sent_many(signed)  # persisted before they leave: a crash cannot lose one
+        except BaseException:  # not recorded, so not sent: their nonces go back, newest first
+            for tx in reversed(signed):
+                self.nonces.release(tx.nonce)
+            raise
         log.info("transactions_persisted", count=len(signed), nonces=[signed[0].nonce, signed[-1].nonce])
         for tx in signed:
             self.nonces.claim(tx.position, tx.nonce)
             self.nonces.confirm(tx.nonce)
+        self._handed_over_s = time.perf_counter()  # signed and persisted: the sends start now
         results = await asyncio.gather(
             *(self.rpc.request("eth_sendRawTransaction", [tx.raw_tx]) for tx in signed),
             return_exceptions=True,
@@ -387,6 +419,12 @@ class Executor(Recovery, Approvals):
     ) -> list[SentTx]:
         """Settle what was mined; replace or cancel what waits. Returns the transactions that settled.
 
+        A replaced transaction may still be the one mined (it was included while its replacement
+        was being sent, which the node then refuses: "nonce too low"), so the receipts of the
+        in-flight nonces' replaced transactions are read too: otherwise the replacement would stay
+        pending forever, and be bumped and cancelled in vain, for a nonce already used. A nonce the
+        chain has used with no receipt of any of them went to a transaction the keeper did not send.
+
         ``reopened``: transactions a reorg took out of the chain (pending again in the store): they
         hold their positions again and are re-sent as they were when still worth it, else the
         loop below cancels them (their nonce must be used either way, or it blocks the later ones)."""
@@ -396,38 +434,64 @@ class Executor(Recovery, Approvals):
         in_flight = self.store.in_flight()
         if not in_flight:
             return []
-        used = await self._nonce_used()  # before the receipts: a nonce used by then has its receipt
-        receipts = await self.rpc.batch([("eth_getTransactionReceipt", [tx.tx_hash]) for tx in in_flight])
+        chain_nonce = await self._nonce_used()  # before the receipts: a nonce used by then has one
+        waiting = {tx.nonce for tx in in_flight}
+        superseded = [tx for tx in self.store.transactions(TxState.REPLACED) if tx.nonce in waiting]
+        candidates = in_flight + superseded
+        receipts = await self.rpc.batch([("eth_getTransactionReceipt", [tx.tx_hash]) for tx in candidates])
         self.metrics.in_flight.set(len(in_flight))
-        settled = []
-        for tx, receipt in zip(in_flight, receipts, strict=True):
-            if receipt is not None and int(receipt["blockNumber"], 16) > block_number:
-                continue  # mined after the block being processed: settle it when that block is
-            if receipt is None and tx.nonce < used:  # its nonce went to another transaction
-                settled += await self._nonce_taken(tx, block_number)
-            elif tx.tx_hash in resent:
+        settled, used = [], set()
+        for tx, receipt in zip(candidates, receipts, strict=True):
+            # mined after the block being processed: settle it when that block is
+            if (
+                receipt is not None
+                and int(receipt["blockNumber"], 16) <= block_number
+                and tx.nonce not in used
+            ):
+                lost = int(receipt["status"], 16) == 0 and not tx.is_approval and not still_liquidatable(tx)
+                if self.guard is not None:
+                    self.guard.observe(tx, receipt)  # counted before it is marked settled
+                settled.append(self._settle(tx, receipt, lost_race=lost))
+                used.add(tx.nonce)
+        landed = {tx.nonce for tx, receipt in zip(candidates, receipts, strict=True) if receipt is not None}
+        for tx in in_flight:
+            if tx.nonce in landed or tx.tx_hash in resent:
                 continue
-            elif receipt is not None:
-                settled.append(self._settle(tx, receipt))
+            if tx.nonce < chain_nonce:  # used, and by none of the keeper's transactions
+                self._nonce_taken(tx, block_number)
             elif not tx.is_approval and tx.user != self.address and not still_liquidatable(tx):
                 await self._replace(tx, block_number, base_fee, cancel=True)
             elif should_replace(tx.sent_block, block_number, self.policy):
                 await self._replace(tx, block_number, base_fee, cancel=False)
         return settled
 
-    def _settle(self, tx: SentTx, receipt: dict[str, Any]) -> SentTx:
+    def _settle(self, tx: SentTx, receipt: dict[str, Any], lost_race: bool = False) -> SentTx:
+        """``lost_race``: it reverted and the position is no longer liquidatable at its block, so
+        someone else liquidated it first (in flash mode the executor's early guard made that cheap)."""
         assert self.nonces is not None
         success = int(receipt["status"], 16) == 1
         gas_used = int(receipt["gasUsed"], 16)
         price = int(receipt["effectiveGasPrice"], 16)
         self.store.mark_mined(tx.tx_hash, int(receipt["blockNumber"], 16), gas_used, price, success)
-        self.nonces.free(PositionKey(tx.market, tx.user))
+        key = PositionKey(tx.market, tx.user)
+        self.nonces.free(key)
         kind = "approval" if tx.is_approval else "liquidation"
-        event = f"{kind}_mined" if success else f"{kind}_reverted"
+        if not tx.is_approval and not success and not lost_race:
+            streak = self._backoff.get(key, (0, 0))[1] + 1
+            mined_in = int(receipt["blockNumber"], 16)
+            self._backoff[key] = (
+                mined_in + min(REVERT_BACKOFF_BLOCKS << (streak - 1), MAX_BACKOFF_BLOCKS),
+                streak,
+            )
+        elif success:
+            self._backoff.pop(key, None)
+        outcome = "mined" if success else "lost_race" if lost_race else "reverted"
+        event = f"{kind}_{outcome}"
         if tx.note not in (CANCEL_NOTE, GAP_FILLER_NOTE, APPROVAL_NOTE):
-            self.settled["mined" if success else "reverted"] += 1
+            self.settled[outcome] += 1
             self.settled["expected_net_profit_wei"] += tx.expected_profit_wei if success else 0
-            self.metrics.opportunities.labels(tx.protocol, "won" if success else "reverted").inc()
+            label = "won" if success else "lost_to_competitor" if lost_race else "reverted"
+            self.metrics.opportunities.labels(tx.protocol, label).inc()
             if success:
                 self.metrics.profit.inc(tx.expected_profit_wei)
         self.settled["gas_paid_wei"] += gas_used * price
@@ -439,7 +503,7 @@ class Executor(Recovery, Approvals):
             {k: str(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in e.items()}
             for e in liquidation_events(receipt["logs"])
         ]
-        (log.info if success else log.error)(
+        (log.info if success else log.warning if lost_race else log.error)(
             event, tx=tx.tx_hash, nonce=tx.nonce, protocol=tx.protocol, market=tx.market, user=tx.user,
             gas_used=gas_used, effective_gas_price=price, gas_paid_wei=str(gas_used * price),
             block=int(receipt["blockNumber"], 16), realized=realized, note=tx.note,

@@ -3,9 +3,11 @@
 For each opportunity the protocol says what to liquidate (`ExecutorLeg`); this module decides how
 it is financed and sold, and what it is worth:
 
-* one Multicall3 round per block (whatever the number of opportunities) asks Uniswap's QuoterV2
-  what the seized collateral sells for on every configured fee tier, how much of each debt token
-  Morpho Blue holds (its flash loans are free) and each Aave pool's flash-loan premium;
+* what the seized collateral sells for on every configured fee tier is computed locally from the
+  venue's pools as read at the block (`keeper.execution.venues`, `keeper.math.uniswap_v3`: exact,
+  equal to QuoterV2); only a sale the book cannot price (a pool not followed, a swap leaving the
+  ticks it knows) is asked of QuoterV2, in one Multicall3 round with anything else the book lacks
+  (Morpho Blue's balance of a debt token, an Aave pool's flash premium); usually there is none;
 * a block's sales of one collateral for one debt token land one after another, each moving the
   pool for the next: they are quoted as running totals in sending order, each credited what its
   total adds, on the pair's best fee tier for the whole sale;
@@ -16,9 +18,9 @@ it is financed and sold, and what it is worth:
   minimum leaves, so a transaction that would lose reverts on chain instead. Opportunities whose
   worst case within the slippage bound does not pay are not sent.
 
-The quote is an ``eth_call`` of QuoterV2 (which simulates the swap in the pool's own code), not a
-local model of the pool: exact against ticks and liquidity at the block, at the cost of one batched
-round trip per block that has opportunities.
+Local swaps are the pool's own integer maths over its price, liquidity and initialized ticks, so
+no round trip stands between screening and the first transaction; QuoterV2 (the pool's code in an
+``eth_call``) stays the fallback, and what `keeper stress` uses.
 """
 
 from __future__ import annotations
@@ -26,20 +28,28 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import IntEnum
+from fractions import Fraction
+
+import structlog
 
 from keeper.chain.abi import contract
-from keeper.chain.multicall import Call, aggregate3
+from keeper.chain.multicall import Call, Result, aggregate3
 from keeper.chain.rpc import BlockTag, Rpc
 from keeper.errors import UsageError
+from keeper.execution.venues import VenueBook
 from keeper.math.wad_ray import percent_mul_ceil
 from keeper.protocols.base import ExecutorLeg, TokenPrice
 from keeper.risk.opportunity import Opportunity, first_complete, value_wei
+
+log = structlog.get_logger()
 
 EXECUTOR = contract("keeper/LiquidationExecutor")
 LIQUIDATE = EXECUTOR.fn("liquidate")
 OWNER = EXECUTOR.fn("owner")
 QUOTER = contract("uniswap_v3/IQuoterV2")
 QUOTE_EXACT_INPUT_SINGLE = QUOTER.fn("quoteExactInputSingle")
+QUOTE_BYTES = 4 * 32
+"""(amountOut, sqrtPriceX96After, initializedTicksCrossed, gasEstimate): anything shorter is no quote."""
 BALANCE_OF = contract("common/IERC20").fn("balanceOf")
 FLASHLOAN_PREMIUM_TOTAL = contract("aave_v3_6/IPool").fn("FLASHLOAN_PREMIUM_TOTAL")
 ZERO = "0x" + "00" * 20
@@ -76,6 +86,11 @@ class FlashSetup:
     morpho: str | None
     """A Morpho Blue to flash-borrow debt tokens from for Aave liquidations (free), if configured."""
     max_slippage_bps: int
+    factory: str | None = None
+    """The venue's Uniswap V3 factory: its pools are followed every block and sales on them computed
+    locally (`keeper.execution.venues`); None asks QuoterV2 for every sale."""
+    simulate: bool = False
+    """Simulate each executor call before sending (``execution.simulate_flash``); else route gas limits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +138,25 @@ class _Sales:
     prefix_quotes: dict[int, list[int]]
 
 
+Answer = tuple[bool, bytes]
+"""(success, return data) of one view, as `aggregate3` gives it."""
+
+
+def _word(value: int) -> Answer:
+    return True, value.to_bytes(32, "big")
+
+
 def plan_calls(
-    setup: FlashSetup, legs: Sequence[tuple[Opportunity, ExecutorLeg | None]]
-) -> tuple[list[Call], list[_Asked | None], dict[tuple[str, str], _Sales]]:
-    """The round's calls: per (collateral, debt) pair and fee tier, a quote for each running total
-    of the block's sales (they land in this order and each moves the pool for the next); Morpho's
-    debt-token balances; the Aave pools' flash premiums."""
-    calls: list[Call] = []
+    setup: FlashSetup,
+    legs: Sequence[tuple[Opportunity, ExecutorLeg | None]],
+    book: VenueBook | None = None,
+) -> tuple[list[Call | Answer], list[_Asked | None], dict[tuple[str, str], _Sales]]:
+    """The round's questions: per (collateral, debt) pair and fee tier, a quote for each running
+    total of the block's sales (they land in this order and each moves the pool for the next);
+    Morpho's debt-token balances; the Aave pools' flash premiums. Each is a call to make, or, when
+    ``book`` (this block's pools, balances and premiums) knows it, its answer already, written as
+    the view would return it: a sale inside a followed pool's known ticks is computed locally."""
+    calls: list[Call | Answer] = []
     asked: list[_Asked | None] = []
     sales: dict[tuple[str, str], _Sales] = {}
     sold: dict[tuple[str, str], int] = {}
@@ -145,6 +172,17 @@ def plan_calls(
         sold[group] = sold.get(group, 0) + quote.collateral_seized
         for fee in setup.fee_tiers:
             pair.prefix_quotes[fee].append(len(calls))
+            local = (
+                None
+                if book is None
+                else book.sale(quote.collateral_asset, quote.debt_asset, fee, sold[group])
+            )
+            if local is not None:
+                calls.append((True, local.to_bytes(32, "big") + bytes(3 * 32)))
+                continue
+            if book is not None and book.no_pool(quote.collateral_asset, quote.debt_asset, fee):
+                calls.append((False, b""))  # what the quoter answers for a pool that does not exist
+                continue
             request = {
                 "tokenIn": quote.collateral_asset,
                 "tokenOut": quote.debt_asset,
@@ -158,11 +196,15 @@ def plan_calls(
             if setup.morpho is not None:
                 if quote.debt_asset not in balances:
                     balances[quote.debt_asset] = len(calls)
-                    calls.append(Call(quote.debt_asset, BALANCE_OF.call(setup.morpho), allow_failure=True))
+                    held = None if book is None else book.lender_balances.get(quote.debt_asset)
+                    asked_balance = Call(quote.debt_asset, BALANCE_OF.call(setup.morpho), allow_failure=True)
+                    calls.append(asked_balance if held is None else _word(held))
                 balance = balances[quote.debt_asset]
             if leg.target not in premiums:
                 premiums[leg.target] = len(calls)
-                calls.append(Call(leg.target, FLASHLOAN_PREMIUM_TOTAL.call(), allow_failure=True))
+                known = None if book is None else book.premiums.get(leg.target)
+                asked_premium = Call(leg.target, FLASHLOAN_PREMIUM_TOTAL.call(), allow_failure=True)
+                calls.append(asked_premium if known is None else _word(known))
             premium = premiums[leg.target]
         asked.append(_Asked(group, len(pair.prefix_quotes[setup.fee_tiers[0]]) - 1, balance, premium))
     return calls, asked, sales
@@ -173,15 +215,21 @@ def decide(
     legs: Sequence[tuple[Opportunity, ExecutorLeg | None]],
     asked: Sequence[_Asked | None],
     sales: Mapping[tuple[str, str], _Sales],
-    answers: Sequence[tuple[bool, bytes]],
+    answers: Sequence[Answer],
     prices: Sequence[Mapping[str, TokenPrice]],
     native_asset: str,
+    price_moves: Mapping[str, Fraction] | None = None,
 ) -> tuple[list[FlashPlan], list[Refusal]]:
     """Pure: each opportunity's route and swap, or why it is not sent; plans keep the given
     (sending) order, which the running-total quotes assume. Each pair sells on the one fee tier
     whose quote for the block's whole sale is best; each sale is credited what its running total
-    adds to the one before it."""
+    adds to the one before it.
+
+    ``price_moves`` (what-if only, `keeper stress`): token -> relative price move; each quoted output
+    is scaled by (1 + move of the collateral) / (1 + move of the debt token), as if the pools had
+    followed the shocked oracle with the depth they have now."""
     tiers = {group: _best_tier(setup, pair, answers) for group, pair in sales.items()}
+    moves = price_moves or {}
     plans: list[FlashPlan] = []
     refused: list[Refusal] = []
     for (opportunity, leg), where in zip(legs, asked, strict=True):
@@ -193,7 +241,8 @@ def decide(
             pair = "/".join(where.group)
             refused.append(Refusal(opportunity, f"flash: no {pair} pool quotes the seized collateral"))
             continue
-        running = [_swap_output(answers[i]) for i in sales[where.group].prefix_quotes[fee]]
+        ratio = (1 + moves.get(where.group[0], Fraction(0))) / (1 + moves.get(where.group[1], Fraction(0)))
+        running = [_scaled(_swap_output(answers[i]), ratio) for i in sales[where.group].prefix_quotes[fee]]
         before = running[where.position - 1] if where.position else 0
         after = running[where.position]
         if before is None or after is None:  # a running total the pool could not quote
@@ -208,7 +257,7 @@ def decide(
     return plans, refused
 
 
-def _best_tier(setup: FlashSetup, pair: _Sales, answers: Sequence[tuple[bool, bytes]]) -> int | None:
+def _best_tier(setup: FlashSetup, pair: _Sales, answers: Sequence[Answer]) -> int | None:
     totals = [(_swap_output(answers[quotes[-1]]), fee) for fee, quotes in pair.prefix_quotes.items()]
     best = max(((out, fee) for out, fee in totals if out is not None), default=None)
     return None if best is None else best[1]
@@ -221,7 +270,7 @@ def _plan_one(
     where: _Asked,
     fee: int,
     swap_out: int,
-    answers: Sequence[tuple[bool, bytes]],
+    answers: Sequence[Answer],
     prices: Sequence[Mapping[str, TokenPrice]],
     native_asset: str,
 ) -> FlashPlan | str:
@@ -275,9 +324,7 @@ def _plan_one(
     )
 
 
-def _aave_route(
-    leg: ExecutorLeg, where: _Asked, answers: Sequence[tuple[bool, bytes]]
-) -> tuple[Route, int] | None:
+def _aave_route(leg: ExecutorLeg, where: _Asked, answers: Sequence[Answer]) -> tuple[Route, int] | None:
     """Morpho's free flash loan when it holds enough of the debt token, else the pool's (premium)
     when its reserve has the liquidity, else None."""
     if where.lender_balance is not None:
@@ -293,9 +340,13 @@ def _aave_route(
     return Route.AAVE_AAVE_FLASH, percent_mul_ceil(leg.debt_to_cover, premium_bps)
 
 
-def _swap_output(answer: tuple[bool, bytes]) -> int | None:
+def _scaled(amount: int | None, ratio: Fraction) -> int | None:
+    return amount if amount is None or ratio == 1 else amount * ratio.numerator // ratio.denominator
+
+
+def _swap_output(answer: Answer) -> int | None:
     ok, data = answer
-    if not ok or len(data) < 32:
+    if not ok or len(data) < QUOTE_BYTES:
         return None  # no pool on that tier, or the swap cannot fill
     amount: int = QUOTE_EXACT_INPUT_SINGLE.decode(data)["amountOut"]
     return amount if amount > 0 else None
@@ -331,9 +382,18 @@ async def plan_flash(
     prices: Sequence[Mapping[str, TokenPrice]],
     native_asset: str,
     block: BlockTag,
+    price_moves: Mapping[str, Fraction] | None = None,
+    book: VenueBook | None = None,
 ) -> tuple[list[FlashPlan], list[Refusal]]:
-    """One batched round at ``block``, then `decide`."""
-    calls, asked, sales = plan_calls(setup, legs)
-    results = await aggregate3(rpc, calls, block)
-    answers = [(r.success, r.data) for r in results]
-    return decide(setup, legs, asked, sales, answers, prices, native_asset)
+    """What ``book`` does not answer, in one batched round at ``block`` (none when it answers all),
+    then `decide`."""
+    questions, asked, sales = plan_calls(setup, legs, book)
+    calls = [q for q in questions if isinstance(q, Call)]
+    log.debug("flash_planned", questions=len(questions), asked=len(calls))
+    results = iter(await aggregate3(rpc, calls, block) if calls else [])
+    answers = [q if not isinstance(q, Call) else _answer(next(results)) for q in questions]
+    return decide(setup, legs, asked, sales, answers, prices, native_asset, price_moves)
+
+
+def _answer(result: Result) -> Answer:
+    return result.success, result.data

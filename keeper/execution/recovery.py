@@ -1,18 +1,16 @@
 """The sender's recovery half: what it does when a nonce is not where it left it.
 
 A mixin of `keeper.execution.executor.Executor` (its node, signer, nonces, store and fee policy;
-the executor provides ``_signed``, ``_settle`` and ``_replace``). Each case here was found by the
-fault suite (tests/faults): a broadcast refused (the nonce is filled, in the same commit as the
-drop), a nonce left with nothing pending by a crash (filled at start-up), a nonce used by a
-transaction the keeper did not send or by a replaced original mined after all (settled, or
-dropped and freed), and transactions a reorg took out of the chain (re-sent or cancelled).
+the executor provides ``_signed``). Each case here was found by the fault suite (tests/faults): a
+broadcast refused (the nonce is filled, in the same commit as the drop), a nonce left with nothing
+pending by a crash (filled at start-up), a nonce used by a transaction the keeper did not send
+(dropped and freed), and transactions a reorg took out of the chain (re-sent or cancelled).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
 
 import structlog
 
@@ -20,7 +18,7 @@ from keeper.chain.rpc import Rpc, RpcError
 from keeper.execution.gas import FeePolicy, Fees, overhead_fees
 from keeper.execution.nonces import NonceManager
 from keeper.state.store import Store
-from keeper.state.txstate import GAP_FILLER_NOTE, SentTx, TxState
+from keeper.state.txstate import GAP_FILLER_NOTE, SentTx
 
 log = structlog.get_logger(__name__)
 
@@ -41,9 +39,6 @@ class Recovery:
     _reward: int | None
 
     def _signed(self, nonce: int, to: str, data: bytes, gas_limit: int, fees: Fees) -> tuple[str, str]:
-        raise NotImplementedError
-
-    def _settle(self, tx: SentTx, receipt: dict[str, Any]) -> SentTx:
         raise NotImplementedError
 
     async def _fill_gap(self, refused: SentTx, reason: str, block_number: int) -> None:
@@ -106,26 +101,14 @@ class Recovery:
         read (a block-number tag would race the node's head)."""
         return int(await self.rpc.request("eth_getTransactionCount", [self.address, "latest"]), 16)
 
-    async def _nonce_taken(self, tx: SentTx, block_number: int) -> list[SentTx]:
-        """``tx`` has no receipt but its nonce is used: by one of the nonce's earlier versions (a
-        replaced original mined after all) - settle that one, once its block is processed - or by a
-        transaction the keeper never made (the operator used the key by hand) - drop ``tx``."""
+    def _nonce_taken(self, tx: SentTx, block_number: int) -> None:
+        """``tx`` waits on a nonce the chain has used, and neither it nor the nonce's replaced
+        versions has a receipt: a transaction the keeper never made took it (the operator used the
+        key by hand). The record is dropped (it would wait forever) and the position freed."""
         assert self.nonces is not None
-        others = [
-            o
-            for o in self.store.nonce_records(tx.nonce)
-            if o.tx_hash != tx.tx_hash and o.state is TxState.REPLACED
-        ]
-        calls = [("eth_getTransactionReceipt", [o.tx_hash]) for o in others]
-        receipts = await self.rpc.batch(calls) if calls else []
-        for other, receipt in zip(others, receipts, strict=True):
-            if receipt is not None:
-                mined_later = int(receipt["blockNumber"], 16) > block_number
-                return [] if mined_later else [self._settle(other, receipt)]
         self.store.mark_dropped(tx.tx_hash, "nonce used by a transaction the keeper did not send")
         self.nonces.free(tx.position)
         log.warning("nonce_used_outside", tx=tx.tx_hash, nonce=tx.nonce, block=block_number)
-        return []
 
     async def _reopen(
         self, reopened: Sequence[SentTx], still_liquidatable: Callable[[SentTx], bool]

@@ -7,6 +7,8 @@ the same metric name twice on one registry is an error.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 RPC_LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -15,6 +17,9 @@ STAGE_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 """Per-block stages take milliseconds; inclusion takes one or more block times."""
 STAGES = ("received_to_screened", "screened_to_simulated", "simulated_to_sent", "sent_to_included")
 HEALTH_THRESHOLDS = ("1.0", "1.05", "1.1")
+GUARD_CAPS = ("gas_per_hour", "gas_per_day", "loss_per_hour", "loss_per_day", "reverts")
+"""The spend guard's caps (`keeper.state.guardstate.Cap`; a unit test keeps the two equal)."""
+GUARD_WINDOWS = ("hour", "day")
 OPPORTUNITY_OUTCOMES = ("seen", "attempted", "won", "lost_to_competitor", "reverted", "skipped")
 
 
@@ -44,6 +49,7 @@ class Metrics:
         )
 
         self._keeper_metrics()
+        self._guard_metrics()
 
     def _keeper_metrics(self) -> None:
         r = self.registry
@@ -119,6 +125,55 @@ class Metrics:
             ["protocol", "asset"],
             registry=r,
         )
+
+    def zero(
+        self, protocols: Mapping[str, Iterable[str]], feed_tokens: Iterable[str], feeds_label: str
+    ) -> None:
+        """Create every counter series whose labels are known at start (``protocols``: name -> its price
+        keys) at 0. A series that first appears at 1 has no increase to Prometheus (``increase()``
+        needs two samples), so the first revert would never fire KeeperReverts, and the dashboard's
+        panels would read "no data" for a keeper that simply has not had a revert yet."""
+        for name, price_keys in protocols.items():
+            for outcome in OPPORTUNITY_OUTCOMES:
+                self.opportunities.labels(name, outcome)
+            self.dry_runs.labels(name)
+            for key in price_keys:
+                self.feed_updates.labels(name, key)
+                self.prices_rejected.labels(name, key)
+        for token in feed_tokens:
+            self.prices_rejected.labels(feeds_label, token)
+
+    def _guard_metrics(self) -> None:
+        r = self.registry
+        self.guard_tripped = Gauge(
+            "keeper_spend_guard_tripped",
+            "1 on the spend guard cap that stopped the keeper (gas_per_hour, gas_per_day, loss_per_hour, "
+            "loss_per_day, reverts), 0 on the others.",
+            ["cap"],
+            registry=r,
+        )
+        self.guard_gas = Gauge(
+            "keeper_spend_guard_gas_paid_wei",
+            "Gas paid by settled keeper transactions in the rolling window (hour, day), in wei.",
+            ["window"],
+            registry=r,
+        )
+        self.guard_loss = Gauge(
+            "keeper_spend_guard_realized_loss_wei",
+            "Realized loss of settled keeper transactions in the rolling window (hour, day), in wei.",
+            ["window"],
+            registry=r,
+        )
+        self.guard_reverts = Gauge(
+            "keeper_spend_guard_reverted_transactions",
+            "Reverted keeper transactions within guard.revert_window_s.",
+            registry=r,
+        )
+        for cap in GUARD_CAPS:  # every series from the first scrape (a dry run has no guard: all 0)
+            self.guard_tripped.labels(cap)
+        for window in GUARD_WINDOWS:
+            self.guard_gas.labels(window)
+            self.guard_loss.labels(window)
 
     def observe_rpc(self, endpoint: str, method: str, latency_s: float, error_kind: str | None) -> None:
         """Record one request; `error_kind` is None on success."""

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from keeper.math.wad_ray import WAD
-from keeper.protocols.base import LendingAdapter, LiquidationQuote, PositionHealth, PositionKey
+from keeper.protocols.base import (
+    ExecutorLeg,
+    LendingAdapter,
+    LiquidationQuote,
+    PositionHealth,
+    PositionKey,
+    TokenPrice,
+)
 
 
 @dataclass
@@ -26,6 +33,10 @@ class StressResult:
     collateral_seized: dict[str, int] = field(default_factory=dict)
     second_round: int = 0
     quotes: list[LiquidationQuote] = field(default_factory=list)
+    legs: list[ExecutorLeg | None] = field(default_factory=list)
+    """Per quote, what the flash executor would be asked to do (`LendingAdapter.executor_leg`)."""
+    prices: dict[str, TokenPrice] = field(default_factory=dict)
+    """The shocked oracle's reference prices (empty for a protocol whose oracle prices no token)."""
 
 
 def stress(
@@ -34,6 +45,7 @@ def stress(
     result = StressResult(name)
     result.liquidatable_before = sum(h.liquidatable for h in adapter.health(timestamp))
     shocked = adapter.shocked(shocks)
+    result.prices = dict(shocked.snapshot().reference_prices)
     for health in shocked.health(timestamp):
         if not health.liquidatable:
             continue
@@ -43,6 +55,7 @@ def stress(
         if quote is None:
             continue
         result.quotes.append(quote)
+        result.legs.append(shocked.executor_leg(quote))
         result.debt_to_cover[quote.debt_asset] = (
             result.debt_to_cover.get(quote.debt_asset, 0) + quote.debt_repaid
         )

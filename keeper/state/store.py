@@ -4,9 +4,10 @@ A restart must resume from where the keeper stopped, not re-index from ``start_b
 keeps the discovered positions, immutable protocol metadata (e.g. Morpho market params), one cursor
 per protocol and a short ring of recent block hashes for reorg detection. It also records every
 transaction the keeper sends and its state (``keeper.state.txstate``), so a restart knows which
-nonces are in flight and can re-broadcast them instead of sending anew. Each block's changes and
-the cursor move commit in ONE transaction, so after any crash the cursor's block has all of its
-positions and no later block has any.
+nonces are in flight and can re-broadcast them instead of sending anew, and the spend guard's
+settlements and trip (``keeper.state.guard_ledger``), so a tripped guard stays tripped. Each
+block's changes and the cursor move commit in ONE transaction, so after any crash the cursor's
+block has all of its positions and no later block has any.
 
 Durability: WAL journal with ``synchronous=NORMAL``. In WAL mode that setting syncs only at
 checkpoints, so a power loss may drop the last few commits but can never corrupt the database or
@@ -14,6 +15,10 @@ leave a transaction half applied; a killed process loses nothing that was commit
 last commits is harmless here because the cursor travels with the data it describes: the keeper
 simply re-reads those blocks from the older cursor. Transaction records are the exception: they
 commit with ``synchronous=FULL``, because a forgotten sent transaction cannot be re-read.
+
+A write the disk refuses (full, a quota, a file-size limit, the file read-only) raises
+`StoreUnwritable` after SQLite rolled it back: the caller holds back whatever depended on it (the
+daemon sends nothing it could not record) and retries the same write later.
 
 The API is synchronous and fast (no chain I/O); every call holds a lock, so the store may be used
 directly or from worker threads (``asyncio.to_thread``), one call at a time.
@@ -32,8 +37,9 @@ from types import MappingProxyType, TracebackType
 from typing import NamedTuple, Self
 
 from keeper.chain.types import BlockRef
-from keeper.errors import Halt, UsageError
+from keeper.errors import Halt, KeeperError, UsageError
 from keeper.protocols.base import PositionKey
+from keeper.state.guard_ledger import GuardLedger
 from keeper.state.transactions import TransactionLog
 
 RECENT_BLOCKS_KEPT = 128
@@ -76,6 +82,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX transactions_state ON transactions (state)",
         "CREATE INDEX transactions_position ON transactions (protocol, market, user)",
     ),
+    # 3: the spend guard (keeper.state.guard_ledger): each settlement it counted (wei as decimal
+    # strings) and its one-row state: the trip, if any, and the last settlement a reset forgave.
+    (
+        """CREATE TABLE guard_settlements (
+            id INTEGER PRIMARY KEY, tx_hash TEXT NOT NULL UNIQUE, nonce INTEGER NOT NULL,
+            block INTEGER NOT NULL, at_s INTEGER NOT NULL, gas_paid_wei TEXT NOT NULL,
+            loss_wei TEXT NOT NULL, reverted INTEGER NOT NULL
+        )""",
+        "CREATE INDEX guard_settlements_at ON guard_settlements (at_s)",
+        """CREATE TABLE guard_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1), forgiven_through INTEGER NOT NULL DEFAULT 0,
+            reset_at REAL, cap TEXT, window_s INTEGER, figure TEXT, limit_value TEXT,
+            at_s INTEGER, block INTEGER, tx_hash TEXT
+        )""",
+    ),
 )
 """Ordered schema migrations; migration ``i`` takes the store from version ``i`` to ``i + 1``.
 
@@ -99,6 +120,10 @@ _SET_CURSOR = """
 """
 
 
+class StoreUnwritable(KeeperError):
+    """The store could not commit a write (disk full, I/O error, read-only): nothing of it was kept."""
+
+
 @dataclass(frozen=True, slots=True)
 class Cursor:
     """The last block whose changes a protocol has fully committed."""
@@ -113,7 +138,7 @@ class RecentBlock(NamedTuple):
     parent_hash: str
 
 
-class Store(TransactionLog):
+class Store(TransactionLog, GuardLedger):
     """One SQLite file. Open with :meth:`Store.open`; close it (or use it as a context manager)."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path, recent_blocks_kept: int) -> None:
@@ -174,6 +199,8 @@ class Store(TransactionLog):
         going back is :meth:`rollback_to`'s job.
         """
         with self._write() as conn:
+            if _cursor(conn, protocol) == Cursor(block.number, block.hash):
+                return  # committed before a later protocol's write of the same block failed: a retry
             _check_forward(conn, protocol, block.number)
             _upsert(conn, protocol, block.number, block.number, keys, markets)
             conn.execute(
@@ -269,19 +296,25 @@ class Store(TransactionLog):
         not even a power loss undoes it. Transaction records need that; position blocks do not.
         """
         with self._lock:
-            if durable:
-                self._conn.execute("PRAGMA synchronous = FULL")
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._conn
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-                self._conn.execute("COMMIT")
-            finally:
                 if durable:
-                    self._conn.execute("PRAGMA synchronous = NORMAL")
+                    self._conn.execute("PRAGMA synchronous = FULL")
+                try:
+                    self._conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield self._conn
+                    except BaseException:
+                        if self._conn.in_transaction:  # SQLite rolls back itself on a full disk
+                            self._conn.execute("ROLLBACK")
+                        raise
+                    self._conn.execute("COMMIT")
+                finally:
+                    if durable:
+                        self._conn.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.OperationalError as exc:  # disk full, I/O error, read-only, locked too long
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise StoreUnwritable(f"store {self.path}: cannot write: {exc}") from None
 
 
 def _configure(conn: sqlite3.Connection, path: Path) -> None:

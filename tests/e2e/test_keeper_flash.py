@@ -25,6 +25,7 @@ from keeper.chain.abi import contract
 from keeper.chain.multicall import words
 from keeper.devnet.abi import encode_call
 from keeper.devnet.feeds import set_price
+from keeper.execution.flash import BURN_GAS, ROUTE_GAS
 from tests.conftest import Devnet, run_keeper
 
 from .keeper_process import KEEPER_KEY, KeeperProcess, keeper_config
@@ -207,3 +208,39 @@ def test_keeper_run_refuses_an_executor_it_cannot_use(
     last = proc.stderr.strip().splitlines()[-1]
     expected = "no contract at" if case == "no code" else f"is owned by {owner}"
     assert last.startswith("keeper: error: execution.executor:") and expected in last, last
+
+
+def test_a_flash_dry_run_simulates_each_executor_call_and_reports_its_profit(
+    timed_devnet: Devnet, tmp_path: Path
+) -> None:
+    """Dry-run has no race to win: each executor call is simulated (eth_estimateGas from the owner,
+    so a call the executor would refuse shows as a simulation revert), and reported with the flash
+    plan's route, swap and profits; nothing is sent."""
+    rpc = timed_devnet.rpc
+    snapshot = rpc.call("evm_snapshot")
+    try:
+        owner = Account.from_key(FLASH_KEY).address
+        rpc.call("anvil_setBalance", [owner, hex(10**18)])
+        executor = deploy_executor(timed_devnet)
+        nonce = rpc.call("eth_getTransactionCount", [owner, "latest"])
+        config = keeper_config(timed_devnet, tmp_path, "dry-run", strategy="flash", executor=executor)
+        keeper = KeeperProcess(config, FLASH_KEY)
+        keeper.wait_for(lambda e: e.get("event") == "keeper_ready")
+        crash = set_price(rpc, "WETH", move=Decimal("-25")).block
+        handled = keeper.wait_for(lambda e: e.get("event") == "block_handled" and e["block"] >= crash)
+        assert keeper.stop() == 0, keeper.lines[-5:]
+        assert rpc.call("eth_getTransactionCount", [owner, "latest"]) == nonce
+    finally:
+        assert rpc.call("evm_revert", [snapshot]) is True
+    reported = [
+        e for e in keeper.events if e.get("event") == "liquidation_dry_run" and e["block"] == handled["block"]
+    ]
+    assert {e["protocol"] for e in reported} == {"aave", "morpho"} and len(reported) >= 300
+    routes = {"morpho_callback", "aave_morpho_flash", "aave_aave_flash"}
+    fixed = {(gas + burns * BURN_GAS) * 12 // 10 for gas in ROUTE_GAS.values() for burns in range(8)}
+    for event in reported:
+        assert event["route"] in routes and event["tx"] is None
+        assert 0 < int(event["min_profit"]) <= int(event["expected_profit"]) <= int(event["swap_out"])
+        # a simulated limit (the estimate plus the 20 % margin), not a route's fixed one
+        assert event["gas_limit"] not in fixed, event["gas_limit"]
+    assert handled["simulate_ms"] > 0

@@ -89,6 +89,49 @@ async def test_replace_then_cancel_on_one_nonce(chain: Devnet, tmp_path: Path) -
             assert executor.nonces is not None and executor.nonces.holder(original.position) is None
 
 
+async def test_a_replaced_liquidation_that_is_mined_settles_its_nonce(chain: Devnet, tmp_path: Path) -> None:
+    """The original is included while its fee bump is being sent (the node then refuses the bump,
+    "nonce too low"): the receipt of the replaced transaction settles the nonce; the bump is dropped,
+    never left pending to be bumped and cancelled for a nonce already used."""
+    rpc_sync, s = chain.rpc, chain.summary
+    set_price(rpc_sync, "WETH", move=Decimal("-25"))
+    config = load_config(chain.config_path)
+    async with HttpRpc(s["rpc_url"]) as rpc:
+        with Store.open(tmp_path / "store.sqlite") as store:
+            sync = PositionSync(rpc, store, tracked_protocols(config.protocols, build_adapter))
+            head = await sync.start()
+            signer = Signer.from_key(KEEPER_KEY, config.chain.chain_id)
+            nonce = int(await rpc.request("eth_getTransactionCount", [signer.address, "pending"]), 16)
+            policy = fee_policy(ExecutionConfig(replace_after_blocks=1, max_gas_cost_share_bps=10_000))
+            executor = Executor(rpc, signer.address, policy, 2_000, store, NonceManager(nonce, []), signer)
+            engine = Engine(sync, executor, s["aave"]["reserves"]["WETH"], Metrics(CollectorRegistry()))
+            opportunity = next(o for o in engine.opportunities(head.timestamp + 1) if o.name == "aave")
+            base_fee = int(
+                (await rpc.request("eth_getBlockByNumber", ["latest", False]))["baseFeePerGas"], 16
+            )
+            rpc_sync.call("evm_setAutomine", [False])
+            try:
+                call = sync.protocols[0].adapter.liquidation_call(opportunity.quote)
+                (attempt,) = await executor.attempt_all([(opportunity, call)], head.number, base_fee)
+                assert attempt.outcome == "sent", attempt.reason
+                (original,) = store.in_flight()
+                await executor.track(head.number + 1, base_fee, lambda tx: True)
+                (bump,) = store.in_flight()
+                assert bump.note == "fee bump" and bump.nonce == original.nonce
+                # the node mines the original instead of its bump
+                assert rpc_sync.call("anvil_dropTransaction", [bump.tx_hash]) == bump.tx_hash
+                rpc_sync.call("eth_sendRawTransaction", [original.raw_tx])
+                rpc_sync.call("evm_mine")
+                mined = int((await rpc.request("eth_getBlockByNumber", ["latest", False]))["number"], 16)
+                settled = await executor.track(mined, base_fee, lambda tx: True)
+            finally:
+                rpc_sync.call("evm_setAutomine", [True])
+            assert [tx.tx_hash for tx in settled] == [original.tx_hash]
+            states = {tx.tx_hash: tx.state for tx in store.transactions()}
+            assert states == {original.tx_hash: TxState.MINED, bump.tx_hash: TxState.DROPPED}
+            assert store.in_flight() == [] and executor.settled["mined"] == 1
+
+
 async def test_a_restart_rebroadcasts_what_was_in_flight_and_settles_it(
     chain: Devnet, tmp_path: Path
 ) -> None:

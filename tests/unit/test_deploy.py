@@ -56,6 +56,10 @@ METRICS = HISTOGRAMS | {
     "keeper_wallet_balance",
     "keeper_feed_updates_total",
     "keeper_prices_rejected_total",
+    "keeper_spend_guard_tripped",
+    "keeper_spend_guard_gas_paid_wei",
+    "keeper_spend_guard_realized_loss_wei",
+    "keeper_spend_guard_reverted_transactions",
 }
 """The keeper's metric names (keeper/obs/metrics.py); histograms also expose _bucket, _sum, _count."""
 
@@ -221,9 +225,10 @@ def test_grafana_provisioning_matches_compose() -> None:
 # --- Prometheus ------------------------------------------------------------------------------
 
 REQUIRED_ALERTS = {"KeeperDown", "KeeperHeadStale", "KeeperNotReady", "KeeperReverts"}
-REQUIRED_ALERTS |= {"KeeperWalletBalanceLow", "KeeperNoBlocks", "KeeperRpcErrors"}
-FIRE_AT_ONCE = {"KeeperReverts"}
-"""Rules without ``for``: a single reverted liquidation is worth a page immediately."""
+REQUIRED_ALERTS |= {"KeeperWalletBalanceLow", "KeeperNoBlocks", "KeeperRpcErrors", "KeeperSpendGuardTripped"}
+FIRE_AT_ONCE = {"KeeperReverts", "KeeperSpendGuardTripped"}
+"""Rules without ``for``: a single reverted liquidation, or a keeper its spend guard stopped, is
+worth a page immediately."""
 
 
 def alert_rules() -> list[dict[str, Any]]:

@@ -151,6 +151,8 @@ class FakeExecutor:
     last_timings: dict[str, float] = field(
         default_factory=lambda: {"wallet_ms": 0.0, "simulate_ms": 0.0, "sign_and_send_ms": 0.0}
     )
+    first_sent_at: float | None = None
+    dry_run: bool = False
 
     def in_flight(self, position: PositionKey) -> bool:
         return position in self.busy

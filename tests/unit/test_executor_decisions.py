@@ -19,7 +19,14 @@ from eth_utils.crypto import keccak
 
 from keeper.chain.multicall import AGGREGATE3_SELECTOR, MULTICALL3
 from keeper.chain.rpc import RpcError
-from keeper.execution.executor import ALLOWANCE, BALANCE_OF, FIRST_WAVE, Attempt, Executor
+from keeper.execution.executor import (
+    ALLOWANCE,
+    BALANCE_OF,
+    FIRST_WAVE,
+    REVERT_BACKOFF_BLOCKS,
+    Attempt,
+    Executor,
+)
 from keeper.execution.gas import FeePolicy
 from keeper.execution.nonces import NonceManager
 from keeper.execution.signer import Signer
@@ -215,3 +222,52 @@ async def test_dry_run_simulates_and_prices_but_sends_and_records_nothing(store:
     assert attempts[0].gas_limit == GAS * 12 // 10
     assert 0 < attempts[0].expected_net_profit_wei < ETHER
     assert node.raw_sent == [] and store.transactions() == []
+
+
+@dataclass
+class MiningNode(FakeNode):
+    """Also answers receipts: each hash in ``receipts`` is mined with that status in ``block``."""
+
+    receipts: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        if calls and calls[0][0] == "eth_getTransactionReceipt":
+            return [self._receipt(params[0]) for _, params in calls]
+        return await super().batch(calls)
+
+    def _receipt(self, tx_hash: str) -> dict[str, Any] | None:
+        if tx_hash not in self.receipts:
+            return None
+        status, block = self.receipts[tx_hash]
+        return {
+            "status": hex(status),
+            "blockNumber": hex(block),
+            "gasUsed": hex(GAS),
+            "effectiveGasPrice": hex(BASE_FEE),
+            "logs": [],
+        }
+
+
+@pytest.mark.parametrize(("position_gone", "backs_off"), [(False, True), (True, False)])
+async def test_a_reverted_liquidation_backs_off_unless_the_race_was_lost(
+    store: Store, position_gone: bool, backs_off: bool
+) -> None:
+    """A revert the maths did not foresee (the position still liquidatable) is not retried for
+    `REVERT_BACKOFF_BLOCKS`, twice that after a second one; a race lost (the position gone) is no
+    reason to wait, and a success clears the streak."""
+    node = MiningNode(**vars(funded()))
+    ex = executor(node, store)
+    (sent,) = await attempt(ex, item(USERS[0], ETHER), block=100)
+    node.receipts[sent.tx_hash] = (0, 101)
+    await ex.track(101, BASE_FEE, lambda tx: not position_gone)
+    retried = await attempt(ex, item(USERS[0], ETHER), block=102)
+    if not backs_off:
+        assert outcomes(retried) == [("sent", "")]
+        return
+    assert outcomes(retried) == [("skipped", "reverted")]
+    assert f"until block {101 + REVERT_BACKOFF_BLOCKS}" in retried[0].reason
+    (again,) = await attempt(ex, item(USERS[0], ETHER), block=101 + REVERT_BACKOFF_BLOCKS)
+    node.receipts[again.tx_hash] = (0, 112)
+    await ex.track(112, BASE_FEE, lambda tx: True)
+    (third,) = await attempt(ex, item(USERS[0], ETHER), block=112 + REVERT_BACKOFF_BLOCKS)
+    assert third.outcome == "skipped" and f"until block {112 + 2 * REVERT_BACKOFF_BLOCKS}" in third.reason

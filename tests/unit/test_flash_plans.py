@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from eth_abi.abi import encode
 
 from keeper.execution.flash import (
@@ -12,6 +14,8 @@ from keeper.execution.flash import (
     decide,
     plan_calls,
 )
+from keeper.execution.venues import Pool, PoolBook, VenueBook
+from keeper.math.uniswap_v3 import PoolState, exact_input
 from keeper.protocols.base import ExecutorLeg, LiquidationQuote, TokenPrice
 from keeper.risk.opportunity import Opportunity
 
@@ -106,3 +110,48 @@ def test_a_deficit_liquidation_gets_gas_for_each_debt_it_burns() -> None:
     assert plan.route is Route.AAVE_AAVE_FLASH
     assert plan.expected_profit == 1_900 * 10**6 - 1_000 * 10**6 - (1_001 * 10**6 * 5 + 9_999) // 10_000
     assert plan.gas == ROUTE_GAS[Route.AAVE_AAVE_FLASH] + 3 * BURN_GAS
+
+
+def test_a_what_if_price_move_scales_each_sale_by_the_collateral_to_debt_ratio() -> None:
+    """`keeper stress`: WETH -25 % and USDC +25 % against today's pools: each running total is
+    worth 0.75 / 1.25 of its quote, so each sale is credited the difference of the scaled totals."""
+    legs = [
+        (opportunity("a", 500 * 10**6, 10**18), aave_leg(501 * 10**6)),
+        (opportunity("b", 500 * 10**6, 10**18), aave_leg(501 * 10**6)),
+    ]
+    calls, asked, sales = plan_calls(SETUP, legs)
+    (pair,) = sales.values()
+    outputs = {
+        pair.prefix_quotes[500][0]: quoted(2_000 * 10**6 + 1),
+        pair.prefix_quotes[500][1]: quoted(3_999 * 10**6),
+    }
+    answers = answers_for(len(calls), outputs, (True, encode(["uint256"], [10**30])))
+    moves = {WETH: Fraction(-1, 4), USDC: Fraction(1, 4)}
+    plans, refused = decide(SETUP, legs, asked, sales, answers, [BOOK], WETH, moves)
+    assert refused == []
+    first, total = (2_000 * 10**6 + 1) * 3 // 5, 3_999 * 10**6 * 3 // 5
+    assert [p.swap_out for p in plans] == [first, total - first]
+    unmoved, _ = decide(SETUP, legs, asked, sales, answers, [BOOK], WETH)
+    assert [p.swap_out for p in unmoved] == [2_000 * 10**6 + 1, 1_999 * 10**6 - 1]
+
+
+def test_a_venue_book_answers_every_question_so_nothing_is_asked() -> None:
+    """Sales on a followed pool are computed locally (and equal `exact_input`), a tier the factory
+    has no pool for is answered "no quote" without asking, and Morpho's balance and the premium come
+    from the book: the round is empty and the plan is the one the answers give."""
+    a, b = sorted((WETH.lower(), USDC.lower()))
+    full_range = {-887270: 10**22, 887270: -(10**22)}
+    state = PoolState(2**96 // 1000, -138163, 10**22, 500, 10, full_range, (-347, 346))
+    pools = PoolBook(pools={(a, b, 500): Pool("0x" + "99" * 20, a, b, 500, 10)}, searched=frozenset({a, b}))
+    pools.states["0x" + "99" * 20] = state
+    book = VenueBook(pools, lender_balances={USDC: 10**30}, premiums={POOL: 5})
+    legs = [(opportunity("a", 1_000, 10**6), aave_leg(1_001))]
+    questions, asked, sales = plan_calls(SETUP, legs, book)
+    assert [q for q in questions if not isinstance(q, tuple)] == []
+    plans, refused = decide(SETUP, legs, asked, sales, questions, [BOOK], WETH)
+    zero_for_one = WETH.lower() == a
+    assert refused == [] and plans[0].swap_out == exact_input(state, zero_for_one, 10**6)
+    assert plans[0].fee == 500 and plans[0].route is Route.AAVE_MORPHO_FLASH
+    unknown = VenueBook(PoolBook())  # nothing followed: every quote, the balance and the premium asked
+    questions, _, _ = plan_calls(SETUP, legs, unknown)
+    assert len([q for q in questions if not isinstance(q, tuple)]) == len(SETUP.fee_tiers) + 2

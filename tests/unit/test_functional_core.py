@@ -31,10 +31,13 @@ PURE_MODULES = [
     "keeper.protocols.morpho_blue.liquidation",
     "keeper.protocols.morpho_blue.events",
     "keeper.execution.gas",
+    "keeper.execution.guard",
+    "keeper.state.guardstate",
     "keeper.state.txstate",
     "keeper.execution.nonces",
     "keeper.chain.abi",
     "keeper.chain.abi_params",
+    "keeper.fork.report",
 ]
 FORBIDDEN = {"aiohttp", "asyncio", "web3", "sqlite3", "requests", "keeper.chain", "keeper.devnet"}
 """(``socket`` itself is loaded by ``importlib.metadata`` under eth_utils; no network code is.)"""

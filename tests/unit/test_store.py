@@ -56,7 +56,9 @@ def test_open_creates_the_schema_in_wal_mode(path: Path) -> None:
     assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert rows(path, "PRAGMA journal_mode") == [("wal",)]
     tables = {name for (name,) in rows(path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == {"positions", "markets", "cursor", "recent_blocks", "transactions"}
+    assert tables == {
+        "positions", "markets", "cursor", "recent_blocks", "transactions", "guard_settlements", "guard_state",
+    }  # fmt: skip
 
 
 def test_reopen_keeps_data_and_does_not_migrate_again(path: Path) -> None:

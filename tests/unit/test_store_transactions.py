@@ -320,11 +320,11 @@ def test_a_store_at_the_previous_version_upgrades_in_place_and_keeps_positions(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as old_keeper:
-        old_keeper.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[: SCHEMA_VERSION - 1])
-        old_keeper.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION - 1)
+        old_keeper.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:1])
+        old_keeper.setattr(store_module, "SCHEMA_VERSION", 1)  # before the transactions table
         with Store.open(path) as old:
             old.apply_block("aave-main", BlockRef(5, "0xa5", 0), "0xa4", [PositionKey("0xpool", "0xu1")])
-    assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION - 1,)]
+    assert rows(path, "PRAGMA user_version") == [(1,)]
     assert rows(path, "SELECT name FROM sqlite_master WHERE name = 'transactions'") == []
 
     with Store.open(path) as store:
