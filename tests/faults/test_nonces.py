@@ -20,7 +20,7 @@ from keeper.state.store import Store
 from keeper.state.txstate import TxState
 from tests.support.devnet import Devnet
 
-from .invariants import check_all
+from .invariants import WOULD_NOT_PAY, check_all
 from .support import FAULT_KEY, flash_keeper, reverted, run_of, stall, wait_event, wait_settled
 
 GWEI = 10**9
@@ -104,13 +104,21 @@ def test_the_keeper_drops_what_a_hand_sent_transaction_replaced(spent: dict[str,
     assert spent["taken"] in {e["nonce"] for e in outside}, outside
 
 
-def test_the_position_of_the_taken_nonce_is_liquidated_again(spent: dict[str, Any]) -> None:
-    """Its position was freed and liquidated on a later nonce (check 1 already says nothing
-    profitable is left; this names the position)."""
+def test_the_position_of_the_taken_nonce_is_freed_and_decided_again(spent: dict[str, Any]) -> None:
+    """Its position was freed: liquidated on a later nonce, or (the base fee still high) skipped as
+    not paying for its gas - never left held by the dropped record."""
     events = spent["keeper"].events
     (lost,) = [r for r in spent["records"] if r.user != spent["keeper"].address]
-    mined = [e for e in events if e.get("event") == "liquidation_mined" and e["user"] == lost.user]
-    assert mined and all(e["nonce"] > spent["taken"] for e in mined), mined
+    dropped_at = next(
+        i
+        for i, e in enumerate(events)
+        if e.get("event") == "nonce_used_outside" and e["nonce"] == spent["taken"]
+    )
+    later = [e for e in events[dropped_at:] if e.get("user") == lost.user]
+    mined = [e for e in later if e.get("event") == "liquidation_mined"]
+    skipped = [e for e in later if e.get("event") == "opportunity_skipped"]
+    assert all(e["nonce"] > spent["taken"] for e in mined), mined
+    assert mined or (skipped and any(r in skipped[-1]["reason"] for r in WOULD_NOT_PAY)), later[-3:]
 
 
 def test_both_hand_sent_transactions_were_mined_and_the_keeper_kept_working(spent: dict[str, Any]) -> None:
