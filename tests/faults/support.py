@@ -16,9 +16,10 @@ from pathlib import Path
 from eth_account import Account
 from eth_utils.crypto import keccak
 
+from keeper.config import load_config
 from keeper.devnet.feeds import set_price
 from tests.e2e.test_keeper_flash import BENEFICIARY
-from tests.support.config import keeper_config
+from tests.support.config import changed, keeper_config, write_config
 from tests.support.devnet import Devnet
 from tests.support.keeper import Event, KeeperProcess, run_keeper
 
@@ -33,7 +34,7 @@ FREEZE_BASE_FEE_WEI = 200 * 10**9
 """A base fee at which no liquidation pays for a fee bump (2.25x is most of the keeper's 500 gwei
 cap): its waiting bids stay where they are, while a cancel, which has no profit to protect, still
 gets in. A case moves the price back under it, so no waiting liquidation can land after the move."""
-NORMAL_BASE_FEE_WEI = 10**7
+NORMAL_BASE_FEE_WEI = 10
 """Where a case puts the base fee back after a stall (the seeded devnet idles near zero)."""
 
 
@@ -58,6 +59,7 @@ def reverted(devnet: Devnet) -> Iterator[None]:
         rpc.call("evm_setIntervalMining", [1])
         assert rpc.call("evm_revert", [snapshot]) is True
         rpc.call("anvil_dropAllTransactions")
+        stall(devnet, NORMAL_BASE_FEE_WEI)  # a stall's base fee is not part of the snapshot
 
 
 @dataclass
@@ -113,9 +115,24 @@ class Keeper:
 def flash_keeper(devnet: Devnet, directory: Path) -> Keeper:
     """A live flash keeper for ``devnet``: the fault account funded with ETH only, its own executor."""
     devnet.rpc.call("anvil_setBalance", [Account.from_key(FAULT_KEY).address, hex(100 * 10**18)])
-    executor = deploy_executor(devnet)
-    config = keeper_config(devnet, directory, "live", strategy="flash", executor=executor)
-    return Keeper(config)
+    return Keeper(flash_config(devnet, directory, deploy_executor(devnet)))
+
+
+GUARD = {
+    "max_gas_per_hour_wei": 10**20,
+    "max_gas_per_day_wei": 10**20,
+    "max_loss_per_hour_wei": 10**20,
+    "max_loss_per_day_wei": 10**20,
+}
+"""The spend guard sized to these cases: a frozen 200 gwei base fee makes each cancel cost ~0.01
+ETH, so the devnet defaults (0.2 ETH of loss an hour) would trip mid-case; the guard's own tests
+trip each cap (tests/faults/test_spend_guard.py). The revert cap stays: no case may revert."""
+
+
+def flash_config(devnet: Devnet, directory: Path, executor: str) -> Path:
+    """A live flash config for ``devnet`` and ``executor``, its store in ``directory``."""
+    path = keeper_config(devnet, directory, "live", strategy="flash", executor=executor)
+    return write_config(changed(load_config(path, {}), {"guard": GUARD}), path)
 
 
 def base_fee(devnet: Devnet) -> int:

@@ -21,7 +21,7 @@ from keeper.state.txstate import TxState
 from tests.support.devnet import Devnet
 
 from .invariants import WOULD_NOT_PAY, check_all
-from .support import FAULT_KEY, flash_keeper, reverted, run_of, stall, wait_event, wait_settled
+from .support import FAULT_KEY, base_fee, flash_keeper, reverted, run_of, stall, wait_event, wait_settled
 
 GWEI = 10**9
 
@@ -76,7 +76,7 @@ def spent(timed_devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> dic
         first = int(keeper.start()["block"]) + 1
         address = keeper.address
         # 1. nothing in flight: the operator's transaction takes the nonce the keeper would use next
-        idle = send_by_hand(devnet, nonce(devnet, address, "pending"), 10 * GWEI)
+        idle = send_by_hand(devnet, nonce(devnet, address, "pending"), 3 * base_fee(devnet) + 10 * GWEI)
         set_price(devnet.rpc, "WETH", move=Decimal("-12"))
         wait_settled(devnet, keeper)
         # 2. in flight: the keeper's bids wait behind a base fee spike; the operator takes the
@@ -86,7 +86,7 @@ def spent(timed_devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> dic
         stall(devnet)
         assert wait_event(keeper, lambda e: e.get("event") == "transactions_persisted", seen, 10)
         taken = waiting_liquidation(devnet, address)
-        busy = send_by_hand(devnet, taken, 100 * GWEI)
+        busy = send_by_hand(devnet, taken, 3 * base_fee(devnet) + 100 * GWEI)
         wait_settled(devnet, keeper)
         keeper.stop()
         with Store.open(directory / "store.sqlite") as store:

@@ -21,7 +21,17 @@ from tests.support.devnet import Devnet
 from tests.support.keeper import KEEPER_KEY
 
 from .invariants import check_all, keeper_transactions
-from .support import Keeper, deploy_executor, flash_keeper, reverted, run_of, stall, wait_event, wait_settled
+from .support import (
+    Keeper,
+    deploy_executor,
+    flash_config,
+    flash_keeper,
+    reverted,
+    run_of,
+    stall,
+    wait_event,
+    wait_settled,
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +87,7 @@ def moved(timed_devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> dic
         by_hand = {
             t["hash"] for t in keeper_transactions(run_of(devnet, keeper, down), devnet.rpc.block_number())
         }
-        keeper.config = keeper_config(devnet, directory, "live", strategy="flash", executor=new)
+        keeper.config = flash_config(devnet, directory, new)
         restart = int(keeper.start()["block"])
         wait_settled(devnet, keeper)
         keeper.stop()
