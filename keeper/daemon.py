@@ -193,7 +193,7 @@ class Daemon:
         wallet = await wallet_report(rpc, signer.address, [] if flash else sync.protocols)
         self.metrics.wallet.labels("native").set(int(wallet["native_wei"]))
         log.info("keeper_ready", block=head.number, mode=str(self.mode), **wallet)
-        executor = await self._executor(rpc, sync.store, signer)
+        executor = await self._executor(rpc, sync.store, signer, head.number)
         if self.guard is not None:
             self.guard.start(head)  # a trip the store kept is said here, and nothing is sent
         if self.guard is None or self.guard.allows:
@@ -204,7 +204,7 @@ class Daemon:
             log.info("strategy_flash", executor=flash.executor, router=flash.router, morpho=flash.morpho)
         self.liveness.applied(head.number)
 
-    async def _executor(self, rpc: RpcPool, store: Store, signer: Signer) -> Executor:
+    async def _executor(self, rpc: RpcPool, store: Store, signer: Signer, head_number: int) -> Executor:
         live = self.mode is Mode.LIVE
         nonces = None
         if live:
@@ -226,6 +226,9 @@ class Daemon:
         )
         if live:
             await executor.rebroadcast()  # a restart never loses track of what it sent
+            assert nonces is not None
+            mined = int(await rpc.request("eth_getTransactionCount", [signer.address, "latest"]), 16)
+            await executor.fill_gaps(mined, head_number)
         return executor
 
     # ------------------------------------------------------------------------------------------ run

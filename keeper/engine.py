@@ -245,7 +245,10 @@ class Engine:
         at = block.timestamp + 1
         started_s = time.perf_counter()
         tracking = self.executor.track(
-            block.number, block.base_fee_wei, lambda tx: self.still_liquidatable(tx, at)
+            block.number,
+            block.base_fee_wei,
+            lambda tx: self.still_liquidatable(tx, at),
+            self.sync.take_reopened(),
         )
         if self.flash is not None and self.flash.factory is not None and at_head and self.accepting:
             await asyncio.gather(tracking, self._read_venues(block.hash))
@@ -323,6 +326,9 @@ class Engine:
         those are then ranked, planned with running totals that count the first wave's sales, and
         sent. Otherwise (inventory, dry run, simulate_flash) ``first`` is every opportunity."""
         live_flash = self.flash is not None and not self.flash.simulate and not self.executor.dry_run
+        first, deferred = self._defer_behind_own_swaps(first, block.number)
+        if deferred:  # the rest are not even quoted: they wait with these
+            return deferred, None, time.perf_counter(), []
         calls, refused = await self._calls(first, block.hash)
         planned_s = time.perf_counter()
         attempts = refused + await self._attempt(calls, block, live_flash)
@@ -365,6 +371,25 @@ class Engine:
     ) -> list[Attempt]:
         gas = [self._plans[(o.quote.market, o.quote.user)].gas for o, _ in calls] if live_flash else None
         return await self.executor.attempt_all(calls, block.number, block.base_fee_wei, gas)
+
+    def _defer_behind_own_swaps(
+        self, opportunities: list[Opportunity], block_number: int
+    ) -> tuple[list[Opportunity], list[Attempt]]:
+        """Flash: while liquidations the keeper sent in an earlier block are still unmined (a base fee
+        spike, a restart), new ones wait. They would be mined in the same block, after them, and
+        their swaps sell into pools the earlier ones move first: quoted at the pools as they are now,
+        they would revert at the minimum output. Each block's own sales are quoted together."""
+        if self.flash is None or not opportunities:
+            return opportunities, []
+        waiting = [
+            tx
+            for tx in self.executor.store.in_flight()
+            if tx.holds_position and not tx.is_approval and tx.sent_block < block_number
+        ]
+        if not waiting:
+            return opportunities, []
+        reason = f"flash: {len(waiting)} own liquidations from earlier blocks still pending"
+        return [], [Attempt(o, "skipped", reason) for o in opportunities]
 
     async def _calls(
         self, opportunities: list[Opportunity], block_hash: str, already: int = 0

@@ -40,6 +40,7 @@ from keeper.execution.gas import (
     should_replace,
 )
 from keeper.execution.nonces import NonceManager
+from keeper.execution.recovery import Recovery, next_base_fee_bound
 from keeper.execution.signer import Signer
 from keeper.execution.spend_guard import SpendGuard
 from keeper.obs.metrics import Metrics
@@ -47,7 +48,7 @@ from keeper.protocols.base import PositionKey
 from keeper.protocols.registry import liquidation_events
 from keeper.risk.opportunity import Opportunity
 from keeper.state.store import Store
-from keeper.state.txstate import APPROVAL_NOTE, SentTx, TxState
+from keeper.state.txstate import APPROVAL_NOTE, CANCEL_NOTE, GAP_FILLER_NOTE, SentTx, TxState
 
 log = structlog.get_logger(__name__)
 
@@ -62,8 +63,6 @@ MAX_BACKOFF_BLOCKS = 1_000
 WAVE = 64
 """Opportunities simulated and sent together, best first: the first 8 leave as soon as they are
 simulated, then 64 at a time, each wave sent before the next is simulated."""
-BASE_FEE_MAX_RISE_BPS = 12_500
-"""EIP-1559: the next block's base fee is at most 12.5 % above this one's."""
 
 Outcome = Literal["sent", "dry_run", "skipped"]
 
@@ -90,11 +89,7 @@ class Attempt:
     expected_net_profit_wei: int = 0
 
 
-def next_base_fee_bound(base_fee_wei: int) -> int:
-    return -(-base_fee_wei * BASE_FEE_MAX_RISE_BPS // 10_000)
-
-
-class Executor(Approvals):
+class Executor(Recovery, Approvals):
     def __init__(
         self,
         rpc: Rpc,
@@ -383,6 +378,7 @@ class Executor(Approvals):
             for tx in reversed(signed):
                 self.nonces.release(tx.nonce)
             raise
+        log.info("transactions_persisted", count=len(signed), nonces=[signed[0].nonce, signed[-1].nonce])
         for tx in signed:
             self.nonces.claim(tx.position, tx.nonce)
             self.nonces.confirm(tx.nonce)
@@ -414,38 +410,31 @@ class Executor(Approvals):
                 raise result
         return attempts
 
-    async def _fill_gap(self, refused: SentTx, reason: str, block_number: int) -> None:
-        """A refused nonce would hold back every later one: an empty self-transfer takes its place."""
-        assert self.nonces is not None
-        self.store.mark_dropped(refused.tx_hash, f"broadcast refused: {reason}")
-        self.nonces.free(refused.position)
-        fees = Fees(refused.max_fee_per_gas, refused.max_priority_fee_per_gas)
-        raw, tx_hash = self._signed(refused.nonce, self.address, b"", 21_000, fees)
-        filler = replace(
-            refused, tx_hash=tx_hash, raw_tx=raw, user=self.address, gas_limit=21_000,
-            expected_profit_wei=0, sent_block=block_number, note="gap filler",
-        )  # fmt: skip
-        self.store.record_sent(filler)
-        log.warning(
-            "liquidation_refused", tx=refused.tx_hash, nonce=refused.nonce, error=reason, filler=tx_hash
-        )
-        try:
-            await self.rpc.request("eth_sendRawTransaction", [raw])
-        except RpcError as exc:
-            log.error("gap_filler_refused", nonce=refused.nonce, error=exc.message)
-
     async def track(
-        self, block_number: int, base_fee: int, still_liquidatable: Callable[[SentTx], bool]
+        self,
+        block_number: int,
+        base_fee: int,
+        still_liquidatable: Callable[[SentTx], bool],
+        reopened: Sequence[SentTx] = (),
     ) -> list[SentTx]:
         """Settle what was mined; replace or cancel what waits. Returns the transactions that settled.
 
         A replaced transaction may still be the one mined (it was included while its replacement
         was being sent, which the node then refuses: "nonce too low"), so the receipts of the
         in-flight nonces' replaced transactions are read too: otherwise the replacement would stay
-        pending forever, and be bumped and cancelled in vain, for a nonce already used."""
-        in_flight = self.store.in_flight()
-        if not in_flight or self.nonces is None:
+        pending forever, and be bumped and cancelled in vain, for a nonce already used. A nonce the
+        chain has used with no receipt of any of them went to a transaction the keeper did not send.
+
+        ``reopened``: transactions a reorg took out of the chain (pending again in the store): they
+        hold their positions again and are re-sent as they were when still worth it, else the
+        loop below cancels them (their nonce must be used either way, or it blocks the later ones)."""
+        if self.nonces is None:
             return []
+        resent = await self._reopen(reopened, still_liquidatable)
+        in_flight = self.store.in_flight()
+        if not in_flight:
+            return []
+        chain_nonce = await self._nonce_used()  # before the receipts: a nonce used by then has one
         waiting = {tx.nonce for tx in in_flight}
         superseded = [tx for tx in self.store.transactions(TxState.REPLACED) if tx.nonce in waiting]
         candidates = in_flight + superseded
@@ -466,9 +455,11 @@ class Executor(Approvals):
                 used.add(tx.nonce)
         landed = {tx.nonce for tx, receipt in zip(candidates, receipts, strict=True) if receipt is not None}
         for tx in in_flight:
-            if tx.nonce in landed:
+            if tx.nonce in landed or tx.tx_hash in resent:
                 continue
-            if not tx.is_approval and tx.user != self.address and not still_liquidatable(tx):
+            if tx.nonce < chain_nonce:  # used, and by none of the keeper's transactions
+                self._nonce_taken(tx, block_number)
+            elif not tx.is_approval and tx.user != self.address and not still_liquidatable(tx):
                 await self._replace(tx, block_number, base_fee, cancel=True)
             elif should_replace(tx.sent_block, block_number, self.policy):
                 await self._replace(tx, block_number, base_fee, cancel=False)
@@ -496,7 +487,7 @@ class Executor(Approvals):
             self._backoff.pop(key, None)
         outcome = "mined" if success else "lost_race" if lost_race else "reverted"
         event = f"{kind}_{outcome}"
-        if tx.note not in ("cancel", "gap filler", APPROVAL_NOTE):
+        if tx.note not in (CANCEL_NOTE, GAP_FILLER_NOTE, APPROVAL_NOTE):
             self.settled[outcome] += 1
             self.settled["expected_net_profit_wei"] += tx.expected_profit_wei if success else 0
             label = "won" if success else "lost_to_competitor" if lost_race else "reverted"
@@ -528,7 +519,9 @@ class Executor(Approvals):
             fees = overhead_fees(self.policy, bound, self._reward, previous)
         else:
             fees = replacement_fees(previous, self.policy, bound, tx.gas_limit, budget)
-        if fees is None:
+        if fees is None:  # too dear to bump: keep waiting, unless the node does not have it at all
+            if not cancel and await self.rpc.request("eth_getTransactionByHash", [tx.tx_hash]) is None:
+                await self._replace(tx, block_number, base_fee, cancel=True)  # or its nonce blocks
             return
         to, data = (self.address, b"") if cancel else original_call(tx.raw_tx)
         gas = 21_000 if cancel else tx.gas_limit
@@ -536,10 +529,10 @@ class Executor(Approvals):
         replacement = SentTx(
             tx.nonce, tx_hash, tx.protocol, tx.market, tx.user if not cancel else self.address, raw,
             fees.max_fee_per_gas, fees.max_priority_fee_per_gas, gas, 0 if cancel else tx.expected_profit_wei,
-            block_number, note=APPROVAL_NOTE if tx.is_approval else "cancel" if cancel else "fee bump",
+            block_number, note=APPROVAL_NOTE if tx.is_approval else CANCEL_NOTE if cancel else "fee bump",
         )  # fmt: skip
         self.store.mark_replaced(tx.tx_hash, replacement)
-        if cancel:
+        if cancel and tx.holds_position:
             assert self.nonces is not None
             self.nonces.free(PositionKey(tx.market, tx.user))
             self.metrics.opportunities.labels(tx.protocol, "lost_to_competitor").inc()

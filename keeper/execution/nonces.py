@@ -29,7 +29,7 @@ class NonceManager:
         self._next = max(chain_nonce, max((tx.nonce + 1 for tx in in_flight), default=0))
         self._unconfirmed: set[int] = set()
         self._claims: dict[PositionKey, int] = {}
-        for tx in in_flight:
+        for tx in (tx for tx in in_flight if tx.holds_position):
             holder = self._claims.setdefault(tx.position, tx.nonce)
             if holder != tx.nonce:
                 raise Halt(

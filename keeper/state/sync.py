@@ -26,6 +26,7 @@ from keeper.obs.progress import Progress, Report
 from keeper.protocols.base import LendingAdapter, PositionKey
 from keeper.protocols.price_feeds import PriceFeeds
 from keeper.state.store import RECENT_BLOCKS_KEPT, Store
+from keeper.state.txstate import SentTx
 
 log = structlog.get_logger(__name__)
 
@@ -89,6 +90,19 @@ class PositionSync:
         self.reorgs = 0
         self._recent: dict[int, _Applied] = {}
         self._stale: dict[str, set[PositionKey]] = {}
+        self._reopened: list[SentTx] = []
+
+    def take_reopened(self) -> list[SentTx]:
+        """The keeper's transactions whose mined block a reorg (live, or while it was down) took
+        away since the last call: pending again in the store, for the executor to re-send or cancel."""
+        reopened, self._reopened = self._reopened, []
+        return reopened
+
+    def _reopen_transactions(self, ancestor: int, head: int) -> None:
+        reopened = self.store.reopen_mined_after(ancestor, head)
+        for tx in reopened:
+            log.warning("transaction_reorged_out", tx=tx.tx_hash, nonce=tx.nonce, ancestor=ancestor)
+        self._reopened += reopened
 
     # ------------------------------------------------------------------ start: backfill or warm restart
 
@@ -125,6 +139,7 @@ class PositionSync:
             block_hash = (await block_ref(self.rpc, number)).hash
         log.warning("store_cursor_not_canonical", protocol=tracked.name, cursor=cursor.number, resume=number)
         self.store.rollback_to(tracked.name, number, block_hash)
+        self._reopen_transactions(number, cursor.number)
         return number + 1
 
     async def _backfill(self, tracked: Tracked, start: int, head: BlockRef) -> None:
@@ -199,6 +214,7 @@ class PositionSync:
             tracked.adapter.forget([k for k in tracked.adapter.tracked() if k not in remaining])
             touched = set().union(*(applied.touched.get(tracked.name, set()) for applied in abandoned))
             self._stale.setdefault(tracked.name, set()).update(touched & remaining)
+        self._reopen_transactions(ancestor.number, self.head.number)
         self.reorgs += 1
         log.warning("reorg", depth=len(abandoned), ancestor=ancestor.number, old_head=self.head.number)
         self.head = ancestor

@@ -14,11 +14,11 @@ import threading
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 from keeper.errors import Halt
-from keeper.state.txstate import SentTx, TxState, allowed
+from keeper.state.txstate import REORGED_OUT, SentTx, TxState, allowed
 
 _TX_FIELDS = tuple(field.name for field in fields(SentTx))
 _TX_COLUMNS = ", ".join(_TX_FIELDS)
@@ -99,6 +99,25 @@ class TransactionLog:
                 ((TxState.DROPPED.value, f"nonce used by {tx_hash}", now, h) for h, _ in others),
             )
 
+    def drop_for_filler(self, refused_hash: str, note: str, filler: SentTx) -> None:
+        """The node refused ``refused_hash``: it is dropped and ``filler`` (its nonce, an empty
+        self-transfer) recorded in the same commit, so a crash between the two cannot leave the nonce
+        recorded by nothing pending - a gap that would hold back every later transaction."""
+        _require_pending(filler)
+        with self._write(durable=True) as conn:
+            refused = _transition(conn, refused_hash, TxState.DROPPED)
+            if filler.nonce != refused.nonce:
+                raise ValueError(
+                    f"filler {filler.tx_hash} has nonce {filler.nonce}, {refused_hash} has {refused.nonce}"
+                )
+            now = time.time()
+            conn.execute(
+                "UPDATE transactions SET state = ?, note = ?, updated_at = ? WHERE tx_hash = ?",
+                (TxState.DROPPED.value, note, now, refused_hash),
+            )
+            _check_new(conn, filler)
+            conn.execute(_INSERT_TX, _tx_row(filler, now))
+
     def mark_dropped(self, tx_hash: str, note: str) -> None:
         """The transaction will never be included (abandoned, or evicted); ``note`` says why."""
         with self._write(durable=True) as conn:
@@ -107,6 +126,48 @@ class TransactionLog:
                 "UPDATE transactions SET state = ?, note = ?, updated_at = ? WHERE tx_hash = ?",
                 (TxState.DROPPED.value, note, time.time(), tx_hash),
             )
+
+    def reopen_mined_after(self, block_number: int, head: int) -> list[SentTx]:
+        """A reorg abandoned every block above ``block_number``: the transactions recorded as mined
+        (or reverted) in them are pending again, with their receipt fields cleared and ``head`` (the
+        newest block known) as their sent block, so a fee bump waits as long as for one just sent
+        (they are re-sent now). Returns them.
+
+        This is the one way out of a terminal state (`keeper.state.txstate.REORGED_OUT`): the receipt
+        the keeper settled on no longer exists, and a nonce the store calls used while the chain
+        does not would hold back every later transaction of the account.
+        """
+        with self._write(durable=True) as conn:
+            rows = conn.execute(
+                f"SELECT {_TX_COLUMNS} FROM transactions"
+                " WHERE mined_block > ? AND state IN (?, ?) ORDER BY nonce",
+                (block_number, *(state.value for state in REORGED_OUT)),
+            ).fetchall()
+            reopened = [_tx_from_row(row) for row in rows]
+            conn.executemany(
+                """UPDATE transactions SET state = ?, mined_block = NULL, gas_used = NULL,
+                   effective_gas_price = NULL, sent_block = ?, updated_at = ? WHERE tx_hash = ?""",
+                ((TxState.PENDING.value, head, time.time(), tx.tx_hash) for tx in reopened),
+            )
+        return [
+            replace(
+                tx,
+                state=TxState.PENDING,
+                sent_block=head,
+                mined_block=None,
+                gas_used=None,
+                effective_gas_price=None,
+            )
+            for tx in reopened
+        ]
+
+    def nonce_records(self, nonce: int) -> list[SentTx]:
+        """Every transaction recorded with ``nonce`` (the original, its fee bumps, a cancel)."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_TX_COLUMNS} FROM transactions WHERE nonce = ? ORDER BY rowid", (nonce,)
+            ).fetchall()
+        return [_tx_from_row(row) for row in rows]
 
     def in_flight(self) -> list[SentTx]:
         """The pending transactions (the newest one of each unmined nonce), by nonce."""

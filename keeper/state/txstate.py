@@ -33,6 +33,11 @@ APPROVAL_NOTE = "approval"
 ``market`` is the token and its ``user`` the spender, so one approval per (token, spender) is in
 flight at a time, like one liquidation per position."""
 
+CANCEL_NOTE = "cancel"
+GAP_FILLER_NOTE = "gap filler"
+"""Notes of the keeper's empty self-transfers: a cancel takes a waiting liquidation's nonce, a gap
+filler a refused one's. Neither holds a position (their ``user`` is the keeper's own address)."""
+
 TERMINAL: frozenset[TxState] = frozenset({TxState.MINED, TxState.REVERTED, TxState.DROPPED})
 
 _ALLOWED: dict[TxState, frozenset[TxState]] = {
@@ -42,6 +47,12 @@ _ALLOWED: dict[TxState, frozenset[TxState]] = {
     TxState.REVERTED: frozenset(),
     TxState.DROPPED: frozenset(),
 }
+
+
+REORGED_OUT: frozenset[TxState] = frozenset({TxState.MINED, TxState.REVERTED})
+"""The states a reorg can take back: the block holding the receipt left the canonical chain, so the
+nonce is free again and the transaction is pending once more (Anvil, like a real node after a deep
+reorg, may not even have it in its pool: the keeper re-sends or cancels it)."""
 
 
 def allowed(from_state: TxState, to_state: TxState) -> bool:
@@ -88,6 +99,12 @@ class SentTx:
     @property
     def is_approval(self) -> bool:
         return self.note == APPROVAL_NOTE
+
+    @property
+    def holds_position(self) -> bool:
+        """Whether it is the one transaction in flight for its (market, user) - or, for an approval,
+        (token, spender); a cancel or gap filler only keeps a nonce."""
+        return self.note not in (CANCEL_NOTE, GAP_FILLER_NOTE)
 
     @property
     def in_flight(self) -> bool:

@@ -35,6 +35,7 @@ from keeper.protocols.price_feeds import PriceFeeds
 from keeper.risk.opportunity import Opportunity
 from keeper.risk.prices import PriceGuard
 from keeper.state.sync import BlockUpdate, PositionSync
+from keeper.state.txstate import SentTx
 
 WETH, USDC, DAI = "0x" + "e1" * 20, "0x" + "c1" * 20, "0x" + "d1" * 20
 POOL = "0x" + "90" * 20
@@ -136,6 +137,9 @@ class FakeSync:
     protocols: list[FakeTracked]
     reorgs: int = 0
 
+    def take_reopened(self) -> list[SentTx]:
+        return []
+
 
 @dataclass
 class FakeExecutor:
@@ -153,7 +157,9 @@ class FakeExecutor:
     def in_flight(self, position: PositionKey) -> bool:
         return position in self.busy
 
-    async def track(self, block_number: int, base_fee: int, still: Callable[[Any], bool]) -> list[Any]:
+    async def track(
+        self, block_number: int, base_fee: int, still: Callable[[Any], bool], reopened: Any = ()
+    ) -> list[Any]:
         self.tracked_blocks.append(block_number)
         return []
 

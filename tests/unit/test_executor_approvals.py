@@ -21,6 +21,7 @@ from keeper.execution.approvals import APPROVE, MAX_ALLOWANCE, ApprovalMode, Hol
 from keeper.execution.executor import Executor
 from keeper.execution.gas import FeePolicy, Fees, overhead_fees
 from keeper.execution.nonces import NonceManager
+from keeper.protocols.base import PositionKey
 from keeper.state.store import Store
 from keeper.state.txstate import TxState
 
@@ -293,3 +294,38 @@ async def test_a_blocks_liquidations_must_fit_in_the_allowance_together(
     assert outcomes(attempts) == [("sent", ""), ("skipped", reason)]
     assert node.sent_nonces()[0] == (5, calldata(USERS[0]))
     assert node.approvals() == ([] if mode == "off" else [(6, token(USDC), POOL, HELD)])
+
+
+async def test_a_nonce_used_by_a_transaction_the_keeper_did_not_send_is_dropped_and_freed(
+    store: Store,
+) -> None:
+    """The operator spent nonce 5 by hand: no receipt of the keeper's, the account's count past it.
+    The record is dropped (not left pending forever), the position freed; nonce 6 still waits."""
+    node = unapproved(usdc=HELD)
+    ex = executor(node, store)
+    await attempt(ex, item(USERS[0], ETHER), item(USERS[1], ETHER), block=100)
+    node.chain_nonce = CHAIN_NONCE + 1
+    assert await ex.track(101, BASE_FEE, lambda tx: True) == []
+    by_nonce = {tx.nonce: (tx.state, tx.note) for tx in store.transactions()}
+    assert by_nonce == {
+        5: (TxState.DROPPED, "nonce used by a transaction the keeper did not send"),
+        6: (TxState.PENDING, None),
+    }
+    assert not ex.in_flight(PositionKey(POOL, USERS[0])) and ex.in_flight(PositionKey(POOL, USERS[1]))
+
+
+async def test_a_replaced_original_mined_after_all_is_settled_through_its_replacement(store: Store) -> None:
+    node = unapproved(usdc=HELD)
+    ex = executor(node, store)
+    await attempt(ex, item(USERS[0], ETHER), block=100)
+    original = node.raw_sent[-1]
+    await ex.track(102, BASE_FEE, lambda tx: True)  # two blocks unmined: a fee bump
+    assert len(node.raw_sent) == 2
+    node.raw_sent = [original]
+    node.mine_all(103)  # the original is the one included
+    node.chain_nonce = CHAIN_NONCE + 1
+    (settled,) = await ex.track(103, BASE_FEE, lambda tx: True)
+    assert settled.note is None and [tx.state for tx in store.transactions()] == [
+        TxState.MINED,
+        TxState.DROPPED,
+    ]

@@ -53,8 +53,12 @@ class FakeNode:
     allowances: dict[tuple[str, str], int] = field(default_factory=dict)
     gas: dict[bytes, int | str] = field(default_factory=dict)
     raw_sent: list[str] = field(default_factory=list)
+    chain_nonce: int = 0
+    """The keeper account's transaction count at any block (nonces below it are used)."""
 
     async def request(self, method: str, params: Sequence[Any] = ()) -> Any:
+        if method == "eth_getTransactionCount":
+            return hex(self.chain_nonce)
         if method == "eth_estimateGas":
             data = bytes.fromhex(params[0]["data"][2:])
             gas = self.gas.get(data, GAS)

@@ -121,6 +121,47 @@ def test_a_dropped_nonce_may_be_used_again(store: Store) -> None:
     assert [tx.tx_hash for tx in store.in_flight()] == ["0xb"]
 
 
+def test_a_reorg_reopens_what_was_mined_in_the_abandoned_blocks_only(store: Store) -> None:
+    """Mined (or reverted) above the ancestor: pending again, receipt fields cleared, sent at the old
+    head; mined at or below it, and the dropped siblings of a reopened one, stay as they are."""
+    for nonce, tx_hash, block, success in (
+        (7, "0xa", 1_001, True),
+        (8, "0xb", 1_002, True),
+        (9, "0xc", 1_003, False),
+    ):
+        store.record_sent(sent(nonce, tx_hash, user=f"0xu{nonce}"))
+        store.mark_mined(tx_hash, block=block, gas_used=400_000, effective_gas_price=10**9, success=success)
+    store.record_sent(sent(10, "0xd", user="0xu10"))
+    store.mark_replaced("0xd", sent(10, "0xd2", user="0xu10", fee_gwei=34))
+    store.mark_mined("0xd2", block=1_003, gas_used=400_000, effective_gas_price=10**9, success=True)
+
+    reopened = store.reopen_mined_after(1_001, head=1_004)
+    assert [tx.tx_hash for tx in reopened] == ["0xb", "0xc", "0xd2"]
+    assert bare(store.in_flight()) == [dataclasses.replace(tx, updated_at=0.0) for tx in reopened]
+    assert all((tx.mined_block, tx.gas_used, tx.sent_block) == (None, None, 1_004) for tx in reopened)
+    assert states(store)["0xa"] == (S.MINED, None) and states(store)["0xd"][0] is S.DROPPED
+    assert store.reopen_mined_after(1_001, head=1_004) == []  # already pending: nothing twice
+    store.mark_mined("0xb", block=1_002, gas_used=400_000, effective_gas_price=10**9, success=True)
+
+
+def test_a_refused_transaction_and_its_filler_are_one_commit(
+    store: Store, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.record_sent(sent(7, "0xa"))
+    filler = dataclasses.replace(sent(7, "0xf", user="0xkeeper"), note="gap filler", expected_profit_wei=0)
+    store.drop_for_filler("0xa", "broadcast refused: nonce too low", filler)
+    assert states(store) == {
+        "0xa": (S.DROPPED, "broadcast refused: nonce too low"),
+        "0xf": (S.PENDING, "gap filler"),
+    }
+    assert [tx.tx_hash for tx in store.nonce_records(7)] == ["0xa", "0xf"]
+
+    store.record_sent(sent(8, "0xb"))
+    with pytest.raises(Halt):  # the filler's hash is taken: neither row changes
+        store.drop_for_filler("0xb", "refused", dataclasses.replace(filler, nonce=8))
+    assert states(store)["0xb"] == (S.PENDING, None)
+
+
 # -- refusals -------------------------------------------------------------------------------------
 
 

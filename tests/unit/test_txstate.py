@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -254,3 +255,18 @@ def test_after_a_restart_in_flight_positions_stay_claimed() -> None:
 def test_a_store_with_two_transactions_in_flight_for_one_position_halts() -> None:
     with pytest.raises(Halt, match="two transactions in flight for aave-main 0xpool 0xu1: nonces 4 and 5"):
         NonceManager(0, [sent(4), sent(5)])
+
+
+def test_cancels_and_gap_fillers_of_one_market_hold_no_position_across_a_restart() -> None:
+    """Two cancels in one market both name (market, the keeper's address): a restart with both in
+    flight halted on "two transactions in flight" (found by the fault suite's kills)."""
+    keeper = "0xkeeper"
+    cancels = [
+        dataclasses.replace(sent(n, keeper), note=note) for n, note in ((5, "cancel"), (6, "gap filler"))
+    ]
+    liquidation = sent(7)
+    nonces = NonceManager(5, [*cancels, liquidation])
+    assert nonces.next_nonce == 8
+    assert nonces.holder(PositionKey("0xpool", keeper)) is None
+    assert nonces.holder(liquidation.position) == 7
+    assert not any(tx.holds_position for tx in cancels) and liquidation.holds_position
