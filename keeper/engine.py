@@ -375,20 +375,25 @@ class Engine:
     def _defer_behind_own_swaps(
         self, opportunities: list[Opportunity], block_number: int
     ) -> tuple[list[Opportunity], list[Attempt]]:
-        """Flash: while liquidations the keeper sent in an earlier block are still unmined (a base fee
-        spike, a restart), new ones wait. They would be mined in the same block, after them, and
-        their swaps sell into pools the earlier ones move first: quoted at the pools as they are now,
-        they would revert at the minimum output. Each block's own sales are quoted together."""
+        """Flash: while liquidations the keeper sent in an earlier block are still unmined, new ones
+        are mined after them (nonce order), so their swaps sell into pools the earlier ones move
+        first. The sales this process sent are known and counted (`_pending_sales`); in flight
+        liquidations whose sales it does not know (sent before a restart) make new ones wait."""
         if self.flash is None or not opportunities:
             return opportunities, []
+        self._pending_sales()  # forgets what was mined since
+        known = self._sales_in_flight
         waiting = [
             tx
             for tx in self.executor.store.in_flight()
-            if tx.holds_position and not tx.is_approval and tx.sent_block < block_number
+            if tx.holds_position
+            and not tx.is_approval
+            and tx.sent_block < block_number
+            and (tx.market, tx.user) not in known
         ]
         if not waiting:
             return opportunities, []
-        reason = f"flash: {len(waiting)} own liquidations from earlier blocks still pending"
+        reason = f"flash: {len(waiting)} own liquidations from before a restart still pending"
         return [], [Attempt(o, "skipped", reason) for o in opportunities]
 
     async def _calls(

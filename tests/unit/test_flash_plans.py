@@ -166,7 +166,7 @@ def test_sales_still_in_flight_are_sold_first() -> None:
     outputs = {
         pair.base_quotes[500]: quoted(3_900 * 10**6),
         pair.prefix_quotes[500][0]: quoted(5_800 * 10**6),
-        **{i: (False, b"") for i in (pair.base_quotes[3000], *pair.prefix_quotes[3000])},
+        **dict.fromkeys((pair.base_quotes[3000], *pair.prefix_quotes[3000]), (False, b"")),
     }
     answers = answers_for(len(calls), outputs, (True, encode(["uint256"], [10**30])))
     (plan,), refused = decide(SETUP, legs, asked, sales, answers, [BOOK], WETH)
