@@ -249,6 +249,7 @@ class Engine:
             block.base_fee_wei,
             lambda tx: self.still_liquidatable(tx, at),
             self.sync.take_reopened(),
+            defer_replacements=True,  # sent after this block's new liquidations, below
         )
         if self.flash is not None and self.flash.factory is not None and at_head and self.accepting:
             await asyncio.gather(tracking, self._read_venues(block.hash))
@@ -261,6 +262,7 @@ class Engine:
         if not self.accepting or not at_head:
             if not at_head:
                 log.info("block_skipped_behind_head", block=block.number)
+            await self.executor.send_replacements(block.number, block.base_fee_wei)
             return []
         tracked_s = time.perf_counter()
         self._report_feeds(update)
@@ -274,6 +276,7 @@ class Engine:
         screened_s = time.perf_counter()
         attempts, sent_at, planned_s, later = await self._execute(first, candidates[used:], at, block)
         self._remember_sales(attempts)
+        await self.executor.send_replacements(block.number, block.base_fee_wei)
         opportunities = first + later
         self.stats.opportunities += len(opportunities)
         done_s = time.perf_counter()

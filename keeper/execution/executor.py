@@ -132,6 +132,8 @@ class Executor(Recovery, Approvals):
         reverted for a reason the maths did not see is not sent again every block."""
         self._block = 0
         """The block `attempt_all` is deciding for."""
+        self._replacements: list[tuple[SentTx, bool]] = []
+        """(transaction, cancel?) the last `track` decided to replace, until `send_replacements`."""
         self._handed_over_s = 0.0
         """``time.perf_counter()`` when the last `_send_all` began broadcasting its signed transactions."""
         self.first_sent_at: float | None = None
@@ -416,8 +418,12 @@ class Executor(Recovery, Approvals):
         base_fee: int,
         still_liquidatable: Callable[[SentTx], bool],
         reopened: Sequence[SentTx] = (),
+        defer_replacements: bool = False,
     ) -> list[SentTx]:
         """Settle what was mined; replace or cancel what waits. Returns the transactions that settled.
+
+        ``defer_replacements``: the fee bumps and cancels (a broadcast each) are decided here but sent
+        by `send_replacements`, so a block's new liquidations need not wait behind them.
 
         A replaced transaction may still be the one mined (it was included while its replacement
         was being sent, which the node then refuses: "nonce too low"), so the receipts of the
@@ -436,7 +442,8 @@ class Executor(Recovery, Approvals):
             return []
         chain_nonce = await self._nonce_used()  # before the receipts: a nonce used by then has one
         waiting = {tx.nonce for tx in in_flight}
-        superseded = [tx for tx in self.store.transactions(TxState.REPLACED) if tx.nonce in waiting]
+        replaced = self.store.transactions(TxState.REPLACED, min_nonce=min(waiting))  # not the whole history
+        superseded = [tx for tx in replaced if tx.nonce in waiting]
         candidates = in_flight + superseded
         receipts = await self.rpc.batch([("eth_getTransactionReceipt", [tx.tx_hash]) for tx in candidates])
         self.metrics.in_flight.set(len(in_flight))
@@ -454,16 +461,25 @@ class Executor(Recovery, Approvals):
                 settled.append(self._settle(tx, receipt, lost_race=lost))
                 used.add(tx.nonce)
         landed = {tx.nonce for tx, receipt in zip(candidates, receipts, strict=True) if receipt is not None}
+        self._replacements = []
         for tx in in_flight:
             if tx.nonce in landed or tx.tx_hash in resent:
                 continue
             if tx.nonce < chain_nonce:  # used, and by none of the keeper's transactions
                 self._nonce_taken(tx, block_number)
             elif not tx.is_approval and tx.user != self.address and not still_liquidatable(tx):
-                await self._replace(tx, block_number, base_fee, cancel=True)
+                self._replacements.append((tx, True))
             elif should_replace(tx.sent_block, block_number, self.policy):
-                await self._replace(tx, block_number, base_fee, cancel=False)
+                self._replacements.append((tx, False))
+        if not defer_replacements:
+            await self.send_replacements(block_number, base_fee)
         return settled
+
+    async def send_replacements(self, block_number: int, base_fee: int) -> None:
+        """The fee bumps and cancels the last `track` decided (same nonces, higher fees)."""
+        replacements, self._replacements = self._replacements, []
+        for tx, cancel in replacements:
+            await self._replace(tx, block_number, base_fee, cancel=cancel)
 
     def _settle(self, tx: SentTx, receipt: dict[str, Any], lost_race: bool = False) -> SentTx:
         """``lost_race``: it reverted and the position is no longer liquidatable at its block, so

@@ -173,12 +173,13 @@ class TransactionLog:
         """The pending transactions (the newest one of each unmined nonce), by nonce."""
         return self.transactions(TxState.PENDING)
 
-    def transactions(self, state: TxState | None = None) -> list[SentTx]:
-        """Recorded transactions, all or in one state, by nonce then in the order they were sent."""
-        sql = f"SELECT {_TX_COLUMNS} FROM transactions"
-        args: tuple[str, ...] = ()
+    def transactions(self, state: TxState | None = None, min_nonce: int = 0) -> list[SentTx]:
+        """Recorded transactions, all or in one state, from ``min_nonce`` on, by nonce then in the
+        order they were sent."""
+        sql = f"SELECT {_TX_COLUMNS} FROM transactions WHERE nonce >= ?"
+        args: tuple[str | int, ...] = (min_nonce,)
         if state is not None:
-            sql, args = f"{sql} WHERE state = ?", (TxState(state).value,)
+            sql, args = f"{sql} AND state = ?", (min_nonce, TxState(state).value)
         with self._lock:
             return [_tx_from_row(row) for row in self._conn.execute(f"{sql} ORDER BY nonce, rowid", args)]
 

@@ -148,6 +148,7 @@ class FakeExecutor:
     busy: set[PositionKey] = field(default_factory=set)
     handed: list[list[Opportunity]] = field(default_factory=list)
     tracked_blocks: list[int] = field(default_factory=list)
+    replacements_sent: list[int] = field(default_factory=list)
     last_timings: dict[str, float] = field(
         default_factory=lambda: {"wallet_ms": 0.0, "simulate_ms": 0.0, "sign_and_send_ms": 0.0}
     )
@@ -158,10 +159,18 @@ class FakeExecutor:
         return position in self.busy
 
     async def track(
-        self, block_number: int, base_fee: int, still: Callable[[Any], bool], reopened: Any = ()
+        self,
+        block_number: int,
+        base_fee: int,
+        still: Callable[[Any], bool],
+        reopened: Any = (),
+        defer_replacements: bool = False,
     ) -> list[Any]:
         self.tracked_blocks.append(block_number)
         return []
+
+    async def send_replacements(self, block_number: int, base_fee: int) -> None:
+        self.replacements_sent.append(block_number)
 
     async def attempt_all(
         self,
