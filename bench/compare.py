@@ -183,6 +183,14 @@ def measure(args: argparse.Namespace, devnet: Devnet, directory: Path) -> dict[s
         "execution": {"mode": "live"},
         "store": {"path": str(directory / "store.sqlite")},
         "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
+        # a benchmark spends what its shocks cost: the spend guard's caps (hour: 1 ETH of gas) are off
+        "guard": {
+            "max_gas_per_hour_wei": 0,
+            "max_gas_per_day_wei": 0,
+            "max_loss_per_hour_wei": 0,
+            "max_loss_per_day_wei": 0,
+            "max_reverts": 0,
+        },
     }
     executor = None
     if args.strategy == "flash":
