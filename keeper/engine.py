@@ -286,10 +286,13 @@ class Engine:
         self.metrics.stage_latency.labels("received_to_screened").observe(screened_s - started_s)
         if opportunities:
             timings = self.executor.last_timings
+            # a block whose liquidations all waited (behind the keeper's own, after a restart) has no timings
             self.metrics.stage_latency.labels("screened_to_simulated").observe(
-                (timings["wallet_ms"] + timings["simulate_ms"]) / 1000
+                (timings.get("wallet_ms", 0.0) + timings.get("simulate_ms", 0.0)) / 1000
             )
-            self.metrics.stage_latency.labels("simulated_to_sent").observe(timings["sign_and_send_ms"] / 1000)
+            self.metrics.stage_latency.labels("simulated_to_sent").observe(
+                timings.get("sign_and_send_ms", 0.0) / 1000
+            )
         log.info(
             "block_handled",
             block=block.number,
