@@ -5,11 +5,14 @@ The keeper runs live on an Anvil fork of the 1-second devnet (an endpoint the te
 WETH -25 % move on the fork gives it opportunities to count (each skipped: the profit floor is
 out of reach, so nothing is sent and nothing waits for inclusion). Prometheus runs
 deploy/prometheus/prometheus.yml and alerts.yml as shipped except for what a test cannot wait for,
-derived in ``DERIVED`` (each derivation names the text it replaces, so a change to the real rule
+derived in `derived` (each derivation names the text it replaces, so a change to the real rule
 fails here until it is carried over): scrape and evaluation every second instead of 5 s, the
 scrape target the test keeper's status port, KeeperDown's ``for: 2m`` -> 2s, and
 KeeperHeadStale's head age threshold 120 s -> 10 s with ``for: 1m`` -> 1s (the fork's head cannot be
-made two minutes old; its blocks come every second). The expressions are otherwise the real ones.
+made two minutes old; its blocks come every second), plus the fork's clock offset: the session's
+devnet has been through snapshots, reverts and time jumps by then, so its block timestamps need
+not be the wall clock's, and the alert compares them with Prometheus' ``time()``. The expressions
+are otherwise the real ones.
 
 Checked: every metric the Grafana dashboard (deploy/grafana/keeper.json) queries is a series in
 Prometheus; KeeperHeadStale fires when the keeper's RPC (the fork) is cut and not before; KeeperDown
@@ -34,6 +37,7 @@ import yaml
 from keeper.devnet.abi import decode_result, encode_call
 from keeper.devnet.anvil import stop_pid
 from keeper.devnet.feeds import discover_feeds
+from keeper.devnet.rpc import Rpc
 from keeper.devnet.toolchain import find_anvil, toolchain
 from keeper.fork.anvil import Fork, running_fork
 from tests.conftest import Devnet
@@ -48,29 +52,35 @@ pytestmark = pytest.mark.integration
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 INTERVAL = "1s"
-DERIVED: dict[str, dict[str, tuple[str, str]]] = {
-    "KeeperDown": {"for": ("2m", "2s")},
-    "KeeperHeadStale": {"for": ("1m", "1s"), "expr": ("> 120", "> 10")},
-}
-"""alert -> field -> (the shipped text, what the test runs instead)."""
+HEAD_AGE_S = 10
 
 
-def derived_rules(target: Path) -> Path:
+def derived(clock_offset_s: int) -> dict[str, dict[str, tuple[str, str]]]:
+    """alert -> field -> (the shipped text, what the test runs instead)."""
+    return {
+        "KeeperDown": {"for": ("2m", "2s")},
+        "KeeperHeadStale": {"for": ("1m", "1s"), "expr": ("> 120", f"> {HEAD_AGE_S + clock_offset_s}")},
+    }
+
+
+def derived_rules(target: Path, clock_offset_s: int = 0) -> Path:
     rules = yaml.safe_load((DEPLOY / "alerts.yml").read_text())
     for group in rules["groups"]:
         for rule in group["rules"]:
-            for field, (shipped, derived) in DERIVED.get(rule.get("alert", ""), {}).items():
+            for field, (shipped, derived_text) in (
+                derived(clock_offset_s).get(rule.get("alert", ""), {}).items()
+            ):
                 assert shipped in str(rule[field]), f"{rule['alert']}.{field} no longer has {shipped!r}"
-                rule[field] = str(rule[field]).replace(shipped, derived)
+                rule[field] = str(rule[field]).replace(shipped, derived_text)
     target.write_text(yaml.safe_dump(rules))
     return target
 
 
-def derived_config(directory: Path, keeper_listen: str) -> Path:
+def derived_config(directory: Path, keeper_listen: str, clock_offset_s: int = 0) -> Path:
     config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     config["global"] = {"scrape_interval": INTERVAL, "evaluation_interval": INTERVAL}
     assert config["rule_files"] == ["alerts.yml"]
-    config["rule_files"] = [str(derived_rules(directory / "alerts.yml"))]
+    config["rule_files"] = [str(derived_rules(directory / "alerts.yml", clock_offset_s))]
     (job,) = config["scrape_configs"]
     assert job["job_name"] == "keeper"
     job["static_configs"][0]["targets"] = [keeper_listen]
@@ -141,7 +151,9 @@ def prometheus_on_a_fork(
             "metrics": {"listen": listen},
         }
         keeper = KeeperProcess(variant(timed_devnet, tmp_path / "keeper.toml", changes))
-        prometheus = Prometheus(derived_config(tmp_path, listen), tmp_path)
+        head = Rpc(fork.rpc_url).call("eth_getBlockByNumber", ["latest", False])
+        offset = round(time.time()) - int(head["timestamp"], 16)  # wall clock minus the chain's
+        prometheus = Prometheus(derived_config(tmp_path, listen, offset), tmp_path)
         try:
             yield prometheus, keeper, fork
         finally:

@@ -24,7 +24,8 @@ from tests.support.config import keeper_config
 from tests.support.devnet import Devnet
 from tests.support.keeper import KeeperProcess, named, run_keeper
 
-from .local_checks import crash, end_checks, settle
+from .invariants import Run, check_all
+from .local_checks import crash, settle, store_path
 
 UNWRITABLE_BLOCKS = 3
 
@@ -58,7 +59,8 @@ def test_a_store_that_refuses_writes_mid_run_stops_sends_until_it_can_write_agai
         assert keeper.stop() == 0, keeper.lines[-5:]
         sent_while_refused = transactions_from(timed_devnet, s["keeper_address"], refused_from, refused_to)
         done = {e["user"] for e in liquidations(timed_devnet, crashed.move.block, rpc.block_number())}
-        end_checks(timed_devnet, keeper, config, start + 1, tmp_path)
+        run = Run(timed_devnet, s["keeper_address"], store_path(config), start + 1, keeper.events)
+        check_all(run, tmp_path / "checks")
     finally:
         assert rpc.call("evm_revert", [snapshot]) is True
         rpc.call("anvil_dropAllTransactions")
