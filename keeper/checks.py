@@ -1,7 +1,8 @@
 """`keeper check-config`: everything `keeper run` would check at start, without running.
 
 Parse and validate the config, reach the RPC, check the chain id, Multicall3 and contract code,
-load the signer, check every ``[[price_feeds]]`` entry answers a price, and report the wallet
+load the signer, check every ``[[price_feeds]]`` entry answers a price and every ``[[venues]]``
+contract exists, and report the wallet
 (native balance, each debt token's balance and allowance). Any failure is one line naming the key
 and the problem (exit 2; every bad feed gets its line); success prints a short report.
 """
@@ -62,6 +63,8 @@ async def check_config(
                 raise UsageError("execution.executor: the compiled LiquidationExecutor is needed to check it")
             await check_executor(rpc, executor, executor_build, signer.address)
             lines.append(f"executor      {executor}: LiquidationExecutor, owned by the signer")
+        for venue in config.venues:  # their code was checked with the protocols'
+            lines.append(f"venue         {venue.kind}: factory {venue.factory}, router and quoter found")
         for feed in config.price_feeds:
             lines.append(f"price feed    {feed.token}: {feed.feed} answers")
         wallet = await wallet_report(rpc, signer.address, tracked)

@@ -274,10 +274,9 @@ class Engine:
         first = self._with_cash(first)
         self._screened_reorgs = self.sync.reorgs
         screened_s = time.perf_counter()
-        attempts, sent_at, planned_s, later = await self._execute(first, candidates[used:], at, block)
+        attempts, sent_at, planned_s, opportunities = await self._execute(first, candidates[used:], at, block)
         self._remember_sales(attempts)
         await self.executor.send_replacements(block.number, block.base_fee_wei)
-        opportunities = first + later
         self.stats.opportunities += len(opportunities)
         done_s = time.perf_counter()
         reaction = {} if sent_at is None else {"reaction_ms": round((sent_at - started_s) * 1000, 1)}
@@ -324,33 +323,45 @@ class Engine:
         self, first: list[Opportunity], remaining: list[tuple[Tracked, PositionKey]], at: int, block: Block
     ) -> tuple[list[Attempt], float | None, float, list[Opportunity]]:
         """Plan and hand the block's opportunities to the executor: (attempts, when the first
-        transaction went to the RPC, when the first plan was ready, the opportunities after ``first``).
+        transaction went to the RPC, when the first plan was ready, every opportunity planned).
 
         Live flash: the exact maths, the swap and the contract's guards decide, so nothing is
         simulated on the way out, and the first wave (the first `FIRST_WAVE` opportunities found, the
-        most under water first) is quoted, planned and sent before the other candidates are quoted;
-        those are then ranked, planned with running totals that count the first wave's sales, and
-        sent. Otherwise (inventory, dry run, simulate_flash) ``first`` is every opportunity."""
+        most under water first) is quoted, planned and sent before the other candidates are quoted.
+        While no plan of it pays (pools drained by earlier sales, say), the next candidates are
+        quoted and planned in waves twice as large, each sent as soon as it is planned; once one
+        transaction is out, the rest are ranked, planned with running totals that count the earlier
+        waves' sales, and sent. Otherwise (inventory, dry run, simulate_flash) ``first`` is every
+        opportunity."""
         live_flash = self.flash is not None and not self.flash.simulate and not self.executor.dry_run
         first, deferred = self._defer_behind_own_swaps(first, block.number)
         if deferred:  # the rest are not even quoted: they wait with these
             return deferred, None, time.perf_counter(), []
-        calls, refused = await self._calls(first, block.hash)
-        planned_s = time.perf_counter()
-        attempts = refused + await self._attempt(calls, block, live_flash)
-        sent_at = self.executor.first_sent_at if calls else None
-        if not remaining:
-            return attempts, sent_at, planned_s, []
-        timings = dict(self.executor.last_timings)
-        found, _ = self._quoted(remaining, at)
-        later = self._with_cash(first + found)[len(first) :]
-        calls, refused = await self._calls(first + later, block.hash, already=len(first))
-        attempts += refused + await self._attempt(calls, block, live_flash)
-        sent_at = sent_at or (self.executor.first_sent_at if calls else None)
-        self.executor.last_timings = {
-            k: round(v + self.executor.last_timings.get(k, 0.0), 1) for k, v in timings.items()
-        } | {"first_send_ms": timings.get("first_send_ms", 0.0)}
-        return attempts, sent_at, planned_s, later
+        planned: list[Opportunity] = []
+        attempts: list[Attempt] = []
+        sent_at: float | None = None
+        planned_s: float | None = None
+        timings: dict[str, float] = {}
+        wave, limit = first, FIRST_WAVE
+        while True:
+            calls, refused = await self._calls(planned + wave, block.hash, already=len(planned))
+            planned_s = planned_s or time.perf_counter()
+            planned += wave
+            attempts += refused + await self._attempt(calls, block, live_flash)
+            if calls and sent_at is None:
+                sent_at = self.executor.first_sent_at
+                timings["first_send_ms"] = self.executor.last_timings.get("first_send_ms", 0.0)
+            timings = _summed(timings, self.executor.last_timings)
+            if not remaining:
+                break
+            limit = limit * 2 if sent_at is None else len(remaining)  # then all the rest, ranked
+            found, used = self._quoted(remaining, at, limit)
+            remaining = remaining[used:]
+            wave = self._with_cash(planned + found)[len(planned) :]
+            if not wave:
+                break
+        self.executor.last_timings = timings
+        return attempts, sent_at, planned_s, planned
 
     def _remember_sales(self, attempts: list[Attempt]) -> None:
         """Flash sales sent this block: until mined, the next blocks' plans sell after them."""
@@ -504,3 +515,12 @@ class Engine:
                 expected_net_profit_wei=str(attempt.expected_net_profit_wei),
                 **fields,
             )
+
+
+def _summed(total: Mapping[str, float], more: Mapping[str, float]) -> dict[str, float]:
+    """Step timings of several `attempt_all` calls added up (the first send's stays the first's)."""
+    out = dict(total)
+    for key, value in more.items():
+        if key != "first_send_ms":
+            out[key] = round(out.get(key, 0.0) + value, 1)
+    return out

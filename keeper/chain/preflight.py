@@ -32,3 +32,8 @@ async def require_code(rpc: Rpc, config: Config) -> None:
     for index, feed in enumerate(config.price_feeds):
         if await rpc.request("eth_getCode", [feed.feed, "latest"]) in ("0x", "0x0", None):
             raise UsageError(f"price_feeds.{index}.feed: {feed.feed} has no contract code on this chain")
+    for index, venue in enumerate(config.venues):
+        for key in ("factory", "swap_router", "quoter"):
+            address = getattr(venue, key)
+            if await rpc.request("eth_getCode", [address, "latest"]) in ("0x", "0x0", None):
+                raise UsageError(f"venues.{index}.{key}: {address} has no contract code on this chain")

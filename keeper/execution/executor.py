@@ -48,6 +48,7 @@ from keeper.protocols.base import PositionKey
 from keeper.protocols.registry import liquidation_events
 from keeper.risk.opportunity import Opportunity
 from keeper.state.store import Store
+from keeper.state.transactions import ReceiptRecord
 from keeper.state.txstate import APPROVAL_NOTE, CANCEL_NOTE, GAP_FILLER_NOTE, SentTx, TxState
 
 log = structlog.get_logger(__name__)
@@ -164,6 +165,7 @@ class Executor(Recovery, Approvals):
         limit is that plus the margin; None simulates (``eth_estimateGas``)."""
         started_s = time.perf_counter()
         self._block = block_number
+        self.first_sent_at = None
         refusal = self.guard.refusal() if self.guard is not None and not self.dry_run else ""
         if refusal:  # tripped (possibly by this block's receipts): not one new transaction
             return [Attempt(opportunity, "skipped", refusal) for opportunity, _ in items]
@@ -447,7 +449,8 @@ class Executor(Recovery, Approvals):
         candidates = in_flight + superseded
         receipts = await self.rpc.batch([("eth_getTransactionReceipt", [tx.tx_hash]) for tx in candidates])
         self.metrics.in_flight.set(len(in_flight))
-        settled, used = [], set()
+        mined: list[tuple[SentTx, dict[str, Any], bool]] = []
+        used = set()
         for tx, receipt in zip(candidates, receipts, strict=True):
             # mined after the block being processed: settle it when that block is
             if (
@@ -458,8 +461,10 @@ class Executor(Recovery, Approvals):
                 lost = int(receipt["status"], 16) == 0 and not tx.is_approval and not still_liquidatable(tx)
                 if self.guard is not None:
                     self.guard.observe(tx, receipt, lost_race=lost)  # counted before it is marked settled
-                settled.append(self._settle(tx, receipt, lost_race=lost))
+                mined.append((tx, receipt, lost))
                 used.add(tx.nonce)
+        self.store.mark_mined_many([_record(tx, receipt) for tx, receipt, _ in mined])  # one disk sync
+        settled = [self._settle(tx, receipt, lost_race=lost) for tx, receipt, lost in mined]
         landed = {tx.nonce for tx, receipt in zip(candidates, receipts, strict=True) if receipt is not None}
         self._replacements = []
         for tx in in_flight:
@@ -482,13 +487,14 @@ class Executor(Recovery, Approvals):
             await self._replace(tx, block_number, base_fee, cancel=cancel)
 
     def _settle(self, tx: SentTx, receipt: dict[str, Any], lost_race: bool = False) -> SentTx:
-        """``lost_race``: it reverted and the position is no longer liquidatable at its block, so
-        someone else liquidated it first (in flash mode the executor's early guard made that cheap)."""
+        """The rest of settling a transaction the store has marked mined (or reverted): its position
+        freed, backoff, counters, metrics and its log line. ``lost_race``: it reverted and the
+        position is no longer liquidatable at its block, so someone else liquidated it first (in
+        flash mode the executor's early guard made that cheap)."""
         assert self.nonces is not None
         success = int(receipt["status"], 16) == 1
         gas_used = int(receipt["gasUsed"], 16)
         price = int(receipt["effectiveGasPrice"], 16)
-        self.store.mark_mined(tx.tx_hash, int(receipt["blockNumber"], 16), gas_used, price, success)
         key = PositionKey(tx.market, tx.user)
         self.nonces.free(key)
         kind = "approval" if tx.is_approval else "liquidation"
@@ -566,6 +572,16 @@ class Executor(Recovery, Approvals):
             tx=tx_hash,
             nonce=tx.nonce,
         )
+
+
+def _record(tx: SentTx, receipt: dict[str, Any]) -> ReceiptRecord:
+    return ReceiptRecord(
+        tx.tx_hash,
+        int(receipt["blockNumber"], 16),
+        int(receipt["gasUsed"], 16),
+        int(receipt["effectiveGasPrice"], 16),
+        int(receipt["status"], 16) == 1,
+    )
 
 
 def original_call(raw_tx: str) -> tuple[str, bytes]:

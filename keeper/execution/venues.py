@@ -250,8 +250,21 @@ class VenueBook:
         """The factory has no pool for the pair on that tier (the quoter would only revert)."""
         return self.pools.absent(token_in, token_out, fee)
 
+    _sales: dict[tuple[str, str, int, int], int | None] = field(default_factory=dict)
+    """This block's computed sales: a block plans its first waves, then all of them again with the
+    rest (running totals), so the same sale is asked more than once. Cleared at each refresh."""
+
     def sale(self, token_in: str, token_out: str, fee: int, amount: int) -> int | None:
         """What selling ``amount`` pays on that pool at the block read, if it can be computed here."""
+        key = (token_in, token_out, fee, amount)
+        if key not in self._sales:
+            self._sales[key] = self._computed_sale(token_in, token_out, fee, amount)
+        return self._sales[key]
+
+    def forget_sales(self) -> None:
+        self._sales.clear()
+
+    def _computed_sale(self, token_in: str, token_out: str, fee: int, amount: int) -> int | None:
         found = self.pools.state(token_in, token_out, fee)
         if found is None:
             return None
@@ -273,7 +286,11 @@ async def refresh_venue_book(
     tokens, aave_pools = sorted(set(tokens)) if lender else [], sorted(set(aave_pools))
     calls = [Call(t, BALANCE_OF.call(lender), allow_failure=True) for t in tokens]
     calls += [Call(p, FLASHLOAN_PREMIUM_TOTAL.call(), allow_failure=True) for p in aave_pools]
-    _, results = await asyncio.gather(refresh_pools(rpc, book.pools, block), aggregate3(rpc, calls, block))
+    try:
+        pools = refresh_pools(rpc, book.pools, block)
+        _, results = await asyncio.gather(pools, aggregate3(rpc, calls, block))
+    finally:
+        book.forget_sales()  # the pools moved (or may have, in part): every sale is computed again
     words = [int.from_bytes(r.data[:32], "big") if r.success and len(r.data) >= 32 else None for r in results]
     book.lender_balances = {t: w for t, w in zip(tokens, words[: len(tokens)], strict=True) if w is not None}
     book.premiums = {p: w for p, w in zip(aave_pools, words[len(tokens) :], strict=True) if w is not None}

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from keeper.errors import Halt
@@ -23,6 +23,17 @@ from keeper.state.txstate import REORGED_OUT, SentTx, TxState, allowed
 _TX_FIELDS = tuple(field.name for field in fields(SentTx))
 _TX_COLUMNS = ", ".join(_TX_FIELDS)
 _INSERT_TX = f"INSERT INTO transactions ({_TX_COLUMNS}) VALUES ({', '.join('?' * len(_TX_FIELDS))})"
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptRecord:
+    """What the store keeps of a keeper transaction's receipt."""
+
+    tx_hash: str
+    block: int
+    gas_used: int
+    effective_gas_price: int
+    success: bool
 
 
 class TransactionLog:
@@ -78,26 +89,15 @@ class TransactionLog:
         self, tx_hash: str, block: int, gas_used: int, effective_gas_price: int, success: bool
     ) -> None:
         """Record the receipt (status 1: mined, 0: reverted); the nonce's other transactions are dropped."""
-        state = TxState.MINED if success else TxState.REVERTED
+        self.mark_mined_many([ReceiptRecord(tx_hash, block, gas_used, effective_gas_price, success)])
+
+    def mark_mined_many(self, receipts: Sequence[ReceiptRecord]) -> None:
+        """`mark_mined` for a block's receipts in one durable commit (one disk sync, not one each)."""
+        if not receipts:
+            return
         with self._write(durable=True) as conn:
-            tx = _transition(conn, tx_hash, state)
-            others = conn.execute(
-                "SELECT tx_hash, state FROM transactions WHERE nonce = ? AND tx_hash != ? AND state != ?",
-                (tx.nonce, tx_hash, TxState.DROPPED.value),
-            ).fetchall()
-            for other_hash, other_state in others:
-                if not allowed(TxState(other_state), TxState.DROPPED):
-                    raise Halt(f"nonce {tx.nonce} mined twice: {tx_hash} and {other_hash} ({other_state})")
-            now = time.time()
-            conn.execute(
-                """UPDATE transactions SET state = ?, mined_block = ?, gas_used = ?,
-                   effective_gas_price = ?, updated_at = ? WHERE tx_hash = ?""",
-                (state.value, block, gas_used, effective_gas_price, now, tx_hash),
-            )
-            conn.executemany(
-                "UPDATE transactions SET state = ?, note = ?, updated_at = ? WHERE tx_hash = ?",
-                ((TxState.DROPPED.value, f"nonce used by {tx_hash}", now, h) for h, _ in others),
-            )
+            for receipt in receipts:
+                _mined(conn, receipt)
 
     def drop_for_filler(self, refused_hash: str, note: str, filler: SentTx) -> None:
         """The node refused ``refused_hash``: it is dropped and ``filler`` (its nonce, an empty
@@ -229,3 +229,25 @@ def _tx_from_row(row: tuple[Any, ...]) -> SentTx:
     values = dict(zip(_TX_FIELDS, row, strict=True))
     values.update(expected_profit_wei=int(values["expected_profit_wei"]), state=TxState(values["state"]))
     return SentTx(**values)
+
+
+def _mined(conn: sqlite3.Connection, receipt: ReceiptRecord) -> None:
+    state = TxState.MINED if receipt.success else TxState.REVERTED
+    tx = _transition(conn, receipt.tx_hash, state)
+    others = conn.execute(
+        "SELECT tx_hash, state FROM transactions WHERE nonce = ? AND tx_hash != ? AND state != ?",
+        (tx.nonce, receipt.tx_hash, TxState.DROPPED.value),
+    ).fetchall()
+    for other_hash, other_state in others:
+        if not allowed(TxState(other_state), TxState.DROPPED):
+            raise Halt(f"nonce {tx.nonce} mined twice: {receipt.tx_hash} and {other_hash} ({other_state})")
+    now = time.time()
+    conn.execute(
+        """UPDATE transactions SET state = ?, mined_block = ?, gas_used = ?,
+           effective_gas_price = ?, updated_at = ? WHERE tx_hash = ?""",
+        (state.value, receipt.block, receipt.gas_used, receipt.effective_gas_price, now, receipt.tx_hash),
+    )
+    conn.executemany(
+        "UPDATE transactions SET state = ?, note = ?, updated_at = ? WHERE tx_hash = ?",
+        ((TxState.DROPPED.value, f"nonce used by {receipt.tx_hash}", now, h) for h, _ in others),
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,19 @@ def test_each_bad_price_feed_is_one_line(chain: Devnet, tmp_path: Path) -> None:
         f"keeper: error: price_feeds.1.feed: {tokens['DAI']} latestRoundData() reverted or did not answer",
         f"keeper: error: price_feeds.2.feed: {feeds['DAI']} answers 0, not a price above 0",
     ]
+
+
+def test_a_venue_contract_without_code_is_one_line(devnet: Devnet, tmp_path: Path) -> None:
+    nobody = "0x000000000000000000000000000000000000dEaD"
+    (venue,) = tomllib.loads(devnet.config_path.read_text())["venues"]
+    config = variant(devnet, tmp_path / "keeper.toml", {"venues": [venue | {"quoter": nobody}]})
+    proc = run_keeper("check-config", "--config", str(config), env=ENV)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == (
+        f"keeper: error: venues.0.quoter: {nobody} has no contract code on this chain"
+    )
+    good = run_keeper("check-config", "--config", str(devnet.config_path), env=ENV)
+    assert f"venue         uniswap_v3: factory {venue['factory']}, router and quoter found" in good.stdout
 
 
 def test_a_price_feed_without_code_stops_keeper_run_before_any_store(devnet: Devnet, tmp_path: Path) -> None:

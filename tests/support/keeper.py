@@ -44,8 +44,13 @@ class LoggedProcess:
     With JSON on stdout the child's stderr is inherited, so a crash stays visible."""
 
     def __init__(
-        self, args: Sequence[str], env: dict[str, str], json_on: Literal["stdout", "stderr"] = "stderr"
+        self,
+        args: Sequence[str],
+        env: dict[str, str],
+        json_on: Literal["stdout", "stderr"] = "stderr",
+        log_path: Path | None = None,
     ) -> None:
+        """``log_path``: every line is also written there as it comes (kept with the test's files)."""
         self.proc = subprocess.Popen(
             list(args),
             stdout=subprocess.PIPE if json_on == "stdout" else subprocess.DEVNULL,
@@ -58,15 +63,22 @@ class LoggedProcess:
         self.stream = self.proc.stdout if json_on == "stdout" else self.proc.stderr
         self.events: list[Event] = []
         self.lines: list[str] = []
+        self.log_path = log_path
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
         assert self.stream is not None
+        log = open(self.log_path, "a", encoding="utf-8") if self.log_path else None  # noqa: SIM115
         for line in self.stream:
             self.lines.append(line)
+            if log is not None:
+                log.write(line)
+                log.flush()
             if line.startswith("{"):
                 self.events.append(json.loads(line))
+        if log is not None:
+            log.close()
 
     def wait_for(self, predicate: Callable[[Event], bool], timeout_s: float = 60) -> Event:
         """The first event (since start) that satisfies ``predicate``, waiting for it if need be."""
@@ -122,5 +134,6 @@ class KeeperProcess(LoggedProcess):
         super().__init__(
             [sys.executable, "-m", "keeper", "run", "--config", str(config), *args],
             dict(os.environ, KEEPER_PRIVATE_KEY=key),
+            log_path=config.with_name("keeper.log"),
         )
         RUNNING.append(self)

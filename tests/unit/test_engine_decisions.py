@@ -7,6 +7,7 @@ reaches the executor, and what is logged or counted, given the block and the pri
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
@@ -17,11 +18,14 @@ import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
+from keeper import engine as engine_module
 from keeper.chain.blocks import Block
 from keeper.engine import Engine
-from keeper.execution.executor import Attempt, Executor
+from keeper.execution.executor import FIRST_WAVE, Attempt, Executor
+from keeper.execution.flash import FlashPlan, FlashSetup, Refusal, Route
 from keeper.obs.metrics import Metrics
 from keeper.protocols.base import (
+    ExecutorLeg,
     FeedReading,
     FeedUpdate,
     LiquidationQuote,
@@ -92,6 +96,8 @@ class FakeAdapter:
     """False: like Morpho, its prices are not token prices and it lends none for valuing."""
     shared_orders: list[list[str]] = field(default_factory=list)
     """The users of the quotes handed to `share_cash`, in the order handed, per call."""
+    quoted: list[str] = field(default_factory=list)
+    """The users `quote` was asked for, in order."""
 
     def __post_init__(self) -> None:
         self._screen = FakeScreen(self)
@@ -110,7 +116,11 @@ class FakeAdapter:
         return self._screen
 
     def quote(self, position: PositionKey, timestamp: int) -> LiquidationQuote | None:
+        self.quoted.append(position.user)
         return self.quotes.get(position) if self.health.get(position, 2.0) < 1 else None
+
+    def executor_leg(self, q: LiquidationQuote) -> ExecutorLeg:
+        return ExecutorLeg("aave", POOL, debt_to_cover=q.debt_repaid, lendable=10**30)
 
     def share_cash(self, quotes: Sequence[LiquidationQuote]) -> list[LiquidationQuote]:
         self.shared_orders.append([q.user for q in quotes])
@@ -141,6 +151,11 @@ class FakeSync:
         return []
 
 
+class FakeStore:
+    def in_flight(self) -> list[SentTx]:
+        return []
+
+
 @dataclass
 class FakeExecutor:
     """Sends nothing: records what the engine hands over and which blocks it tracked."""
@@ -154,6 +169,11 @@ class FakeExecutor:
     )
     first_sent_at: float | None = None
     dry_run: bool = False
+    rpc: Any = None
+    quoted_so_far: Callable[[], list[str]] = list
+    """The adapter's quoted users, read at each hand-over (`quoted_when_handed`)."""
+    quoted_when_handed: list[int] = field(default_factory=list)
+    store: Any = field(default_factory=FakeStore)
 
     def in_flight(self, position: PositionKey) -> bool:
         return position in self.busy
@@ -180,6 +200,8 @@ class FakeExecutor:
         gas: Sequence[int | None] | None = None,
     ) -> list[Attempt]:
         self.handed.append([o for o, _ in items])
+        self.first_sent_at = time.perf_counter() if items else None
+        self.quoted_when_handed.append(len(self.quoted_so_far()))
         return [Attempt(o, "dry_run") for o, _ in items]
 
     @property
@@ -478,3 +500,68 @@ async def test_a_token_the_protocol_oracle_refuses_is_not_priced_by_a_feed(
     (bob,) = [e for e in events if e["event"] == "opportunity_unpriced"]
     assert (bob["protocol"], bob["user"]) == ("morpho", BOB)
     assert bob["unpriced"] == {DAI: "zero or negative (or the oracle reverted)"}
+
+
+FLASH = FlashSetup("0x" + "ee" * 20, "0x" + "01" * 20, "0x" + "02" * 20, (500,), None, 100)
+
+
+def under_water(count: int) -> tuple[FakeAdapter, list[str]]:
+    """``count`` liquidatable positions, each less under water than the one before it."""
+    adapter = FakeAdapter(prices=fresh())
+    users = [f"0x{i + 1:040x}" for i in range(count)]
+    for i, user in enumerate(users):
+        adapter.liquidatable(quote(user, 1, 1_000))
+        adapter.health[key(user)] = 0.5 + i / 1_000
+    return adapter, users
+
+
+def planner_paying(paying: set[str]) -> Callable[..., Any]:
+    """`plan_flash` with every swap known: the ``paying`` users' liquidations pay, the others not."""
+
+    async def plan(
+        rpc: Any, setup: FlashSetup, legs: Sequence[tuple[Opportunity, Any]], *args: Any, **kw: Any
+    ) -> tuple[list[FlashPlan], list[Refusal]]:
+        plans, refused = [], []
+        for o, _ in legs:
+            if o.quote.user in paying:
+                plans.append(FlashPlan(o, (setup.executor, b""), Route.MORPHO_CALLBACK, 500, 0, 1, 1))
+            else:
+                refused.append(Refusal(o, "flash: not profitable within 100 bps slippage"))
+        return plans, refused
+
+    return plan
+
+
+def flash_engine(adapter: FakeAdapter) -> tuple[Engine, FakeExecutor]:
+    engine, executor = make_engine(adapter, FakeExecutor(quoted_so_far=lambda: adapter.quoted))
+    engine.flash = FLASH
+    return engine, executor
+
+
+async def test_flash_sends_its_first_wave_before_quoting_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    adapter, users = under_water(30)
+    monkeypatch.setattr(engine_module, "plan_flash", planner_paying(set(users)))
+    engine, executor = flash_engine(adapter)
+    await on_block(engine, 1)
+    handed = [[o.quote.user for o in wave] for wave in executor.handed if wave]
+    assert handed == [users[:FIRST_WAVE], users[FIRST_WAVE:]]
+    assert executor.quoted_when_handed[0] == FIRST_WAVE  # nothing else quoted before it left
+
+
+async def test_flash_keeps_quoting_in_growing_waves_until_a_liquidation_pays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The 8 most under water do not pay (their pools drained, say): the next 16 are quoted and
+    planned, and the one of them that pays leaves before the last 6 are even quoted."""
+    adapter, users = under_water(30)
+    monkeypatch.setattr(engine_module, "plan_flash", planner_paying({users[19]}))
+    engine, executor = flash_engine(adapter)
+    events = await on_block(engine, 1)
+    pairs = zip(executor.handed, executor.quoted_when_handed, strict=True)
+    handed = [([o.quote.user for o in wave], quoted) for wave, quoted in pairs if wave]
+    assert handed == [([users[19]], FIRST_WAVE * 3)]  # after 8 + 16 quotes, not 30
+    skipped = {e["user"] for e in events if e["event"] == "opportunity_skipped"}
+    assert skipped == set(users) - {users[19]}  # every other one planned and refused, once
+    assert adapter.quoted == users
