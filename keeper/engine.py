@@ -25,6 +25,7 @@ import numpy.typing as npt
 import structlog
 
 from keeper.chain.blocks import Block
+from keeper.execution.direct_gas import direct_gas
 from keeper.execution.executor import FIRST_WAVE, Attempt, Executor
 from keeper.execution.flash import FlashPlan, FlashSetup, plan_flash
 from keeper.execution.venues import VenueBook, discover_pools, refresh_venue_book
@@ -386,8 +387,18 @@ class Engine:
     async def _attempt(
         self, calls: list[tuple[Opportunity, tuple[str, bytes]]], block: Block, live_flash: bool
     ) -> list[Attempt]:
-        gas = [self._plans[(o.quote.market, o.quote.user)].gas for o, _ in calls] if live_flash else None
-        return await self.executor.attempt_all(calls, block.number, block.base_fee_wei, gas)
+        """Live flash: each plan's route gas, unsimulated (the contract's guards stop a loss). Inventory:
+        each direct call's path gas, checked with one ``eth_call`` at its limit. Otherwise (dry run
+        or simulate_flash with the flash strategy) every call is estimated."""
+        if live_flash:
+            gas: list[int | None] | None = [self._plans[(o.quote.market, o.quote.user)].gas for o, _ in calls]
+        elif self.flash is None:
+            adapters = {t.name: t.adapter for t in self.sync.protocols}
+            gas = [direct_gas(adapters[o.name].executor_leg(o.quote)) for o, _ in calls]
+        else:
+            gas = None
+        check = self.flash is None
+        return await self.executor.attempt_all(calls, block.number, block.base_fee_wei, gas, check)
 
     def _defer_behind_own_swaps(
         self, opportunities: list[Opportunity], block_number: int

@@ -1,7 +1,8 @@
 """From an opportunity to a transaction, and from a sent transaction to its end.
 
 `attempt_all` checks inventory and approval (one read per block, earmarked as it goes), simulates
-every candidate at the head in parallel (``eth_estimateGas``, which reverts where the call would),
+every candidate at the head in parallel (one ``eth_call`` at the gas limit it will be sent with, or
+``eth_estimateGas``; either reverts where the call would; flash calls are not simulated),
 prices fees with the pure policy, and only then, in live mode, reserves a nonce, signs, persists
 the transaction as pending and broadcasts it. Dry-run stops
 before signing. `track` reads the receipts of what is in flight (one batch, however many positions
@@ -143,6 +144,8 @@ class Executor(Recovery, Approvals):
         """Liquidations mined / reverted, and totals: gas paid (wei) and expected net profit (wei)."""
         self.last_timings: dict[str, float] = {}
         """Milliseconds spent in each step of the last `attempt_all` (wallet, simulate, sign, send)."""
+        self._gas_used_most: dict[str, int] = {}
+        """Protocol name -> the most gas one of this process's mined liquidations of it used."""
 
     @property
     def dry_run(self) -> bool:
@@ -157,12 +160,16 @@ class Executor(Recovery, Approvals):
         block_number: int,
         base_fee: int,
         gas: Sequence[int | None] | None = None,
+        check_at_gas: bool = False,
     ) -> list[Attempt]:
         """Every opportunity of a block: one inventory read, then waves in the order given (most
         profitable first): each wave is simulated in parallel, then (live) signed, persisted in one
         commit and broadcast, so the best liquidations leave before the rest are simulated.
-        ``gas``: per item, the gas it is known to need (measured for its path): no simulation, the
-        limit is that plus the margin; None simulates (``eth_estimateGas``)."""
+        ``gas``: per item, the gas its path needs (measured), sent as that plus the margin; None
+        (or an item's None) simulates with ``eth_estimateGas``. ``check_at_gas``: the calls with a
+        known gas are simulated too, with one ``eth_call`` at the limit they are sent with (the most
+        this keeper's liquidations of their protocol used, when lower; `keeper.execution.direct_gas`);
+        otherwise (flash: the contract's guards) they are not simulated."""
         started_s = time.perf_counter()
         self._block = block_number
         self.first_sent_at = None
@@ -195,7 +202,10 @@ class Executor(Recovery, Approvals):
             wave_s = time.perf_counter()
             known = [None if gas is None else gas[i] for i in staged]
             estimates = await asyncio.gather(
-                *(self._estimate(items[i][1], k) for i, k in zip(staged, known, strict=True)),
+                *(
+                    self._liquidation_gas(items[i][0], items[i][1], k, check_at_gas)
+                    for i, k in zip(staged, known, strict=True)
+                ),
                 return_exceptions=True,
             )
             simulated_s = time.perf_counter()
@@ -264,13 +274,31 @@ class Executor(Recovery, Approvals):
                 if spender == target:
                     held[1] += delta
 
-    async def _estimate(self, call: tuple[str, bytes], known: int | None = None) -> int:
-        """``eth_estimateGas`` executes the call at the head: a revert is the simulation failing.
-        ``known``: the path's measured gas, used as it is (nothing to ask the node)."""
-        if known is not None:
-            return known
+    async def _estimate(self, call: tuple[str, bytes]) -> int:
+        """``eth_estimateGas`` at the head: a revert (`RpcError`) is the simulation failing."""
         request = {"from": self.address, "to": call[0], "data": "0x" + call[1].hex()}
         return int(await self.rpc.request("eth_estimateGas", [request, "latest"]), 16)
+
+    async def _liquidation_gas(
+        self, opportunity: Opportunity, call: tuple[str, bytes], known: int | None, check: bool
+    ) -> int:
+        """The gas to send ``call`` with, before the margin; an `RpcError` is the simulation failing.
+
+        ``known`` None: ``eth_estimateGas`` at the head. Else, unchecked, ``known`` as it is; checked,
+        the least of ``known`` and the most gas this keeper's liquidations of the protocol used,
+        if one ``eth_call`` at that plus the margin succeeds, else an estimate after all."""
+        if known is not None and not check:
+            return known
+        if known is not None:
+            gas = min(known, self._gas_used_most.get(opportunity.name, known))
+            limit = gas * (10_000 + self.gas_limit_margin_bps) // 10_000
+            request = {"from": self.address, "to": call[0], "data": "0x" + call[1].hex(), "gas": hex(limit)}
+            try:
+                await self.rpc.request("eth_call", [request, "latest"])
+                return gas
+            except RpcError:
+                pass  # out of gas at that limit, or a revert: the estimate tells which
+        return await self._estimate(call)
 
     def _decide(
         self,
@@ -507,6 +535,8 @@ class Executor(Recovery, Approvals):
             )
         elif success:
             self._backoff.pop(key, None)
+            if not tx.is_approval and tx.note not in (CANCEL_NOTE, GAP_FILLER_NOTE):  # its own call
+                self._gas_used_most[tx.protocol] = max(gas_used, self._gas_used_most.get(tx.protocol, 0))
         outcome = "mined" if success else "lost_race" if lost_race else "reverted"
         event = f"{kind}_{outcome}"
         if tx.note not in (CANCEL_NOTE, GAP_FILLER_NOTE, APPROVAL_NOTE):

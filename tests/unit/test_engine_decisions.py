@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from keeper import engine as engine_module
 from keeper.chain.blocks import Block
 from keeper.engine import Engine
+from keeper.execution.direct_gas import DIRECT_GAS
 from keeper.execution.executor import FIRST_WAVE, Attempt, Executor
 from keeper.execution.flash import FlashPlan, FlashSetup, Refusal, Route
 from keeper.obs.metrics import Metrics
@@ -173,6 +174,8 @@ class FakeExecutor:
     quoted_so_far: Callable[[], list[str]] = list
     """The adapter's quoted users, read at each hand-over (`quoted_when_handed`)."""
     quoted_when_handed: list[int] = field(default_factory=list)
+    gas_handed: list[tuple[list[int | None] | None, bool]] = field(default_factory=list)
+    """Per hand-over, the gas given per item and whether the calls are to be checked at it."""
     store: Any = field(default_factory=FakeStore)
 
     def in_flight(self, position: PositionKey) -> bool:
@@ -198,8 +201,10 @@ class FakeExecutor:
         block_number: int,
         base_fee: int,
         gas: Sequence[int | None] | None = None,
+        check_at_gas: bool = False,
     ) -> list[Attempt]:
         self.handed.append([o for o, _ in items])
+        self.gas_handed.append((None if gas is None else list(gas), check_at_gas))
         self.first_sent_at = time.perf_counter() if items else None
         self.quoted_when_handed.append(len(self.quoted_so_far()))
         return [Attempt(o, "dry_run") for o, _ in items]
@@ -277,6 +282,12 @@ async def test_every_liquidatable_position_goes_out_best_first(adapter: FakeAdap
     await on_block(engine, 1)
     assert executor.users == [ALICE, BOB]
     assert [o.gross_profit_wei for o in executor.handed[0]] == [5 * 10**17, 25 * 10**16]
+
+
+async def test_inventory_calls_go_with_their_path_gas_to_be_checked_at_it(adapter: FakeAdapter) -> None:
+    engine, executor = make_engine(adapter)
+    await on_block(engine, 1)
+    assert executor.gas_handed == [([DIRECT_GAS["aave"]] * 2, True)]
 
 
 @pytest.mark.parametrize(
@@ -547,6 +558,7 @@ async def test_flash_sends_its_first_wave_before_quoting_the_rest(
     await on_block(engine, 1)
     handed = [[o.quote.user for o in wave] for wave in executor.handed if wave]
     assert handed == [users[:FIRST_WAVE], users[FIRST_WAVE:]]
+    assert {check for _, check in executor.gas_handed} == {False}  # the plans' route gas, unchecked
     assert executor.quoted_when_handed[0] == FIRST_WAVE  # nothing else quoted before it left
 
 

@@ -55,11 +55,24 @@ class FakeNode:
     raw_sent: list[str] = field(default_factory=list)
     chain_nonce: int = 0
     """The keeper account's transaction count at any block (nonces below it are used)."""
+    calls_at: list[int] = field(default_factory=list)
+    """The gas of each plain ``eth_call`` received (a check at a limit): it fails below the call's gas."""
+    estimated: int = 0
 
     async def request(self, method: str, params: Sequence[Any] = ()) -> Any:
         if method == "eth_getTransactionCount":
             return hex(self.chain_nonce)
+        if method == "eth_call":
+            data, limit = bytes.fromhex(params[0]["data"][2:]), int(params[0]["gas"], 16)
+            self.calls_at.append(limit)
+            needed = self.gas.get(data, GAS)
+            if isinstance(needed, str):
+                raise RpcError(method, 3, f"execution reverted: {needed}")
+            if limit < needed:
+                raise RpcError(method, -32000, "out of gas")
+            return "0x"
         if method == "eth_estimateGas":
+            self.estimated += 1
             data = bytes.fromhex(params[0]["data"][2:])
             gas = self.gas.get(data, GAS)
             if isinstance(gas, str):
@@ -127,9 +140,12 @@ def executor(node: FakeNode, store: Store, live: bool = True) -> Executor:
 
 
 async def attempt(
-    ex: Executor, *items: tuple[Opportunity, tuple[str, bytes]], block: int = 100
+    ex: Executor, *items: tuple[Opportunity, tuple[str, bytes]], block: int = 100, path_gas: int | None = None
 ) -> list[Attempt]:
-    return await ex.attempt_all(list(items), block, BASE_FEE)
+    """``path_gas``: each call's known path gas, checked with an ``eth_call`` at its limit (inventory)."""
+    if path_gas is None:
+        return await ex.attempt_all(list(items), block, BASE_FEE)
+    return await ex.attempt_all(list(items), block, BASE_FEE, [path_gas] * len(items), check_at_gas=True)
 
 
 def outcomes(attempts: list[Attempt]) -> list[tuple[str, str]]:
@@ -271,3 +287,43 @@ async def test_a_reverted_liquidation_backs_off_unless_the_race_was_lost(
     await ex.track(112, BASE_FEE, lambda tx: True)
     (third,) = await attempt(ex, item(USERS[0], ETHER), block=112 + REVERT_BACKOFF_BLOCKS)
     assert third.outcome == "skipped" and f"until block {112 + 2 * REVERT_BACKOFF_BLOCKS}" in third.reason
+
+
+def sent_gas_limits(node: FakeNode) -> list[int]:
+    return [int.from_bytes(rlp.decode(bytes.fromhex(raw[2:])[1:])[4], "big") for raw in node.raw_sent]
+
+
+async def test_a_call_with_a_path_gas_is_checked_at_the_limit_it_is_sent_with(store: Store) -> None:
+    node = funded()
+    attempts = await attempt(executor(node, store), item(USERS[0], ETHER), path_gas=400_000)
+    assert outcomes(attempts) == [("sent", "")] and node.estimated == 0
+    assert node.calls_at == [480_000] == sent_gas_limits(node) == [attempts[0].gas_limit]  # + the 20 % margin
+
+
+async def test_a_call_failing_at_its_path_gas_is_estimated_and_sent_with_what_it_needs(store: Store) -> None:
+    node = funded()
+    node.gas[calldata(USERS[0])] = 900_000  # a user with many reserves: more than the path's 480k
+    attempts = await attempt(executor(node, store), item(USERS[0], 10 * ETHER), path_gas=400_000)
+    assert outcomes(attempts) == [("sent", "")] and node.estimated == 1
+    assert sent_gas_limits(node) == [1_080_000]
+
+
+async def test_a_call_reverting_at_its_path_gas_and_in_the_estimate_is_not_sent(store: Store) -> None:
+    node = funded()
+    node.gas[calldata(USERS[0])] = "health factor not below threshold"
+    attempts = await attempt(executor(node, store), item(USERS[0], ETHER), path_gas=400_000)
+    assert outcomes(attempts) == [("skipped", "simulation reverted")] and node.raw_sent == []
+    assert node.calls_at == [480_000] and node.estimated == 1
+
+
+async def test_the_most_gas_a_mined_liquidation_used_bounds_the_next_checks(store: Store) -> None:
+    """Mined at 300k (`MiningNode`'s gasUsed): the next call is checked and sent at 300k + 20 %,
+    not at the path's 400k + 20 %."""
+    node = MiningNode(**vars(funded()))
+    ex = executor(node, store)
+    (sent,) = await attempt(ex, item(USERS[0], ETHER), path_gas=400_000)
+    node.receipts[sent.tx_hash] = (1, 101)
+    await ex.track(101, BASE_FEE, lambda tx: True)
+    (next_one,) = await attempt(ex, item(USERS[1], ETHER), path_gas=400_000, block=102)
+    assert next_one.outcome == "sent" and node.calls_at == [480_000, GAS * 12 // 10]
+    assert sent_gas_limits(node) == [480_000, GAS * 12 // 10] and node.estimated == 0
