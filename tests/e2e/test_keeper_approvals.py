@@ -67,15 +67,20 @@ def pairs(devnet: Devnet) -> list[tuple[str, str]]:
     return aave + [(token, s["morpho"]["address"]) for token in sorted(loans)]
 
 
-def send(devnet: Devnet, sender: str, to: str, data: bytes) -> None:
-    """A transaction from an unlocked devnet account, waited for (a block a second)."""
+def send(devnet: Devnet, sender: str, calls: list[tuple[str, bytes]]) -> None:
+    """Transactions from an unlocked devnet account, sent together and waited for (they are mined
+    in the next block, a block a second)."""
     rpc = devnet.rpc
-    tx = rpc.call("eth_sendTransaction", [{"from": sender, "to": to, "data": "0x" + data.hex()}])
+    hashes = [
+        rpc.call("eth_sendTransaction", [{"from": sender, "to": to, "data": "0x" + data.hex()}])
+        for to, data in calls
+    ]
     deadline = time.monotonic() + 30
-    while (receipt := rpc.call("eth_getTransactionReceipt", [tx])) is None:
-        assert time.monotonic() < deadline, f"{tx} never mined"
-        time.sleep(0.1)
-    assert receipt["status"] == "0x1", receipt
+    for tx in hashes:
+        while (receipt := rpc.call("eth_getTransactionReceipt", [tx])) is None:
+            assert time.monotonic() < deadline, f"{tx} never mined"
+            time.sleep(0.1)
+        assert receipt["status"] == "0x1", receipt
 
 
 def balance(devnet: Devnet, token: str, holder: str) -> int:
@@ -89,20 +94,25 @@ def allowance(devnet: Devnet, token: str, owner: str, spender: str) -> int:
 def fund(devnet: Devnet, to: str) -> dict[str, int]:
     """Half of the devnet keeper account's balance of every reserve token, moved to ``to``."""
     source = devnet.summary["keeper_address"]
-    funded = {}
-    for token in devnet.summary["aave"]["reserves"].values():
-        amount = balance(devnet, token, source) // 2
-        send(devnet, source, token, encode_call("transfer(address,uint256)", to, amount))
-        funded[token] = balance(devnet, token, to)
-    return funded
+    tokens = list(devnet.summary["aave"]["reserves"].values())
+    halves = [balance(devnet, token, source) // 2 for token in tokens]
+    send(
+        devnet,
+        source,
+        [(t, encode_call("transfer(address,uint256)", to, a)) for t, a in zip(tokens, halves, strict=True)],
+    )
+    return {token: balance(devnet, token, to) for token in tokens}
 
 
 def unapprove(devnet: Devnet) -> None:
     """The devnet keeper account approves 0 to every spender it was approved to."""
     owner = devnet.summary["keeper_address"]
-    for token, spender in pairs(devnet):
-        send(devnet, owner, token, encode_call("approve(address,uint256)", spender, 0))
-        assert allowance(devnet, token, owner, spender) == 0
+    send(
+        devnet,
+        owner,
+        [(token, encode_call("approve(address,uint256)", spender, 0)) for token, spender in pairs(devnet)],
+    )
+    assert all(allowance(devnet, token, owner, spender) == 0 for token, spender in pairs(devnet))
 
 
 def run(

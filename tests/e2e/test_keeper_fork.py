@@ -54,6 +54,7 @@ class ForkedKeeper(LoggedProcess):
         self.stream = self.proc.stderr
         self.events = []
         self.lines = []
+        self.log_path = config.with_name("keeper.log")
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
