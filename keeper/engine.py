@@ -40,6 +40,8 @@ from keeper.state.txstate import SentTx
 log = structlog.get_logger(__name__)
 
 DEFAULT_GUARD = PriceGuard(max_age_s=90_000, max_jump_bps=5_000)
+UNPAID_REASONS = ("not profitable after gas", "flash: not profitable")
+"""Skip reasons that say a liquidation would not pay (`Engine._screened` puts those positions last)."""
 FEEDS_LABEL = "price_feeds"
 """The ``protocol`` of logs and metrics about the ``[[price_feeds]]``."""
 
@@ -98,6 +100,8 @@ class Engine:
             [r.token for r in self.feeds.readings()],
             FEEDS_LABEL,
         )
+        self._unpaid_last_block: set[tuple[str, PositionKey]] = set()
+        """(protocol, position) of the last handled block's liquidations that would not pay."""
         self._screened_reorgs: int | None = None
         """The sync's reorg count when the screens were last built: None rebuilds them."""
         self.accepting = True
@@ -157,7 +161,10 @@ class Engine:
     def _screened(
         self, timestamp: int, touched: Mapping[str, set[PositionKey]] | None
     ) -> list[tuple[Tracked, PositionKey]]:
-        """Every protocol's candidates, the most under water by the screen's estimate first."""
+        """Every protocol's candidates, the most under water by the screen's estimate first, except
+        that those that would not pay in the last block handled come after all the others: after a
+        staircase of shocks the most under water are often positions no pool can take at a profit,
+        and a first wave of them would hold back the first transaction (they are still quoted)."""
         rows = []
         for tracked in self.sync.protocols:
             mine = None if touched is None else touched.get(tracked.name, set())
@@ -165,7 +172,8 @@ class Engine:
                 (estimate, i, tracked, key)
                 for i, (key, estimate) in enumerate(self._candidates(tracked, timestamp, mine))
             ]
-        rows.sort(key=lambda row: (row[0], row[1]))
+        unpaid = self._unpaid_last_block
+        rows.sort(key=lambda row: ((row[2].name, row[3]) in unpaid, row[0], row[1]))
         return [(tracked, key) for _, _, tracked, key in rows]
 
     def _quoted(
@@ -277,6 +285,11 @@ class Engine:
         screened_s = time.perf_counter()
         attempts, sent_at, planned_s, opportunities = await self._execute(first, candidates[used:], at, block)
         self._remember_sales(attempts)
+        self._unpaid_last_block = {
+            (a.opportunity.name, PositionKey(a.opportunity.quote.market, a.opportunity.quote.user))
+            for a in attempts
+            if a.outcome == "skipped" and a.reason.startswith(UNPAID_REASONS)
+        }
         await self.executor.send_replacements(block.number, block.base_fee_wei)
         self.stats.opportunities += len(opportunities)
         done_s = time.perf_counter()

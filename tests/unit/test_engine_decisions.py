@@ -577,3 +577,22 @@ async def test_flash_keeps_quoting_in_growing_waves_until_a_liquidation_pays(
     skipped = {e["user"] for e in events if e["event"] == "opportunity_skipped"}
     assert skipped == set(users) - {users[19]}  # every other one planned and refused, once
     assert adapter.quoted == users
+
+
+async def test_positions_that_did_not_pay_last_block_are_quoted_after_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The 10 most under water would not pay (no pool takes them at a profit): the block after, the
+    first wave is made of the others, and it leaves after 8 quotes, not 24."""
+    adapter, users = under_water(30)
+    monkeypatch.setattr(engine_module, "plan_flash", planner_paying(set(users[10:])))
+    engine, executor = flash_engine(adapter)
+    await on_block(engine, 1)
+    assert executor.quoted_when_handed[:2] == [FIRST_WAVE, FIRST_WAVE * 3]  # nothing, then 10..23
+    adapter.quoted.clear()
+    executor.handed.clear()
+    executor.quoted_when_handed.clear()
+    await on_block(engine, 2)
+    first = next(wave for wave in executor.handed if wave)
+    assert [o.quote.user for o in first] == users[10:18] and executor.quoted_when_handed[0] == FIRST_WAVE
+    assert adapter.quoted == users[10:] + users[:10]  # the ten still quoted, last
