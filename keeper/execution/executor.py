@@ -201,13 +201,7 @@ class Executor(Recovery, Approvals):
                     staged.append(index)
             wave_s = time.perf_counter()
             known = [None if gas is None else gas[i] for i in staged]
-            estimates = await asyncio.gather(
-                *(
-                    self._liquidation_gas(items[i][0], items[i][1], k, check_at_gas)
-                    for i, k in zip(staged, known, strict=True)
-                ),
-                return_exceptions=True,
-            )
+            estimates = await self._wave_gas([items[i] for i in staged], known, check_at_gas)
             simulated_s = time.perf_counter()
             simulate_s += simulated_s - wave_s
             ready: list[_Ready] = []
@@ -273,6 +267,18 @@ class Executor(Recovery, Approvals):
                 held[0] += delta
                 if spender == target:
                     held[1] += delta
+
+    async def _wave_gas(
+        self, wave: Sequence[tuple[Opportunity, tuple[str, bytes]]], known: Sequence[int | None], check: bool
+    ) -> list[int | BaseException]:
+        """Each call's gas before the margin (`_liquidation_gas`), simulated in parallel; an exception
+        in place of a gas is its simulation failing."""
+        if not check and None not in known:  # nothing to ask the node: no await, so no other task
+            return [k for k in known if k is not None]  # runs before the wave is out
+        return await asyncio.gather(
+            *(self._liquidation_gas(o, call, k, check) for (o, call), k in zip(wave, known, strict=True)),
+            return_exceptions=True,
+        )
 
     async def _estimate(self, call: tuple[str, bytes]) -> int:
         """``eth_estimateGas`` at the head: a revert (`RpcError`) is the simulation failing."""
