@@ -374,17 +374,8 @@ class Executor(Recovery, Approvals):
 
     def _signed(self, nonce: int, to: str, data: bytes, gas_limit: int, fees: Fees) -> tuple[str, str]:
         assert self.signer is not None
-        raw, tx_hash = self.signer.sign(
-            {
-                "type": 2,
-                "nonce": nonce,
-                "to": to,
-                "data": "0x" + data.hex(),
-                "value": 0,
-                "gas": gas_limit,
-                "maxFeePerGas": fees.max_fee_per_gas,
-                "maxPriorityFeePerGas": fees.max_priority_fee_per_gas,
-            }
+        raw, tx_hash = self.signer.sign_liquidation(
+            nonce, to, data, gas_limit, fees.max_fee_per_gas, fees.max_priority_fee_per_gas
         )
         return "0x" + raw.hex(), tx_hash
 

@@ -1,6 +1,7 @@
 """The keeper's one signing key: loaded once from an env var or an encrypted keystore, never shown.
 
-The key lives only inside eth-account's ``LocalAccount`` held in a private slot. Nothing here
+The key lives only inside eth-account's ``LocalAccount`` and the coincurve key made from it, held in
+private slots. Nothing here
 formats it: ``repr`` shows the address, load errors name the *source* (variable name, file path)
 and are raised outside the ``except`` block, so no chained exception (whose message could quote the
 key or the password) travels with them. ``sign`` refuses any chain id but the configured one, so a
@@ -15,9 +16,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+import coincurve
+import rlp  # type: ignore[import-untyped]
 import structlog
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
 
 from keeper.errors import Halt, UsageError
 
@@ -36,12 +40,14 @@ def _fail(message: str) -> NoReturn:
 class Signer:
     """Signs EIP-1559 transactions for exactly one chain id."""
 
-    __slots__ = ("_account", "chain_id")
+    __slots__ = ("_account", "_secret", "chain_id")
 
     def __init__(self, account: LocalAccount, chain_id: int) -> None:
         if isinstance(chain_id, bool) or not isinstance(chain_id, int) or chain_id <= 0:
             raise ValueError(f"signer: chain id must be a positive integer, got {chain_id!r}")
         self._account = account
+        self._secret = coincurve.PrivateKey(bytes(account.key))
+        """The same key for `sign_liquidation`'s direct path (libsecp256k1, as eth-keys uses)."""
         self.chain_id = chain_id
 
     @classmethod
@@ -120,6 +126,34 @@ class Signer:
             )
         signed = self._account.sign_transaction({**tx, "chainId": self.chain_id})
         return bytes(signed.raw_transaction), signed.hash.to_0x_hex()
+
+    def sign_liquidation(
+        self, nonce: int, to: str, data: bytes, gas: int, max_fee_per_gas: int, max_priority_fee_per_gas: int
+    ) -> tuple[bytes, str]:
+        """`sign` for the keeper's own transactions (EIP-1559, no value, no access list, this chain),
+        built and signed directly: the same bytes (RFC 6979 signatures are deterministic, and a test
+        compares them), in ~0.2 ms instead of eth-account's ~2 ms of dict validation per transaction,
+        which is most of the time between a block's plan and its first wave going out."""
+        body = [
+            self.chain_id,
+            nonce,
+            max_priority_fee_per_gas,
+            max_fee_per_gas,
+            gas,
+            bytes.fromhex(to[2:]),
+            0,
+            data,
+            [],
+        ]
+        unsigned = b"\x02" + rlp.encode(body)
+        signature = self._secret.sign_recoverable(keccak(unsigned), hasher=None)
+        r, s, y_parity = (
+            int.from_bytes(signature[:32], "big"),
+            int.from_bytes(signature[32:64], "big"),
+            signature[64],
+        )
+        raw = b"\x02" + rlp.encode([*body, y_parity, r, s])
+        return raw, "0x" + keccak(raw).hex()
 
     def __repr__(self) -> str:
         return f"Signer(address={self.address}, chain_id={self.chain_id})"

@@ -13,6 +13,9 @@ import pytest
 import structlog
 from eth_account import Account
 from eth_typing import HexStr
+from eth_utils.address import to_checksum_address
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keeper.config import SignerConfig
 from keeper.errors import Halt, UsageError
@@ -65,6 +68,35 @@ def test_from_key_signs_a_transaction_that_recovers_to_its_address() -> None:
     assert Account.recover_transaction(raw) == ADDRESS
     assert tx_hash.startswith("0x") and len(tx_hash) == 66
     assert raw[0] == 2  # EIP-2718 type byte of an EIP-1559 transaction
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    nonce=st.integers(0, 2**64 - 2),
+    to=st.binary(min_size=20, max_size=20),
+    data=st.binary(max_size=1_200),
+    gas=st.integers(21_000, 30_000_000),
+    fees=st.tuples(st.integers(0, 2**128), st.integers(0, 2**128)),
+    chain_id=st.sampled_from([1, 8453, 31337, 2**32 + 7]),
+)
+def test_the_direct_path_signs_the_same_bytes_as_eth_account(
+    nonce: int, to: bytes, data: bytes, gas: int, fees: tuple[int, int], chain_id: int
+) -> None:
+    signer = Signer.from_key(KEY, chain_id)
+    max_fee, tip = max(fees), min(fees)
+    address = to_checksum_address(to)
+    expected = signer.sign(
+        tx(
+            chainId=chain_id,
+            nonce=nonce,
+            to=address,
+            data=data,
+            gas=gas,
+            maxFeePerGas=max_fee,
+            maxPriorityFeePerGas=tip,
+        )
+    )
+    assert signer.sign_liquidation(nonce, address, data, gas, max_fee, tip) == expected
 
 
 def test_sign_fills_a_missing_chain_id() -> None:
