@@ -364,7 +364,7 @@ class Engine:
             attempts += refused + await self._attempt(calls, block, live_flash)
             if calls and sent_at is None:
                 sent_at = self.executor.first_sent_at
-                timings["first_send_ms"] = self.executor.last_timings.get("first_send_ms", 0.0)
+                timings |= {k: v for k, v in self.executor.last_timings.items() if k.startswith("first_")}
             timings = _summed(timings, self.executor.last_timings)
             if not remaining:
                 break
@@ -542,9 +542,9 @@ class Engine:
 
 
 def _summed(total: Mapping[str, float], more: Mapping[str, float]) -> dict[str, float]:
-    """Step timings of several `attempt_all` calls added up (the first send's stays the first's)."""
+    """Step timings of several `attempt_all` calls added up (the first wave's stay the first's)."""
     out = dict(total)
     for key, value in more.items():
-        if key != "first_send_ms":
+        if not key.startswith("first_"):
             out[key] = round(out.get(key, 0.0) + value, 1)
     return out

@@ -137,6 +137,8 @@ class Executor(Recovery, Approvals):
         self._replacements: list[tuple[SentTx, bool]] = []
         """(transaction, cancel?) the last `track` decided to replace, until `send_replacements`."""
         self._handed_over_s = 0.0
+        self._send_steps: dict[str, float] = {}
+        """Seconds the last `_send_all` spent signing, persisting and logging before the broadcast."""
         """``time.perf_counter()`` when the last `_send_all` began broadcasting its signed transactions."""
         self.first_sent_at: float | None = None
         """``time.perf_counter()`` when the last `attempt_all`'s first wave was handed to the RPC."""
@@ -186,6 +188,7 @@ class Executor(Recovery, Approvals):
         awaiting: dict[int, tuple[str, str]] = {}
         simulate_s = send_s = 0.0
         first_sent_s: float | None = None
+        first_steps: dict[str, float] = {}
         bound = next_base_fee_bound(base_fee)
         bounds = [0, *range(FIRST_WAVE, len(items), WAVE), len(items)]
         for wave_start, wave_end in itertools.pairwise(bounds):
@@ -213,7 +216,8 @@ class Executor(Recovery, Approvals):
                     ready.append(replace(decided, index=index))
             if ready:
                 attempts |= await self._send_all(ready, block_number)
-                first_sent_s = first_sent_s or self._handed_over_s
+                if first_sent_s is None:
+                    first_sent_s, first_steps = self._handed_over_s, self._send_steps
             send_s += time.perf_counter() - simulated_s
         if wants:  # after every liquidation of the block is out: they do not wait for these
             reasons = await self.send_approvals(list(wants.values()), block_number, base_fee)
@@ -223,7 +227,7 @@ class Executor(Recovery, Approvals):
             "simulate_ms": round(simulate_s * 1000, 1),
             "sign_and_send_ms": round(send_s * 1000, 1),
             "first_send_ms": round(((first_sent_s or started_s) - started_s) * 1000, 1),
-        }
+        } | {f"first_{step}_ms": round(seconds * 1000, 1) for step, seconds in first_steps.items()}
         self.first_sent_at = first_sent_s
         return [attempts[i] for i in range(len(items))]
 
@@ -381,6 +385,7 @@ class Executor(Recovery, Approvals):
 
     async def _send_all(self, ready: list[_Ready], block_number: int) -> dict[int, Attempt]:
         assert self.nonces is not None
+        began_s = time.perf_counter()
         signed = []
         for item in ready:
             quote = item.opportunity.quote
@@ -401,17 +406,24 @@ class Executor(Recovery, Approvals):
                     block_number,
                 )
             )
+        signed_s = time.perf_counter()
         try:
             self.store.record_sent_many(signed)  # persisted before they leave: a crash cannot lose one
         except BaseException:  # not recorded, so not sent: their nonces go back, newest first
             for tx in reversed(signed):
                 self.nonces.release(tx.nonce)
             raise
+        persisted_s = time.perf_counter()
         log.info("transactions_persisted", count=len(signed), nonces=[signed[0].nonce, signed[-1].nonce])
         for tx in signed:
             self.nonces.claim(tx.position, tx.nonce)
             self.nonces.confirm(tx.nonce)
         self._handed_over_s = time.perf_counter()  # signed and persisted: the sends start now
+        self._send_steps = {
+            "sign": signed_s - began_s,
+            "persist": persisted_s - signed_s,
+            "log": self._handed_over_s - persisted_s,
+        }
         results = await asyncio.gather(
             *(self.rpc.request("eth_sendRawTransaction", [tx.raw_tx]) for tx in signed),
             return_exceptions=True,
