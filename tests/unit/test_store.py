@@ -321,4 +321,3 @@ def test_100k_positions_write_and_load_fast(path: Path) -> None:
     assert set(loaded) == set(many)
     assert load_s < 5
     assert write_s < 5
-
