@@ -43,6 +43,7 @@ DEFAULT_GUARD = PriceGuard(max_age_s=90_000, max_jump_bps=5_000)
 UNPAID_REASONS = ("not profitable after gas", "flash: not profitable")
 """Skip reasons that say a liquidation would not pay (`Engine._screened` puts those positions last)."""
 FEEDS_LABEL = "price_feeds"
+
 """The ``protocol`` of logs and metrics about the ``[[price_feeds]]``."""
 
 
@@ -100,6 +101,9 @@ class Engine:
             [r.token for r in self.feeds.readings()],
             FEEDS_LABEL,
         )
+        self._quoting_at = 0
+        """The timestamp the last handled block was quoted at: a later block is never quoted earlier
+        (a clock that goes back would otherwise put the quote before the reserves' last update)."""
         self._unpaid_last_block: set[tuple[str, PositionKey]] = set()
         """(protocol, position) of the last handled block's liquidations that would not pay."""
         self._screened_reorgs: int | None = None
@@ -196,7 +200,11 @@ class Engine:
     ) -> Opportunity | None:
         if self.executor.in_flight(key):
             return None  # a transaction for it is already out: nothing to decide this block
-        quote = tracked.adapter.quote(key, timestamp)
+        try:
+            quote = tracked.adapter.quote(key, timestamp)
+        except (ArithmeticError, ValueError) as exc:
+            _quote_failed(tracked, key, timestamp, exc)
+            return None
         if quote is None:
             return None
         if not quote.priced_by:  # an adapter bug: its prices could not be checked, so fail closed
@@ -242,9 +250,16 @@ class Engine:
             self.metrics.positions_below.labels(name, threshold).set(int((finite < float(threshold)).sum()))
 
     def still_liquidatable(self, tx: SentTx, timestamp: int) -> bool:
+        """Whether ``tx``'s position can still be liquidated; a quote the maths cannot compute counts
+        as yes (a revert is then not called a lost race, and nothing is cancelled for it)."""
+        key = PositionKey(tx.market, tx.user)
         for tracked in self.sync.protocols:
             if tracked.name == tx.protocol:
-                return tracked.adapter.quote(PositionKey(tx.market, tx.user), timestamp) is not None
+                try:
+                    return tracked.adapter.quote(key, timestamp) is not None
+                except (ArithmeticError, ValueError) as exc:
+                    _quote_failed(tracked, key, timestamp, exc)
+                    return True
         return False
 
     async def on_block(self, update: BlockUpdate, at_head: bool = True) -> list[Attempt]:
@@ -263,7 +278,10 @@ class Engine:
 
     async def _on_block(self, update: BlockUpdate, at_head: bool) -> list[Attempt]:
         block = update.block
-        at = block.timestamp + 1
+        at = max(block.timestamp + 1, self._quoting_at)
+        if at > block.timestamp + 1:  # the chain's clock went back: never quote before state it showed
+            log.warning("block_timestamp_went_back", timestamp=block.timestamp, quoting_at=at)
+        self._quoting_at = at
         started_s = time.perf_counter()
         tracking = self.executor.track(
             block.number,
@@ -560,3 +578,11 @@ def _summed(total: Mapping[str, float], more: Mapping[str, float]) -> dict[str, 
         if not key.startswith("first_"):
             out[key] = round(out.get(key, 0.0) + value, 1)
     return out
+
+
+def _quote_failed(tracked: Tracked, key: PositionKey, timestamp: int, exc: Exception) -> None:
+    """A quote whose maths raised (what the contract would revert on: a state the keeper did not
+    expect) is an error in the log, not the end of the daemon: one position must not stop the rest."""
+    log.error(
+        "quote_failed", protocol=tracked.name, market=key.market, user=key.user, at=timestamp, error=str(exc)
+    )

@@ -99,6 +99,9 @@ class FakeAdapter:
     """The users of the quotes handed to `share_cash`, in the order handed, per call."""
     quoted: list[str] = field(default_factory=list)
     """The users `quote` was asked for, in order."""
+    quoted_at: list[int] = field(default_factory=list)
+    raising: set[PositionKey] = field(default_factory=set)
+    """Positions whose quote raises, as the exact maths does on a state it cannot price."""
 
     def __post_init__(self) -> None:
         self._screen = FakeScreen(self)
@@ -118,6 +121,9 @@ class FakeAdapter:
 
     def quote(self, position: PositionKey, timestamp: int) -> LiquidationQuote | None:
         self.quoted.append(position.user)
+        self.quoted_at.append(timestamp)
+        if position in self.raising:
+            raise OverflowError("uint256 arithmetic overflow or underflow")
         return self.quotes.get(position) if self.health.get(position, 2.0) < 1 else None
 
     def executor_leg(self, q: LiquidationQuote) -> ExecutorLeg:
@@ -254,8 +260,11 @@ def make_engine(
     return engine, executor
 
 
-def update(number: int, touched: set[PositionKey] | None = None, name: str = "aave") -> BlockUpdate:
-    block = Block(number, f"0x{number:064x}", f"0x{number - 1:064x}", NOW + 12 * number, 10**9, ())
+def update(
+    number: int, touched: set[PositionKey] | None = None, name: str = "aave", timestamp: int | None = None
+) -> BlockUpdate:
+    at = NOW + 12 * number if timestamp is None else timestamp
+    block = Block(number, f"0x{number:064x}", f"0x{number - 1:064x}", at, 10**9, ())
     return BlockUpdate(block, {name: touched or set()})
 
 
@@ -356,6 +365,31 @@ async def test_the_wal_is_flushed_while_a_block_at_head_is_handled(adapter: Fake
     await on_block(engine, 1)
     await on_block(engine, 2, at_head=False)  # nothing will be sent: nothing to get ready for
     assert executor.store.flushes == 1
+
+
+async def test_a_quote_whose_maths_raises_is_an_error_for_that_position_only(adapter: FakeAdapter) -> None:
+    adapter.liquidatable(quote(CAROL, 2, 1_000))
+    adapter.raising.add(key(CAROL))
+    engine, executor = make_engine(adapter)
+    events = await on_block(engine, 1)
+    assert executor.users == [ALICE, BOB]
+    (failed,) = [e for e in events if e["event"] == "quote_failed"]
+    assert failed["user"] == CAROL and "overflow" in failed["error"] and failed["log_level"] == "error"
+    tx = SentTx(5, "0x" + "ab" * 32, "aave", POOL, CAROL, "0x", 1, 1, 1, 1, 1)
+    assert engine.still_liquidatable(tx, NOW)  # unknown counts as liquidatable: no cancel, no "lost race"
+
+
+async def test_a_block_whose_timestamp_went_back_is_quoted_no_earlier_than_the_last(
+    adapter: FakeAdapter,
+) -> None:
+    engine, _ = make_engine(adapter)
+    await on_block(engine, 1, timestamp=NOW + 100)
+    adapter.quoted_at.clear()
+    events = await on_block(engine, 2, timestamp=NOW + 90)
+    assert set(adapter.quoted_at) == {NOW + 101}
+    assert [e["event"] for e in events if e["event"] == "block_timestamp_went_back"] == [
+        "block_timestamp_went_back"
+    ]
 
 
 async def test_after_shutdown_nothing_new_is_taken(adapter: FakeAdapter) -> None:
