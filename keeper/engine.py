@@ -265,18 +265,6 @@ class Engine:
     async def on_block(self, update: BlockUpdate, at_head: bool = True) -> list[Attempt]:
         """``at_head`` False: newer blocks are already out, so only settle receipts and move on: acting
         on a stale block would be slower and likelier to lose than acting on the newest."""
-        flushing = None
-        if at_head and self.accepting and not self.executor.dry_run:
-            # the block's position writes reach the disk while it is screened, so the first wave's
-            # durable commit syncs only itself (`Store.flush_to_disk`)
-            flushing = asyncio.ensure_future(asyncio.to_thread(self.executor.store.flush_to_disk))
-        try:
-            return await self._on_block(update, at_head)
-        finally:
-            if flushing is not None:
-                await flushing
-
-    async def _on_block(self, update: BlockUpdate, at_head: bool) -> list[Attempt]:
         block = update.block
         at = max(block.timestamp + 1, self._quoting_at)
         if at > block.timestamp + 1:  # the chain's clock went back: never quote before state it showed

@@ -27,7 +27,6 @@ directly or from worker threads (``asyncio.to_thread``), one call at a time.
 from __future__ import annotations
 
 import itertools
-import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -288,22 +287,6 @@ class Store(TransactionLog, GuardLedger):
         with self._lock:
             rows = self._conn.execute("SELECT number, hash, parent_hash FROM recent_blocks ORDER BY number")
             return list(itertools.starmap(RecentBlock, rows))
-
-    def flush_to_disk(self) -> None:
-        """fsync the WAL file: what was committed with ``synchronous=NORMAL`` (a block's positions
-        and cursor, often megabytes) reaches the disk now rather than inside the next durable commit,
-        which then syncs only its own pages (a wave of transactions about to be sent: 45 ms median
-        on the benchmark's busy disk with the block's positions in it, ~0.4 ms without). Meant for a
-        worker thread while the block is screened: it does not touch the connection, and a durable
-        commit still syncs everything whether or not this ran."""
-        try:
-            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
-        except OSError:  # no WAL file (nothing written yet) or not readable: the commit syncs anyway
-            return
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
     @contextmanager
     def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:

@@ -159,13 +159,8 @@ class FakeSync:
 
 
 class FakeStore:
-    flushes = 0
-
     def in_flight(self) -> list[SentTx]:
         return []
-
-    def flush_to_disk(self) -> None:
-        self.flushes += 1
 
 
 @dataclass
@@ -358,13 +353,6 @@ async def test_a_block_behind_head_only_settles_receipts(adapter: FakeAdapter) -
     assert executor.tracked_blocks == [7]
     assert executor.handed == [] and adapter.shared_orders == []
     assert [e["event"] for e in events] == ["block_skipped_behind_head"]
-
-
-async def test_the_wal_is_flushed_while_a_block_at_head_is_handled(adapter: FakeAdapter) -> None:
-    engine, executor = make_engine(adapter)
-    await on_block(engine, 1)
-    await on_block(engine, 2, at_head=False)  # nothing will be sent: nothing to get ready for
-    assert executor.store.flushes == 1
 
 
 async def test_a_quote_whose_maths_raises_is_an_error_for_that_position_only(adapter: FakeAdapter) -> None:
