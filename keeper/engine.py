@@ -43,7 +43,6 @@ DEFAULT_GUARD = PriceGuard(max_age_s=90_000, max_jump_bps=5_000)
 UNPAID_REASONS = ("not profitable after gas", "flash: not profitable")
 """Skip reasons that say a liquidation would not pay (`Engine._screened` puts those positions last)."""
 FEEDS_LABEL = "price_feeds"
-
 """The ``protocol`` of logs and metrics about the ``[[price_feeds]]``."""
 
 
