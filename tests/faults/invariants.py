@@ -197,13 +197,18 @@ def store_equals_resync(run: Run, work_dir: Path) -> dict[str, Any]:
             leftover.unlink()
     with sqlite3.connect(run.store) as source, sqlite3.connect(warm) as copy:
         source.backup(copy)  # a consistent copy, WAL included; the keeper's own file is left alone
-    syncs = [
-        _sync(variant(run.devnet, path.with_suffix(".toml"), {"store": {"path": str(path)}}))
-        for path in (warm, fresh)
-    ]
-    for proc in syncs:
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err[-1000:]
+    rpc = run.devnet.rpc
+    rpc.call("evm_setIntervalMining", [0])  # both syncs reach the same head (blocks come every second)
+    try:
+        syncs = [
+            _sync(variant(run.devnet, path.with_suffix(".toml"), {"store": {"path": str(path)}}))
+            for path in (warm, fresh)
+        ]
+        for proc in syncs:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err[-1000:]
+    finally:
+        rpc.call("evm_setIntervalMining", [1])  # the fault cases' devnet mines every second
     warm_state, fresh_state = _snapshot(warm), _snapshot(fresh)
     assert warm_state[1] == fresh_state[1], f"cursors differ: resumed {warm_state[1]}, fresh {fresh_state[1]}"
     for name, positions in fresh_state[0].items():
