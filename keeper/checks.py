@@ -33,7 +33,7 @@ async def check_config(
     async with RpcPool(
         http_urls(config.chain.rpc_urls),
         max_attempts=1,
-        timeout_s=10,
+        timeout_s=config.chain.request_timeout_s,
         max_head_lag_blocks=config.chain.max_head_lag_blocks,
         multicall3=config.chain.multicall3,
         chain_id=config.chain.chain_id,

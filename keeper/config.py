@@ -42,6 +42,9 @@ class ChainConfig(_Section):
     rpc_urls: tuple[str, ...] = Field(min_length=1)
     max_head_lag_blocks: int = Field(default=3, ge=1)
     """An http endpoint whose head is further behind the best one serves no reads until it catches up."""
+    request_timeout_s: float = Field(default=10.0, gt=0)
+    """How long one HTTP request may take before it counts as a timeout and fails over (a head poll
+    round waits at most 1 s whatever this is)."""
     head_stall_warn_s: float = Field(default=60.0, gt=0)
     """Warn (``chain_head_stalled``, once) when the best head has not moved for this long."""
     multicall3: Address = "0xcA11bde05977b3631167028862bE2a173976CA11"

@@ -117,6 +117,7 @@ class Daemon:
         async with RpcPool(
             http_urls(self.config.chain.rpc_urls),
             max_head_lag_blocks=self.config.chain.max_head_lag_blocks,
+            timeout_s=self.config.chain.request_timeout_s,
             metrics=pool_metrics,
             multicall3=self.config.chain.multicall3,
             chain_id=self.config.chain.chain_id,

@@ -47,6 +47,7 @@ async def _synced(config: Config, store: Store, report: Report) -> tuple[Positio
     async with RpcPool(
         http_urls(config.chain.rpc_urls),
         max_head_lag_blocks=config.chain.max_head_lag_blocks,
+        timeout_s=config.chain.request_timeout_s,
         multicall3=config.chain.multicall3,
         chain_id=config.chain.chain_id,
     ) as rpc:
@@ -197,6 +198,7 @@ async def flash_what_if(
     async with RpcPool(
         http_urls(config.chain.rpc_urls),
         max_head_lag_blocks=config.chain.max_head_lag_blocks,
+        timeout_s=config.chain.request_timeout_s,
         multicall3=config.chain.multicall3,
         chain_id=config.chain.chain_id,
     ) as rpc:

@@ -44,9 +44,13 @@ BESIDE_A_GOOD_ONE = (
 LONE_FAULTS = (
     (Fault.GARBAGE, 1.0), (Fault.TRUNCATED, 1.0), (Fault.NO_RESULT, 1.0), (Fault.HTTP_429, 1.5),
     (Fault.HTTP_503, 1.5),
-    (Fault.HANG, 2.0), (Fault.FROZEN, 4.0),
+    (Fault.HANG, 4.0), (Fault.FROZEN, 4.0),
 )  # fmt: skip
 """What the lone endpoint does in turn, and for how long (s); it heals after each."""
+LONE_REQUEST_TIMEOUT_S = 2.5
+"""The lone keeper's ``chain.request_timeout_s``: shorter than the hang by more than a head poll, so
+whichever request meets the hang first (a head poll or a block's read) times out in it, instead of
+being answered 504 when the hang ends."""
 DROPS_S = float(os.environ.get("KEEPER_FAULTS_WS_S", "12"))
 """How long the WebSocket keeps being cut; KEEPER_FAULTS_WS_S=60 is the minute of the soak."""
 CUT_EVERY_S = 3.0
@@ -109,7 +113,11 @@ def _run(devnet: Devnet, tmp: Path) -> EndpointRun:
         live_config = with_urls(keeper_config(devnet, tmp / "live", "live"), live_urls)
         lone_config = with_urls(keeper_config(devnet, tmp / "lone", "dry-run"), [lone_proxy.url])
         lone_config = write_config(
-            changed(load_config(lone_config, {}), {"chain": {"head_stall_warn_s": 2.5}}), lone_config
+            changed(
+                load_config(lone_config, {}),
+                {"chain": {"head_stall_warn_s": 2.5, "request_timeout_s": LONE_REQUEST_TIMEOUT_S}},
+            ),
+            lone_config,
         )
         try:
             live, lone = KeeperProcess(live_config), KeeperProcess(lone_config)
