@@ -17,6 +17,7 @@ every other liquidation of the block still pays its beneficiary.
 from __future__ import annotations
 
 import threading
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -55,7 +56,8 @@ def _crash_with_mining_paused(devnet: Devnet) -> int:
     )
     mover.start()
     while len(rpc.call("txpool_content")["pending"]) == 0:  # the feed and arbitrage transactions
-        pass
+        time.sleep(0.02)  # not a spin: the keeper needs the core when the crash lands
+    time.sleep(0.3)  # they leave in one batch: let the last of it reach the pool
     rpc.call("evm_mine")
     mover.join(timeout=30)
     return moved["block"]

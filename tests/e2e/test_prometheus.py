@@ -190,7 +190,9 @@ def test_prometheus_sees_every_dashboard_series_and_fires_the_alerts(
     prometheus.wait_until(lambda: "KeeperHeadStale" in prometheus.alerts("firing"), "fired KeeperHeadStale")
     missing = wanted - prometheus.names()
     assert not missing, f"the dashboard queries series Prometheus does not have: {sorted(missing)}"
-    assert "KeeperDown" not in prometheus.alerts("firing") | prometheus.alerts("pending")
+    # firing, not pending: one slow scrape makes `up == 0` pending for a moment; the rule's `for:`
+    # is what keeps that from being an alert
+    assert "KeeperDown" not in prometheus.alerts("firing")
 
     # the keeper is stopped
     keeper.kill()

@@ -28,6 +28,8 @@ import sqlite3
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,10 +71,8 @@ class Run:
 
 def check_all(run: Run, work_dir: Path) -> dict[str, Any]:
     """All five checks at one paused head; their figures merged. ``work_dir``: for the resync stores."""
-    rpc = run.devnet.rpc
-    rpc.call("evm_setIntervalMining", [0])
-    try:
-        head = rpc.block_number()
+    with mining_paused(run.devnet):
+        head = run.devnet.rpc.block_number()
         figures: dict[str, Any] = {"head": head}
         figures |= nothing_profitable_left(run, head)
         figures |= no_reverted_transactions(run, head)
@@ -80,8 +80,25 @@ def check_all(run: Run, work_dir: Path) -> dict[str, Any]:
         figures |= store_equals_resync(run, work_dir)
         figures |= no_nonce_used_twice(run, head)
         return figures
+
+
+_PAUSES: Counter[int] = Counter()
+"""How many `mining_paused` blocks are open, by devnet port."""
+
+
+@contextmanager
+def mining_paused(devnet: Devnet) -> Iterator[None]:
+    """Interval mining off inside; a nested use keeps it off until the outermost ends, when the
+    fault cases' devnet goes back to a block every second."""
+    if _PAUSES[devnet.port] == 0:
+        devnet.rpc.call("evm_setIntervalMining", [0])
+    _PAUSES[devnet.port] += 1
+    try:
+        yield
     finally:
-        rpc.call("evm_setIntervalMining", [1])
+        _PAUSES[devnet.port] -= 1
+        if _PAUSES[devnet.port] == 0:
+            devnet.rpc.call("evm_setIntervalMining", [1])
 
 
 def _last_skip_reasons(events: list[Event]) -> dict[str, str]:
@@ -197,9 +214,7 @@ def store_equals_resync(run: Run, work_dir: Path) -> dict[str, Any]:
             leftover.unlink()
     with sqlite3.connect(run.store) as source, sqlite3.connect(warm) as copy:
         source.backup(copy)  # a consistent copy, WAL included; the keeper's own file is left alone
-    rpc = run.devnet.rpc
-    rpc.call("evm_setIntervalMining", [0])  # both syncs reach the same head (blocks come every second)
-    try:
+    with mining_paused(run.devnet):  # both syncs reach the same head (blocks come every second)
         syncs = [
             _sync(variant(run.devnet, path.with_suffix(".toml"), {"store": {"path": str(path)}}))
             for path in (warm, fresh)
@@ -207,8 +222,6 @@ def store_equals_resync(run: Run, work_dir: Path) -> dict[str, Any]:
         for proc in syncs:
             _, err = proc.communicate(timeout=120)
             assert proc.returncode == 0, err[-1000:]
-    finally:
-        rpc.call("evm_setIntervalMining", [1])  # the fault cases' devnet mines every second
     warm_state, fresh_state = _snapshot(warm), _snapshot(fresh)
     assert warm_state[1] == fresh_state[1], f"cursors differ: resumed {warm_state[1]}, fresh {fresh_state[1]}"
     for name, positions in fresh_state[0].items():

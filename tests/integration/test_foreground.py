@@ -30,7 +30,9 @@ def test_foreground_devnet_mines_on_interval_and_stops_on_ctrl_c(tmp_path: Path)
             summary = json.loads(proc.stdout.readline())
             rpc = Rpc(summary["rpc_url"])
             first = rpc.block_number()
-            time.sleep(2.5)
+            deadline = time.monotonic() + 10
+            while rpc.block_number() < first + 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
             assert rpc.block_number() >= first + 2  # interval mining, not automine
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=15) == 0, log.read_text()

@@ -7,6 +7,7 @@ tracked, same exact health for each.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,11 @@ async def test_new_borrowers_are_tracked_in_the_block_that_reveals_them(
     assert followed == await fresh_book(large_chain, tmp_path / "fresh.sqlite")
 
 
+async def until(condition: Callable[[], bool]) -> None:
+    while not condition():  # noqa: ASYNC110 -- the heads expose counters, not an event
+        await asyncio.sleep(0.02)
+
+
 async def test_websocket_loss_skips_no_block_and_loses_no_log(large_chain: Devnet, tmp_path: Path) -> None:
     s = large_chain.summary
     keeper, pool, usdc = s["keeper_address"], s["aave"]["pool"], s["aave"]["reserves"]["USDC"]
@@ -161,7 +167,11 @@ async def test_websocket_loss_skips_no_block_and_loses_no_log(large_chain: Devne
             sync = new_sync(large_chain, rpc, store)
             start = await sync.start()
             heads = WebSocketHeads(
-                f"ws://127.0.0.1:{proxy.port}", rpc, poll_interval_s=0.2, reconnect_initial_s=0.1
+                f"ws://127.0.0.1:{proxy.port}",
+                rpc,
+                poll_interval_s=0.2,
+                reconnect_initial_s=0.1,
+                reconnect_max_s=0.2,  # a retry every 0.2 s at most: it is back soon after the cut
             )
             stream = BlockStream(rpc, heads, lambda: combined_filter(sync.protocols))
             seen: list[BlockUpdate] = []
@@ -183,7 +193,9 @@ async def test_websocket_loss_skips_no_block_and_loses_no_log(large_chain: Devne
                 listener = group.create_task(heads.run())
                 last: asyncio.Future[int] = asyncio.get_running_loop().create_future()
                 consumer = group.create_task(consume(last))
+                await until(lambda: heads.connected)  # the cut must hit a live socket
                 await produce()
+                await until(lambda: heads.connections >= 2)  # the reconnect, however late it came
                 last.set_result(large_chain.rpc.block_number())
                 large_chain.rpc.call("evm_mine")  # in case the consumer already waits past the last block
                 await consumer
