@@ -97,6 +97,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             at_s INTEGER, block INTEGER, tx_hash TEXT
         )""",
     ),
+    # 4: transactions by nonce. Every send checks its nonce is free and every receipt drops the
+    # nonce's other transactions: without it each was a scan of the whole history (a wave's commit
+    # took 40 ms with 8,000 transactions recorded, 1.5 ms with 100).
+    ("CREATE INDEX transactions_nonce ON transactions (nonce)",),
 )
 """Ordered schema migrations; migration ``i`` takes the store from version ``i`` to ``i + 1``.
 

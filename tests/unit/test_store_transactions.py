@@ -19,6 +19,7 @@ from keeper.protocols.base import BlockRef, PositionKey
 from keeper.state import store as store_module
 from keeper.state import transactions as transactions_module
 from keeper.state.store import SCHEMA_VERSION, Store
+from keeper.state.transactions import ReceiptRecord
 from keeper.state.txstate import SentTx, TxState
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,6 +113,36 @@ def test_mark_mined_drops_every_other_transaction_of_that_nonce_only(store: Stor
         "0xother": (S.PENDING, None),
     }
     assert [tx.tx_hash for tx in store.in_flight()] == ["0xother"]
+
+
+def test_sending_and_settling_never_scan_the_whole_history(store: Store) -> None:
+    """Each wave's commit checks its nonces are free and each receipt drops its nonce's other
+    transactions: with a long history a scan of the table per transaction made the first wave's
+    commit 40 ms. Every statement on those paths, explained by SQLite, must find its rows by index."""
+    history = [sent(nonce, f"0x{nonce:x}") for nonce in range(300)]
+    store.record_sent_many(history)
+    store.mark_mined_many([ReceiptRecord(tx.tx_hash, 1_001, 400_000, 10**9, True) for tx in history])
+    conn = store._conn  # the store's own connection: its statements are what is checked
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        wave = [sent(nonce, f"0x{nonce:x}") for nonce in range(300, 316)]
+        store.record_sent_many(wave)
+        store.mark_replaced(wave[0].tx_hash, sent(300, "0xbump", fee_gwei=40))
+        store.mark_mined_many([ReceiptRecord(tx.tx_hash, 1_002, 400_000, 10**9, True) for tx in wave[1:]])
+        store.mark_mined("0xbump", block=1_002, gas_used=400_000, effective_gas_price=10**9, success=True)
+    finally:
+        conn.set_trace_callback(None)
+    on_transactions = [sql for sql in statements if "transactions" in sql and "EXPLAIN" not in sql]
+    assert len(on_transactions) > 30, statements  # the paths above ran their statements through here
+    scans = {
+        sql: plan
+        for sql in on_transactions
+        if not sql.lstrip().upper().startswith("INSERT")
+        for plan in [" / ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql))]
+        if "SCAN transactions" in plan
+    }
+    assert scans == {}
 
 
 def test_a_dropped_nonce_may_be_used_again(store: Store) -> None:
