@@ -45,6 +45,12 @@ def port_in_use(port: int) -> bool:
     return False
 
 
+HISTORY_STATES = 500
+"""States Anvil keeps, in memory; older ones are dropped instead of written to its temporary
+directory, which a long devnet (the bench, a soak) otherwise fills with gigabytes and whose writes
+slow every fsync on the disk, the keeper's durable commits included."""
+
+
 def pid_file(chain: Toolchain, port: int) -> Path:
     return chain.cache_dir / f"anvil-{port}.json"
 
@@ -71,6 +77,8 @@ def start_anvil(anvil: str, chain: Toolchain, port: int, host: str = "127.0.0.1"
         "--order",
         "fifo",
         "--disable-block-gas-limit",
+        "--prune-history",
+        str(HISTORY_STATES),
     ]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
