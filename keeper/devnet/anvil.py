@@ -47,8 +47,8 @@ def port_in_use(port: int) -> bool:
 
 HISTORY_STATES = 500
 """States Anvil keeps, in memory; older ones are dropped instead of written to its temporary
-directory, which a long devnet (the bench, a soak) otherwise fills with gigabytes and whose writes
-slow every fsync on the disk, the keeper's durable commits included."""
+directory, which a long devnet (the bench, a soak) otherwise fills with gigabytes that a killed
+Anvil never removes. A read at a block older than that fails."""
 
 
 def pid_file(chain: Toolchain, port: int) -> Path:
