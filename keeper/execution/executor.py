@@ -479,19 +479,12 @@ class Executor(Recovery, Approvals):
         in_flight = self.store.in_flight()
         if not in_flight:
             return []
+        chain_nonce = await self._nonce_used()  # before the receipts: a nonce used by then has one
         waiting = {tx.nonce for tx in in_flight}
         replaced = self.store.transactions(TxState.REPLACED, min_nonce=min(waiting))  # not the whole history
         superseded = [tx for tx in replaced if tx.nonce in waiting]
         candidates = in_flight + superseded
-        # One round trip: the nonce the chain had used at this block, and the receipts (read once the
-        # node has this block, so a nonce used by then has its receipt among them).
-        answers = await self.rpc.batch(
-            [
-                ("eth_getTransactionCount", [self.address, hex(block_number)]),
-                *(("eth_getTransactionReceipt", [tx.tx_hash]) for tx in candidates),
-            ]
-        )
-        chain_nonce, receipts = int(answers[0], 16), answers[1:]
+        receipts = await self.rpc.batch([("eth_getTransactionReceipt", [tx.tx_hash]) for tx in candidates])
         self.metrics.in_flight.set(len(in_flight))
         mined: list[tuple[SentTx, dict[str, Any], bool]] = []
         used = set()

@@ -95,6 +95,12 @@ class Recovery:
             except RpcError as exc:
                 log.error("gap_filler_refused", nonce=nonce, error=exc.message)
 
+    async def _nonce_used(self) -> int:
+        """The account's mined transaction count: every nonce below it is used on chain. Read before
+        the receipts, so a transaction of the keeper's mined under it has a receipt when they are
+        read (a block-number tag would race the node's head)."""
+        return int(await self.rpc.request("eth_getTransactionCount", [self.address, "latest"]), 16)
+
     def _nonce_taken(self, tx: SentTx, block_number: int) -> None:
         """``tx`` waits on a nonce the chain has used, and neither it nor the nonce's replaced
         versions has a receipt: a transaction the keeper never made took it (the operator used the

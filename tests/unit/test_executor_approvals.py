@@ -66,9 +66,12 @@ class ApprovingNode(FakeNode):
             return hex(46_000)
         if method == "eth_getBlockByNumber":
             return {"number": "0x64", "baseFeePerGas": hex(BASE_FEE)}
-        if method == "eth_getTransactionReceipt":
-            return self.mined.get(params[0])
         return await super().request(method, params)
+
+    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        if calls and calls[0][0] == "eth_getTransactionReceipt":
+            return [self.mined.get(params[0]) for _, params in calls]
+        return await super().batch(calls)
 
     def approvals(self) -> list[tuple[int, str, str, int]]:
         """(nonce, token, spender, amount) of every approve received, in order."""
@@ -309,20 +312,6 @@ async def test_a_nonce_used_by_a_transaction_the_keeper_did_not_send_is_dropped_
         6: (TxState.PENDING, None),
     }
     assert not ex.in_flight(PositionKey(POOL, USERS[0])) and ex.in_flight(PositionKey(POOL, USERS[1]))
-
-
-async def test_a_nonce_is_taken_from_outside_only_at_the_block_that_used_it(store: Store) -> None:
-    """Settling block 101 reads the account's count at 101, not at the node's head: an outside
-    transaction that takes nonce 5 in block 102 drops the keeper's record when 102 is handled (its
-    receipts, read in the same round trip, are those of a chain that has 101 and maybe more)."""
-    node = unapproved(usdc=HELD)
-    ex = executor(node, store)
-    await attempt(ex, item(USERS[0], ETHER), block=100)
-    node.chain_nonce, node.nonce_at = CHAIN_NONCE + 1, {hex(101): CHAIN_NONCE}  # the head is at 102
-    await ex.track(101, BASE_FEE, lambda tx: True)
-    assert [(tx.nonce, tx.state) for tx in store.transactions()] == [(5, TxState.PENDING)]
-    await ex.track(102, BASE_FEE, lambda tx: True)
-    assert [(tx.nonce, tx.state) for tx in store.transactions()] == [(5, TxState.DROPPED)]
 
 
 async def test_a_replaced_original_mined_after_all_is_settled_through_its_replacement(store: Store) -> None:

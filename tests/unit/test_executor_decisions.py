@@ -54,16 +54,14 @@ class FakeNode:
     gas: dict[bytes, int | str] = field(default_factory=dict)
     raw_sent: list[str] = field(default_factory=list)
     chain_nonce: int = 0
-    """The keeper account's transaction count at any block (nonces below it are used)..."""
-    nonce_at: dict[str, int] = field(default_factory=dict)
-    """... except at the blocks (hex tags) given here."""
+    """The keeper account's transaction count at any block (nonces below it are used)."""
     calls_at: list[int] = field(default_factory=list)
     """The gas of each plain ``eth_call`` received (a check at a limit): it fails below the call's gas."""
     estimated: int = 0
 
     async def request(self, method: str, params: Sequence[Any] = ()) -> Any:
         if method == "eth_getTransactionCount":
-            return hex(self.nonce_at.get(params[1], self.chain_nonce))
+            return hex(self.chain_nonce)
         if method == "eth_call":
             data, limit = bytes.fromhex(params[0]["data"][2:]), int(params[0]["gas"], 16)
             self.calls_at.append(limit)
@@ -86,11 +84,7 @@ class FakeNode:
         raise AssertionError(f"unexpected {method}")
 
     async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
-        """Each call answered in order, as a node answers a batch (its eth_calls are Multicall3's)."""
-        return [
-            self._aggregate3(params) if method == "eth_call" else await self.request(method, params)
-            for method, params in calls
-        ]
+        return [self._aggregate3(params) for method, params in calls if method == "eth_call"]
 
     def _aggregate3(self, params: Sequence[Any]) -> str:
         assert params[0]["to"] == MULTICALL3
@@ -252,10 +246,10 @@ class MiningNode(FakeNode):
 
     receipts: dict[str, tuple[int, int]] = field(default_factory=dict)
 
-    async def request(self, method: str, params: Sequence[Any] = ()) -> Any:
-        if method == "eth_getTransactionReceipt":
-            return self._receipt(params[0])
-        return await super().request(method, params)
+    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        if calls and calls[0][0] == "eth_getTransactionReceipt":
+            return [self._receipt(params[0]) for _, params in calls]
+        return await super().batch(calls)
 
     def _receipt(self, tx_hash: str) -> dict[str, Any] | None:
         if tx_hash not in self.receipts:
