@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from keeper.chain.revert import describe_revert
 from keeper.state.store import Store
 from keeper.state.txstate import TxState
 from tests.e2e.scenario import aave_borrowers, aave_refused, aave_unhealthy, morpho_unhealthy
@@ -153,9 +154,40 @@ def keeper_transactions(run: Run, head: int) -> list[dict[str, Any]]:
 def no_reverted_transactions(run: Run, head: int) -> dict[str, Any]:
     """(2) No transaction of the keeper's account reverted."""
     mined = keeper_transactions(run, head)
-    reverted = [tx["hash"] for tx in mined if tx["receipt"]["status"] != "0x1"]
-    assert not reverted, f"{len(reverted)} keeper transactions reverted: {reverted[:5]}"
+    reverted = [tx for tx in mined if tx["receipt"]["status"] != "0x1"]
+    assert not reverted, f"{len(reverted)} keeper transactions reverted: " + "; ".join(
+        _what_reverted(run, tx) for tx in reverted[:5]
+    )
     return {"keeper_transactions_mined": len(mined)}
+
+
+def _what_reverted(run: Run, tx: dict[str, Any]) -> str:
+    """A reverted transaction with what the keeper logged about it and its position: enough to tell
+    a lost race from a stale rebroadcast or a wrong amount without rerunning the case."""
+    about = [e for e in run.events if tx["hash"] in (e.get("tx"), e.get("old"))]
+    users = {str(e["user"]).lower() for e in about if e.get("user")}
+    story = [
+        {k: e[k] for k in ("event", "block", "tx", "old", "nonce", "reason", "note") if k in e}
+        for e in run.events
+        if str(e.get("user", "")).lower() in users
+        or tx["hash"] in (e.get("tx"), e.get("old"))
+        or e.get("nonce") == int(tx["nonce"], 16)
+    ]
+    return (
+        f"{tx['hash']} (nonce {int(tx['nonce'], 16)}, block {int(tx['blockNumber'], 16)}, "
+        f"gas used {int(tx['receipt']['gasUsed'], 16)}, {_revert_of(run, tx['hash'])}, "
+        f"user {sorted(users)}): {story[-12:]}"
+    )
+
+
+def _revert_of(run: Run, tx_hash: str) -> str:
+    """The revert's name, from the node's call trace (the executor's custom errors by name)."""
+    try:
+        trace = run.devnet.rpc.call("debug_traceTransaction", [tx_hash, {"tracer": "callTracer"}])
+    except Exception as exc:  # the trace is a diagnosis: its absence must not hide the assertion
+        return f"no trace ({exc})"
+    output = trace.get("output") or "0x"
+    return f"{describe_revert(bytes.fromhex(output[2:]))} ({trace.get('error')})"
 
 
 def nothing_stuck(run: Run) -> dict[str, Any]:
