@@ -153,13 +153,35 @@ def bounce(devnet: Devnet, keeper: Keeper, symbol: str, percent: Decimal) -> Non
     rpc = devnet.rpc
     rpc.call("evm_setIntervalMining", [0])
     try:
-        stall(devnet, FREEZE_BASE_FEE_WEI)
+        _freeze(devnet)  # the price mover's transactions bid above it
         miner = threading.Thread(target=_mine_when_sent, args=(devnet, keeper.address), daemon=True)
         miner.start()
-        set_price(rpc, symbol, move=percent)  # returns once the miner has mined its block
+        moved = set_price(rpc, symbol, move=percent)  # returns once the miner has mined its block
         miner.join(timeout=10)
     finally:
         rpc.call("evm_setIntervalMining", [1])
+    header = rpc.call("eth_getBlockByNumber", [hex(moved.block), False])
+    assert int(header["baseFeePerGas"], 16) == FREEZE_BASE_FEE_WEI, (
+        f"the price came back in block {moved.block} at base fee {int(header['baseFeePerGas'], 16)}:"
+        " the keeper's waiting bids could be mined after it"
+    )
+
+
+def _freeze(devnet: Devnet, settle_s: float = 0.1) -> None:
+    """With mining paused: the next block's base fee at `FREEZE_BASE_FEE_WEI`, and still there once
+    no block is being mined (an interval block mined as mining was paused overwrites the setting
+    when it is stored); checked with ``eth_feeHistory``, whose last base fee is the next block's."""
+    rpc = devnet.rpc
+    for attempt in range(20):
+        number = rpc.block_number()
+        stall(devnet, FREEZE_BASE_FEE_WEI)
+        time.sleep(settle_s)
+        upcoming = int(rpc.call("eth_feeHistory", [1, "latest", []])["baseFeePerGas"][-1], 16)
+        if rpc.block_number() == number and upcoming == FREEZE_BASE_FEE_WEI:
+            if attempt:
+                print(f"base fee freeze held at attempt {attempt + 1}")
+            return
+    raise AssertionError("the next block's base fee did not stay frozen with mining paused")
 
 
 def _mine_when_sent(devnet: Devnet, keeper: str, timeout_s: float = 30) -> None:
@@ -175,10 +197,21 @@ def _mine_when_sent(devnet: Devnet, keeper: str, timeout_s: float = 30) -> None:
 
 
 def account_settled(devnet: Devnet, account: str) -> bool:
-    latest, pending = devnet.rpc.batch(
-        [("eth_getTransactionCount", [account, "latest"]), ("eth_getTransactionCount", [account, "pending"])]
+    """Nothing of ``account``'s in the node's pool: the pending nonce is the mined one and no
+    transaction waits behind a gap (Anvil's pending count leaves out the queued ones)."""
+    latest, pending, content = devnet.rpc.batch(
+        [
+            ("eth_getTransactionCount", [account, "latest"]),
+            ("eth_getTransactionCount", [account, "pending"]),
+            ("txpool_content", []),
+        ]
     )
-    return bool(latest == pending)
+    pooled = any(
+        sender.lower() == account.lower()
+        for section in ("pending", "queued")
+        for sender in (content.get(section) or {})
+    )
+    return bool(latest == pending) and not pooled
 
 
 def wait_event(
