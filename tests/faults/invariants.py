@@ -190,19 +190,29 @@ def _revert_of(run: Run, tx_hash: str) -> str:
     return f"{describe_revert(bytes.fromhex(output[2:]))} ({trace.get('error')})"
 
 
-def nothing_stuck(run: Run) -> dict[str, Any]:
-    """(3) Nothing of the keeper's in the node's pool, nothing pending in its store."""
-    rpc = run.devnet.rpc
-    latest = int(rpc.call("eth_getTransactionCount", [run.account, "latest"]), 16)
-    pending = int(rpc.call("eth_getTransactionCount", [run.account, "pending"]), 16)
-    content = rpc.call("txpool_content")
+def in_node_pool(devnet: Devnet, account: str) -> tuple[int, int, list[str]]:
+    """``account``'s latest and pending nonces, and the nonces the node's pool holds for it (pending
+    and queued: Anvil's pending count leaves out a transaction queued behind a gap), in one batch."""
+    latest, pending, content = devnet.rpc.batch(
+        [
+            ("eth_getTransactionCount", [account, "latest"]),
+            ("eth_getTransactionCount", [account, "pending"]),
+            ("txpool_content", []),
+        ]
+    )
     pooled = [
         nonce
         for section in ("pending", "queued")
         for sender, txs in (content.get(section) or {}).items()
-        if sender.lower() == run.account.lower()
+        if sender.lower() == account.lower()
         for nonce in txs
     ]
+    return int(latest, 16), int(pending, 16), pooled
+
+
+def nothing_stuck(run: Run) -> dict[str, Any]:
+    """(3) Nothing of the keeper's in the node's pool, nothing pending in its store."""
+    latest, pending, pooled = in_node_pool(run.devnet, run.account)
     assert latest == pending and not pooled, (
         f"in the node's pool: nonces {pooled} (latest {latest}, pending {pending})"
     )

@@ -23,7 +23,7 @@ from tests.support.config import changed, keeper_config, write_config
 from tests.support.devnet import Devnet
 from tests.support.keeper import Event, KeeperProcess, run_keeper
 
-from .invariants import Run
+from .invariants import Run, in_node_pool
 
 FAULT_KEY = "0x" + keccak(text="keeper fault suite").hex()
 """An ETH-only account of the fault suite's own: the flash keeper signs with it."""
@@ -197,21 +197,9 @@ def _mine_when_sent(devnet: Devnet, keeper: str, timeout_s: float = 30) -> None:
 
 
 def account_settled(devnet: Devnet, account: str) -> bool:
-    """Nothing of ``account``'s in the node's pool: the pending nonce is the mined one and no
-    transaction waits behind a gap (Anvil's pending count leaves out the queued ones)."""
-    latest, pending, content = devnet.rpc.batch(
-        [
-            ("eth_getTransactionCount", [account, "latest"]),
-            ("eth_getTransactionCount", [account, "pending"]),
-            ("txpool_content", []),
-        ]
-    )
-    pooled = any(
-        sender.lower() == account.lower()
-        for section in ("pending", "queued")
-        for sender in (content.get(section) or {})
-    )
-    return bool(latest == pending) and not pooled
+    """Nothing of ``account``'s in the node's pool, queued behind a gap included."""
+    latest, pending, pooled = in_node_pool(devnet, account)
+    return latest == pending and not pooled
 
 
 def wait_event(
